@@ -1,0 +1,36 @@
+# Entry points: `make demo` and `make test` on a fresh machine (see README.md).
+SHELL := /bin/bash
+VENV_PY := .venv-test/bin/python
+# Two workers: at most two profiled processes at once on a 2-core machine.  loadgroup keeps
+# the tests that share one profiled run (tests/harness.py: cases) on one worker.
+PYTEST_FLAGS ?= -n 2 --dist loadgroup
+
+.PHONY: build test venv demo bench fmt lint clean
+
+build:
+	cargo build --release
+
+venv:
+	scripts/test-env.sh
+
+test: build venv
+	cargo nextest run --workspace --release --no-tests=warn
+	if [ -f tests/probe/check_offsets.sh ]; then bash tests/probe/check_offsets.sh; fi
+	$(VENV_PY) -m pytest $(PYTEST_FLAGS) tests
+
+demo: build
+	target/release/rprof run -- python3 tests/workloads/demo.py
+
+bench: build
+	python3 scripts/bench.py
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+clean:
+	cargo clean
+	rm -rf .venv-test

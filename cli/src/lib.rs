@@ -1,0 +1,9 @@
+//! rprof's reader side: turns a trace written by librprof.so into a report, as text for a
+//! terminal or as Scalene-compatible JSON, and launches programs under the profiler.
+
+pub mod launch;
+pub mod profile;
+pub mod report;
+pub mod scalene_json;
+pub mod source;
+pub mod text;

@@ -1,0 +1,66 @@
+//! What both binaries share: report options, loading a trace file, writing a report out.
+
+use crate::profile::{aggregate, Profile};
+use rprof_format::TraceError;
+use std::fmt;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportOptions {
+    /// Show every line with samples, however little time it has.
+    #[arg(long)]
+    pub all_lines: bool,
+    /// Hide lines and files with less than PCT percent of the sampled time.
+    #[arg(long, value_name = "PCT", default_value_t = 1.0, value_parser = parse_percent)]
+    pub threshold: f64,
+    /// How many functions the function summary lists.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub functions: usize,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
+}
+
+/// A trace file that cannot be reported on at all.
+#[derive(Debug)]
+pub enum LoadError {
+    Io(PathBuf, io::Error),
+    Trace(PathBuf, TraceError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Io(p, e) => write!(f, "cannot read {}: {e}", p.display()),
+            LoadError::Trace(p, e) => write!(f, "{}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+pub fn load(path: &Path) -> Result<Profile, LoadError> {
+    let data = std::fs::read(path).map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
+    aggregate(&data).map_err(|e| LoadError::Trace(path.to_path_buf(), e))
+}
+
+/// Writes `text` to `path`, or to standard output when there is none. A reader that
+/// closed the pipe early (`| head`) is not an error.
+pub fn write_output(path: Option<&Path>, text: &str) -> io::Result<()> {
+    let result = match path {
+        Some(p) => std::fs::write(p, text),
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        }
+    };
+    match result {
+        Err(e) if path.is_none() && e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}

@@ -1,0 +1,483 @@
+//! The JSON report, in the shape of Scalene's `ScaleneJSONSchema` (scalene 2.4.0,
+//! `scalene/scalene_json.py`) so Scalene's viewers and tools read it. rprof-only data goes
+//! under the top-level key `rprof`, which the schema ignores.
+
+use crate::profile::{percent, python_version, FunctionProfile, Memory, Profile, Times};
+use crate::source::Sources;
+use rprof_format::{mode, Clock, FuncKind, FORMAT_VERSION};
+use serde::ser::{Serialize, Serializer};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// `ScaleneJSONSchema`. Fields rprof has no data for yet hold Scalene's "none" values.
+#[derive(serde::Serialize)]
+struct ScaleneJson {
+    program: String,
+    entrypoint_dir: String,
+    args: Vec<String>,
+    filename: String,
+    alloc_samples: u64,
+    elapsed_time_sec: f64,
+    start_time_absolute: f64,
+    start_time_perf: f64,
+    growth_rate: f64,
+    max_footprint_mb: f64,
+    native_allocations_mb: f64,
+    max_footprint_python_fraction: f64,
+    max_footprint_fname: Option<String>,
+    max_footprint_lineno: Option<u32>,
+    files: Files,
+    gpu: bool,
+    gpu_device: &'static str,
+    memory: bool,
+    async_profile: bool,
+    samples: [Value; 0],
+    stacks: [Value; 0],
+    combined_stacks: [Value; 0],
+    combined_stacks_timeline: [Value; 0],
+    main_thread_id: Option<u64>,
+    memory_stacks: [Value; 0],
+    rprof: Value,
+}
+
+/// Files in report order (most time first), as a JSON object.
+struct Files(Vec<(String, FileDetail)>);
+
+impl Serialize for Files {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+#[derive(serde::Serialize)]
+struct FileDetail {
+    functions: Vec<FunctionDetail>,
+    imports: [String; 0],
+    leaks: HashMap<String, Value>,
+    lines: Vec<LineDetail>,
+    percent_cpu_time: f64,
+}
+
+/// Scalene's figures for one line, or for one function (then `line` is its name).
+#[derive(serde::Serialize)]
+struct FunctionDetail {
+    line: String,
+    lineno: u32,
+    memory_samples: [Value; 0],
+    cpu_samples_list: [f64; 0],
+    n_avg_mb: f64,
+    n_copy_mb_s: f64,
+    n_core_utilization: f64,
+    n_cpu_percent_c: f64,
+    n_cpu_percent_python: f64,
+    n_gpu_avg_memory_mb: f64,
+    n_gpu_peak_memory_mb: f64,
+    n_gpu_percent: f64,
+    n_growth_mb: f64,
+    n_peak_mb: f64,
+    n_malloc_mb: f64,
+    n_mallocs: u64,
+    n_python_fraction: f64,
+    n_sys_percent: f64,
+    n_usage_fraction: f64,
+    n_async_await_percent: f64,
+    n_async_concurrency_mean: f64,
+    n_async_concurrency_peak: f64,
+    async_task_names: [String; 0],
+    is_coroutine: bool,
+}
+
+#[derive(serde::Serialize)]
+struct LineDetail {
+    #[serde(flatten)]
+    detail: FunctionDetail,
+    start_outermost_loop: u32,
+    end_outermost_loop: u32,
+    start_region_line: u32,
+    end_region_line: u32,
+    start_function_line: u32,
+    end_function_line: u32,
+}
+
+/// The JSON report, pretty-printed.
+pub fn render(p: &Profile, src: &Sources) -> String {
+    let mut out = serde_json::to_string_pretty(&document(p, src))
+        .expect("serializing plain structs with string keys cannot fail");
+    out.push('\n');
+    out
+}
+
+fn document(p: &Profile, src: &Sources) -> ScaleneJson {
+    let h = &p.header;
+    let total = p.total.share_base();
+    let totals = Totals {
+        ns: total,
+        malloc_bytes: p
+            .files
+            .iter()
+            .flat_map(|f| &f.lines)
+            .map(|l| l.memory.malloc_bytes)
+            .sum(),
+    };
+    let mut functions: HashMap<&str, Vec<&FunctionProfile>> = HashMap::new();
+    for f in &p.functions {
+        functions.entry(f.file.as_str()).or_default().push(f);
+    }
+    let files = p
+        .files
+        .iter()
+        .map(|f| {
+            // Scalene's line numbers are positive: time at an unknown line (0) stays in the
+            // file's share but has no line entry.
+            let lines = f
+                .lines
+                .iter()
+                .filter(|l| l.line > 0)
+                .map(|l| {
+                    let text = src
+                        .line(&f.path, l.line)
+                        .map(escape_line)
+                        .unwrap_or_default();
+                    // No loop or function analysis of the source: each line is its own region.
+                    LineDetail {
+                        detail: detail(text, l.line, &l.times, &l.memory, &totals),
+                        start_outermost_loop: l.line,
+                        end_outermost_loop: l.line,
+                        start_region_line: l.line,
+                        end_region_line: l.line,
+                        start_function_line: 0,
+                        end_function_line: 0,
+                    }
+                })
+                .collect();
+            let mut fns = functions.remove(f.path.as_str()).unwrap_or_default();
+            fns.sort_by_key(|fp| fp.first_line);
+            let functions = fns
+                .iter()
+                .map(|fp| {
+                    let lineno = fp.first_line.max(1);
+                    detail(fp.name.clone(), lineno, &fp.self_times, &fp.memory, &totals)
+                })
+                .collect();
+            let detail = FileDetail {
+                functions,
+                imports: [],
+                leaks: HashMap::new(),
+                lines,
+                percent_cpu_time: percent(f.times.total_ns(), total),
+            };
+            (f.path.clone(), detail)
+        })
+        .collect();
+
+    let program = Program::of(&h.argv, &h.exe, &h.cwd, h.python_version != 0);
+    ScaleneJson {
+        filename: program.dir.clone(),
+        entrypoint_dir: program.dir,
+        program: program.program,
+        args: program.args,
+        alloc_samples: 0,
+        elapsed_time_sec: p.elapsed_ns as f64 / 1e9,
+        start_time_absolute: h.start_unix_ns as f64 / 1e9,
+        start_time_perf: 0.0,
+        growth_rate: 0.0,
+        max_footprint_mb: 0.0,
+        native_allocations_mb: 0.0,
+        max_footprint_python_fraction: 0.0,
+        max_footprint_fname: None,
+        max_footprint_lineno: None,
+        files: Files(files),
+        gpu: false,
+        gpu_device: "",
+        memory: h.modes & mode::MEMORY != 0,
+        async_profile: false,
+        samples: [],
+        stacks: [],
+        combined_stacks: [],
+        combined_stacks_timeline: [],
+        main_thread_id: None,
+        memory_stacks: [],
+        rprof: rprof_extras(p, src),
+    }
+}
+
+/// What per-line shares are shares of.
+struct Totals {
+    ns: f64,
+    malloc_bytes: u64,
+}
+
+fn detail(line: String, lineno: u32, t: &Times, m: &Memory, totals: &Totals) -> FunctionDetail {
+    let fraction = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            part as f64 / whole as f64
+        }
+    };
+    let peak_mb = m.peak_bytes as f64 / MIB;
+    FunctionDetail {
+        line,
+        lineno,
+        memory_samples: [],
+        cpu_samples_list: [],
+        // Scalene caps the average at the peak too.
+        n_avg_mb: (m.avg_bytes as f64 / MIB).min(peak_mb),
+        n_copy_mb_s: 0.0,
+        n_core_utilization: 0.0,
+        n_cpu_percent_c: percent(t.native_ns, totals.ns),
+        n_cpu_percent_python: percent(t.python_ns, totals.ns),
+        n_gpu_avg_memory_mb: 0.0,
+        n_gpu_peak_memory_mb: 0.0,
+        n_gpu_percent: 0.0,
+        n_growth_mb: peak_mb,
+        n_peak_mb: peak_mb,
+        n_malloc_mb: m.malloc_bytes as f64 / MIB,
+        n_mallocs: m.mallocs,
+        n_python_fraction: fraction(m.python_bytes, m.malloc_bytes),
+        n_sys_percent: percent(t.sys_ns, totals.ns),
+        n_usage_fraction: fraction(m.malloc_bytes, totals.malloc_bytes),
+        n_async_await_percent: 0.0,
+        n_async_concurrency_mean: 0.0,
+        n_async_concurrency_peak: 0.0,
+        async_task_names: [],
+        is_coroutine: false,
+    }
+}
+
+/// Scalene escapes these so source text cannot inject markup into its HTML viewer, which
+/// unescapes them; it keeps the newline, as `readlines` does.
+fn escape_line(s: &str) -> String {
+    let mut t = s
+        .replace('&', "\\u0026")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e");
+    t.push('\n');
+    t
+}
+
+fn rprof_extras(p: &Profile, src: &Sources) -> Value {
+    let h = &p.header;
+    let total = p.total.share_base();
+    let threads: Vec<Value> = p
+        .threads
+        .iter()
+        .map(|t| {
+            json!({
+                "tid": t.tid,
+                "name": t.name,
+                "cpu_percent": percent(t.times.total_ns(), total),
+                "samples": t.times.samples,
+            })
+        })
+        .collect();
+    let functions: Vec<Value> = p
+        .functions
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "file": f.file,
+                "first_line": f.first_line,
+                "kind": if f.kind == FuncKind::Native { "native" } else { "python" },
+                "self_percent": percent(f.self_times.total_ns(), total),
+                "total_percent": percent(f.total_ns, total),
+            })
+        })
+        .collect();
+    let modes: Vec<&str> = [
+        (mode::CPU, "cpu"),
+        (mode::MEMORY, "memory"),
+        (mode::COPY, "copy"),
+        (mode::GPU, "gpu"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| h.modes & bit != 0)
+    .map(|(_, name)| name)
+    .collect();
+    json!({
+        "format_version": FORMAT_VERSION,
+        "pid": h.pid,
+        "ppid": h.ppid,
+        "exe": h.exe,
+        "cwd": h.cwd,
+        "argv": h.argv,
+        "clock": Clock::from_u8(h.clock).map(Clock::name),
+        "sample_hz": h.sample_hz,
+        "modes": modes,
+        "python_version": python_version(h.python_version),
+        "cpu_time_sec": p.total.total_ns() as f64 / 1e9,
+        "samples": p.total.samples,
+        "samples_taken": p.end.map(|e| e.samples),
+        "dropped": p.end.map(|e| e.dropped),
+        "truncated": p.end.map(|e| e.truncated),
+        "killed": p.killed(),
+        "damage": p.damage,
+        "warnings": p.warnings.iter().chain(src.warnings()).collect::<Vec<_>>(),
+        "threads": threads,
+        "functions": functions,
+        "counters": p.counters.map(|c| json!({
+            "allocs": c.allocs,
+            "frees": c.frees,
+            "alloc_bytes": c.alloc_bytes,
+            "live_bytes": c.live_bytes,
+            "peak_live_bytes": c.peak_live_bytes,
+        })),
+    })
+}
+
+/// Scalene's `program` (the script), `args` (its arguments) and `entrypoint_dir` (the
+/// script's directory), recovered from the command line.
+struct Program {
+    program: String,
+    args: Vec<String>,
+    dir: String,
+}
+
+impl Program {
+    fn of(argv: &[String], exe: &str, cwd: &str, python: bool) -> Program {
+        let rest = argv.get(1..).unwrap_or_default();
+        let script = if python { python_script(rest) } else { None };
+        match script {
+            Some((PyEntry::Script, i)) => {
+                let path = Path::new(cwd).join(&rest[i]);
+                Program {
+                    program: path.to_string_lossy().into_owned(),
+                    args: rest[i..].to_vec(),
+                    dir: path
+                        .parent()
+                        .map_or_else(|| cwd.to_string(), |d| d.to_string_lossy().into_owned()),
+                }
+            }
+            Some((PyEntry::Module(m), i)) => Program {
+                program: m,
+                args: rest[i..].to_vec(),
+                dir: cwd.to_string(),
+            },
+            // `python -c CMD a b` runs with sys.argv == ["-c", "a", "b"].
+            Some((PyEntry::Command, i)) => {
+                let mut args = vec!["-c".to_string()];
+                args.extend_from_slice(rest.get(i + 1..).unwrap_or_default());
+                Program {
+                    program: "-c".to_string(),
+                    args,
+                    dir: cwd.to_string(),
+                }
+            }
+            None => {
+                let program = if exe.is_empty() {
+                    argv.first().cloned().unwrap_or_default()
+                } else {
+                    exe.to_string()
+                };
+                let dir = Path::new(&program).parent().filter(|d| d.is_absolute());
+                Program {
+                    dir: dir.map_or_else(|| cwd.to_string(), |d| d.to_string_lossy().into_owned()),
+                    program,
+                    args: rest.to_vec(),
+                }
+            }
+        }
+    }
+}
+
+enum PyEntry {
+    Script,
+    Module(String),
+    Command,
+}
+
+/// What a `python` command line runs, and where in `args`: the script (its `sys.argv`
+/// starts there), the module name, or the command text. Follows CPython's option syntax: flags combine (`-uOc`), and `-c`, `-m`, `-W`
+/// and `-X` take the rest of their argument or the next one.
+fn python_script(args: &[String]) -> Option<(PyEntry, usize)> {
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        if a == "--" {
+            return args.get(i + 1).map(|_| (PyEntry::Script, i + 1));
+        }
+        if a == "-" || !a.starts_with('-') {
+            return (a != "-").then_some((PyEntry::Script, i));
+        }
+        if a == "--check-hash-based-pycs" {
+            i += 2;
+            continue;
+        }
+        if !a.starts_with("--") {
+            for (k, c) in a.char_indices().skip(1) {
+                let attached = k + c.len_utf8() < a.len();
+                match c {
+                    'c' => return Some((PyEntry::Command, i + usize::from(!attached))),
+                    'm' => {
+                        let (name, at) = if attached {
+                            (a[k + 1..].to_string(), i)
+                        } else {
+                            (args.get(i + 1)?.clone(), i + 1)
+                        };
+                        return Some((PyEntry::Module(name), at));
+                    }
+                    'W' | 'X' => {
+                        i += usize::from(!attached);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(argv: &[&str]) -> (String, Vec<String>, String) {
+        let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        let p = Program::of(&argv, "/usr/bin/python3", "/home/u", true);
+        (p.program, p.args, p.dir)
+    }
+
+    #[test]
+    fn finds_the_python_entry_point() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            program(&["python3", "x.py", "-v"]),
+            ("/home/u/x.py".into(), s(&["x.py", "-v"]), "/home/u".into())
+        );
+        assert_eq!(
+            program(&["python3", "-u", "-X", "dev", "/a/y.py"]).0,
+            "/a/y.py"
+        );
+        assert_eq!(
+            program(&["python3", "-Wignore", "sub/z.py"]).2,
+            "/home/u/sub"
+        );
+        assert_eq!(
+            program(&["python3", "-m", "pkg.mod", "a"]),
+            ("pkg.mod".into(), s(&["pkg.mod", "a"]), "/home/u".into())
+        );
+        assert_eq!(program(&["python3", "-umpkg"]).0, "pkg");
+        assert_eq!(
+            program(&["python3", "-c", "print(1)", "a"]).1,
+            s(&["-c", "a"])
+        );
+        assert_eq!(program(&["python3", "-Scprint(1)"]).1, s(&["-c"]));
+        assert_eq!(program(&["python3", "-c"]).1, s(&["-c"]));
+        // Interactive Python has no script; the interpreter stands in for it.
+        assert_eq!(program(&["python3"]).0, "/usr/bin/python3");
+        assert_eq!(program(&["python3", "-m"]).0, "/usr/bin/python3");
+    }
+
+    #[test]
+    fn escapes_source_like_scalene() {
+        assert_eq!(
+            escape_line("if a < b && c > d:"),
+            "if a \\u003c b \\u0026\\u0026 c \\u003e d:\n"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! The rprof trace format, defined once: the shim encodes with [`Encoder`], the CLI
+//! decodes with [`read_trace`]. See `docs/FORMAT.md` for the byte layout.
+//!
+//! A trace is a header followed by chunks. Each chunk carries its length and a CRC32, so a
+//! trace whose process was killed mid-write is readable up to its last whole chunk.
+
+mod decode;
+mod encode;
+mod record;
+mod varint;
+
+pub use decode::{read_trace, Damage, Trace, TraceError};
+pub use encode::{encode_header, Encoder};
+pub use record::*;
+
+/// First eight bytes of every trace file.
+pub const MAGIC: [u8; 8] = *b"RPROFTR\0";
+/// Bumped on any incompatible change to the header or a record's fields.
+pub const FORMAT_VERSION: u16 = 1;
+/// Bytes before each chunk's payload: `"RPCK"`, payload length (u32 LE), CRC32 (u32 LE).
+pub const CHUNK_HEADER_LEN: usize = 12;
+/// Upper bound a reader accepts for one chunk; larger lengths mean corruption.
+pub const MAX_CHUNK_LEN: usize = 64 << 20;

@@ -1,0 +1,154 @@
+//! The header and the records a trace holds. Every record is `tag: u8, len: varint, body`,
+//! so a reader skips the tags it does not know.
+
+/// Which clock drives CPU sampling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Each thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`).
+    Cpu = 0,
+    /// Wall-clock time per thread, for I/O-bound programs.
+    Wall = 1,
+}
+
+impl Clock {
+    pub fn from_u8(v: u8) -> Option<Clock> {
+        match v {
+            0 => Some(Clock::Cpu),
+            1 => Some(Clock::Wall),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Clock::Cpu => "cpu",
+            Clock::Wall => "wall",
+        }
+    }
+}
+
+/// Profiling modes switched on for a run (bit set).
+pub mod mode {
+    pub const CPU: u32 = 1;
+    pub const MEMORY: u32 = 2;
+    pub const COPY: u32 = 4;
+    pub const GPU: u32 = 8;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Header {
+    pub pid: u32,
+    pub ppid: u32,
+    /// Wall-clock start, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Sampling clock (see [`Clock`]) and rate in samples per second of that clock.
+    pub clock: u8,
+    pub sample_hz: u32,
+    /// [`mode`] bits.
+    pub modes: u32,
+    /// The real-time signal the sampler uses.
+    pub signal: i32,
+    /// `PY_VERSION_HEX` of the profiled interpreter, 0 when the process is not Python
+    /// (or Python could not be probed).
+    pub python_version: u32,
+    pub exe: String,
+    pub cwd: String,
+    pub argv: Vec<String>,
+}
+
+/// Where a sample's user-mode CPU time was spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exec {
+    /// The interpreter itself (its text segment): Python time.
+    Python = 0,
+    /// Anything else: extension modules, libc, other libraries.
+    Native = 1,
+}
+
+/// What a function record names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FuncKind {
+    Python = 0,
+    Native = 1,
+}
+
+/// One frame of a stack: a function and the line executing in it (0 when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Frame {
+    pub func: u32,
+    pub line: u32,
+}
+
+/// One CPU sample. `cpu_ns` is the time this sample stands for (the thread's CPU time, or
+/// wall time in wall mode, since its previous sample); `sys_ns` is the kernel part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuSample {
+    /// ns since the trace's start.
+    pub t_ns: u64,
+    pub tid: u32,
+    /// Stack id; 0 is the empty stack (no Python frame on this thread).
+    pub stack: u32,
+    pub cpu_ns: u64,
+    pub sys_ns: u64,
+    pub exec: Exec,
+}
+
+/// Process-wide allocator counters, exact (not sampled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub t_ns: u64,
+    pub allocs: u64,
+    pub frees: u64,
+    pub alloc_bytes: u64,
+    pub live_bytes: u64,
+    pub peak_live_bytes: u64,
+}
+
+/// Written once when the process ends normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct End {
+    pub t_ns: u64,
+    /// Samples the signal handler took, and those it had to drop (queue full, busy).
+    pub samples: u64,
+    pub dropped: u64,
+    /// Samples whose Python stack was deeper than the probe walks.
+    pub truncated: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    String {
+        id: u32,
+        text: String,
+    },
+    Function {
+        id: u32,
+        kind: FuncKind,
+        name: u32,
+        file: u32,
+        first_line: u32,
+    },
+    /// Frames innermost first.
+    Stack {
+        id: u32,
+        frames: Vec<Frame>,
+    },
+    Thread {
+        tid: u32,
+        name: u32,
+    },
+    Cpu(CpuSample),
+    Counters(Counters),
+    End(End),
+}
+
+/// Record tags on disk. Never reuse a number.
+pub mod tag {
+    pub const STRING: u8 = 1;
+    pub const FUNCTION: u8 = 2;
+    pub const STACK: u8 = 3;
+    pub const THREAD: u8 = 4;
+    pub const CPU: u8 = 5;
+    pub const COUNTERS: u8 = 6;
+    pub const END: u8 = 7;
+}

@@ -1,0 +1,17 @@
+// Compiles the CPython frame probe (include/rprof_probe.h) and the TLS block into the
+// shim, and links the
+// shim with -z now so no lazy PLT binding ever runs inside a signal handler.
+fn main() {
+    println!("cargo:rerun-if-changed=src/python/probe.c");
+    println!("cargo:rerun-if-changed=src/tls.c");
+    println!("cargo:rerun-if-changed=../include/rprof_probe.h");
+    cc::Build::new()
+        .file("src/python/probe.c")
+        .file("src/tls.c")
+        .include("../include")
+        .flag("-ftls-model=initial-exec")
+        .flag("-fno-strict-aliasing")
+        .opt_level(2)
+        .compile("rprofprobe");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,now");
+}

@@ -1,0 +1,103 @@
+//! The interposed malloc family. Each entry point forwards to glibc's allocator and
+//! counts; the fast path is a TLS add, with no lock, no allocation and no shared write.
+
+use crate::counters::{on_alloc, on_free};
+use crate::real::{self, usable_size};
+use libc::{c_int, c_void, size_t};
+
+#[inline(always)]
+unsafe fn counted(p: *mut c_void) -> *mut c_void {
+    if !p.is_null() {
+        on_alloc(usable_size(p));
+    }
+    p
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
+    counted(real::__libc_malloc(size))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
+    counted(real::__libc_calloc(n, size))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if !p.is_null() {
+        on_free(usable_size(p));
+        real::__libc_free(p);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
+    if p.is_null() {
+        return malloc(size);
+    }
+    let old = usable_size(p);
+    let q = real::__libc_realloc(p, size);
+    // glibc frees `p` for realloc(p, 0) and returns NULL; any other NULL leaves `p` alive.
+    if !q.is_null() || size == 0 {
+        on_free(old);
+    }
+    counted(q)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) => realloc(p, total),
+        None => {
+            *libc::__errno_location() = libc::ENOMEM;
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
+    counted(real::__libc_memalign(align, size))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: size_t, size: size_t) -> *mut c_void {
+    memalign(align, size)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    align: size_t,
+    size: size_t,
+) -> c_int {
+    if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<*mut c_void>()) {
+        return libc::EINVAL;
+    }
+    let p = memalign(align, size);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    *out = p;
+    0
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
+    counted(real::__libc_valloc(size))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
+    counted(real::__libc_pvalloc(size))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
+    if p.is_null() {
+        0
+    } else {
+        usable_size(p)
+    }
+}

@@ -1,0 +1,178 @@
+//! Interns the Python code objects seen in samples. On first sight, from the signal
+//! handler, a code object's names and line table are copied into an append-only arena, so
+//! the writer thread can resolve lines later even after the code object is freed.
+//!
+//! Lock-free: entries are claimed with one CAS; a reader that meets an entry still being
+//! filled by another thread reports the frame as unknown rather than wait.
+
+use crate::python::{CodeRef, Probe, StrRef};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
+
+const CAPACITY: usize = 1 << 16;
+const MAX_PROBES: usize = 64;
+const ARENA_BYTES: usize = 256 << 20;
+/// Longest name or line table copied; longer ones are cut (names) or dropped (tables).
+const MAX_COPY: usize = 1 << 20;
+
+const EMPTY: u32 = 0;
+const BUSY: u32 = 1;
+const READY: u32 = 2;
+
+/// A byte range in the arena.
+#[derive(Clone, Copy, Default)]
+pub struct Span {
+    pub off: usize,
+    pub len: usize,
+}
+
+pub struct Entry {
+    state: AtomicU32,
+    id: u32,
+    key: [usize; 4],
+    pub first_line: i32,
+    pub filename: (Span, u8),
+    pub qualname: (Span, u8),
+    pub linetable: Span,
+}
+
+pub struct CodeTable {
+    entries: *mut Entry,
+    by_id: *mut AtomicU32,
+    next_id: AtomicU32,
+    arena: *mut u8,
+    arena_used: AtomicUsize,
+}
+
+unsafe impl Sync for CodeTable {}
+unsafe impl Send for CodeTable {}
+
+fn map(bytes: usize) -> Option<*mut u8> {
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p.cast())
+}
+
+fn hash(key: &[usize; 4]) -> usize {
+    let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &k| {
+        (h ^ k as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (h ^ (h >> 29)) as usize
+}
+
+impl CodeTable {
+    pub fn new() -> Option<CodeTable> {
+        Some(CodeTable {
+            entries: map(CAPACITY * std::mem::size_of::<Entry>())?.cast(),
+            by_id: map(CAPACITY * 4)?.cast(),
+            next_id: AtomicU32::new(0),
+            arena: map(ARENA_BYTES)?,
+            arena_used: AtomicUsize::new(0),
+        })
+    }
+
+    fn entry(&self, i: usize) -> &Entry {
+        unsafe { &*self.entries.add(i & (CAPACITY - 1)) }
+    }
+
+    /// The id of `code`, interning it on first sight. Async-signal-safe.
+    pub fn intern(&self, probe: &Probe, code: usize) -> Option<u32> {
+        let r = probe.code_ref(code)?;
+        let h = hash(&r.key);
+        for i in 0..MAX_PROBES {
+            let idx = (h + i) & (CAPACITY - 1);
+            let e = self.entry(idx);
+            let mut state = e.state.load(Acquire);
+            if state == EMPTY {
+                match e.state.compare_exchange(EMPTY, BUSY, Acquire, Acquire) {
+                    Ok(_) => return self.fill(probe, idx, &r),
+                    Err(now) => state = now,
+                }
+            }
+            match state {
+                READY if e.key == r.key => return Some(e.id),
+                READY => continue,
+                // Being filled by another thread, perhaps with this very code object.
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    fn fill(&self, probe: &Probe, idx: usize, r: &CodeRef) -> Option<u32> {
+        let e = unsafe { &mut *self.entries.add(idx) };
+        e.key = r.key;
+        e.first_line = r.first_line;
+        e.filename = (self.copy_str(probe, &r.filename), r.filename.kind);
+        e.qualname = (self.copy_str(probe, &r.qualname), r.qualname.kind);
+        e.linetable = if r.linetable.1 <= MAX_COPY {
+            self.copy(probe, r.linetable.0, r.linetable.1)
+        } else {
+            Span::default()
+        };
+        let id = self.next_id.fetch_add(1, Relaxed);
+        if id as usize >= CAPACITY {
+            // Never published: the entry stays claimed and the frame reads as unknown.
+            return None;
+        }
+        e.id = id;
+        unsafe { (*self.by_id.add(id as usize)).store(idx as u32 + 1, Release) };
+        e.state.store(READY, Release);
+        Some(id)
+    }
+
+    fn copy_str(&self, probe: &Probe, s: &StrRef) -> Span {
+        let bytes = s.len.saturating_mul(s.kind as usize).min(MAX_COPY);
+        self.copy(probe, s.ptr, bytes)
+    }
+
+    fn copy(&self, probe: &Probe, src: usize, len: usize) -> Span {
+        let off = self.arena_used.fetch_add(len, Relaxed);
+        if len == 0 || off + len > ARENA_BYTES {
+            return Span::default();
+        }
+        let dst = unsafe { std::slice::from_raw_parts_mut(self.arena.add(off), len) };
+        if probe.copy_guarded(src, dst) {
+            Span { off, len }
+        } else {
+            Span::default()
+        }
+    }
+
+    /// Number of ids handed out so far.
+    pub fn len(&self) -> u32 {
+        self.next_id.load(Acquire).min(CAPACITY as u32)
+    }
+
+    /// The entry for `id`, once it is fully published. Called by the writer thread.
+    pub fn get(&self, id: u32) -> Option<&Entry> {
+        if id >= self.len() {
+            return None;
+        }
+        let idx = unsafe { (*self.by_id.add(id as usize)).load(Acquire) };
+        let e = self.entry(idx.checked_sub(1)? as usize);
+        (e.state.load(Acquire) == READY && e.id == id).then_some(e)
+    }
+
+    pub fn bytes(&self, s: Span) -> &[u8] {
+        unsafe { std::slice::from_raw_parts(self.arena.add(s.off), s.len) }
+    }
+
+    /// Forgets entries a thread was filling when the process forked (that thread does not
+    /// exist in the child), so no reader waits on them.
+    pub fn after_fork(&self) {
+        for i in 0..CAPACITY {
+            let _ = self
+                .entry(i)
+                .state
+                .compare_exchange(BUSY, EMPTY, Relaxed, Relaxed);
+        }
+    }
+}

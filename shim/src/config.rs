@@ -1,0 +1,97 @@
+//! Settings from the environment. A bad value gives one warning line and the default; the
+//! program always runs.
+
+use crate::log::warn;
+use rprof_format::{mode, Clock};
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Trace path; `%p` becomes the pid.
+    pub output: String,
+    pub hz: u32,
+    pub clock: Clock,
+    pub modes: u32,
+    pub flush_ms: u64,
+}
+
+const DEFAULT_OUTPUT: &str = "rprof-%p.trace";
+const DEFAULT_HZ: u32 = 100;
+const DEFAULT_FLUSH_MS: u64 = 100;
+
+impl Config {
+    pub fn from_env() -> Config {
+        Config {
+            output: match var("RPROF_OUTPUT") {
+                Some(s) if !s.is_empty() => s,
+                _ => DEFAULT_OUTPUT.to_owned(),
+            },
+            hz: number("RPROF_CPU_HZ", 1, 10_000, DEFAULT_HZ as u64) as u32,
+            clock: match var("RPROF_CLOCK").as_deref() {
+                None | Some("cpu") => Clock::Cpu,
+                Some("wall") => Clock::Wall,
+                Some(other) => {
+                    warn(&format!(
+                        "RPROF_CLOCK={other:?} is not 'cpu' or 'wall'; using cpu"
+                    ));
+                    Clock::Cpu
+                }
+            },
+            modes: modes(),
+            flush_ms: number("RPROF_FLUSH_MS", 10, 60_000, DEFAULT_FLUSH_MS),
+        }
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+}
+
+fn number(name: &str, lo: u64, hi: u64, default: u64) -> u64 {
+    let Some(s) = var(name) else { return default };
+    match s.trim().parse::<u64>() {
+        Ok(v) if (lo..=hi).contains(&v) => v,
+        _ => {
+            warn(&format!(
+                "{name}={s:?} is not a number from {lo} to {hi}; using {default}"
+            ));
+            default
+        }
+    }
+}
+
+/// Modes this build can record; the default is all of them.
+const SUPPORTED: u32 = mode::CPU;
+
+fn modes() -> u32 {
+    let Some(s) = var("RPROF_MODE") else {
+        return SUPPORTED;
+    };
+    let mut bits = 0;
+    for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let bit = match word {
+            "cpu" => mode::CPU,
+            "memory" => mode::MEMORY,
+            "copy" => mode::COPY,
+            "gpu" => mode::GPU,
+            _ => {
+                warn(&format!(
+                    "RPROF_MODE={s:?}: unknown mode {word:?} (known: cpu, memory, copy, gpu); using the default"
+                ));
+                return SUPPORTED;
+            }
+        };
+        bits |= bit;
+    }
+    if bits & !SUPPORTED != 0 {
+        warn(&format!(
+            "RPROF_MODE={s:?}: this build records only cpu; the rest is ignored"
+        ));
+    }
+    if bits & SUPPORTED == 0 {
+        warn(&format!(
+            "RPROF_MODE={s:?} selects nothing this build records; using the default"
+        ));
+        return SUPPORTED;
+    }
+    bits & SUPPORTED
+}

@@ -1,0 +1,85 @@
+//! The C library's own allocator and the few libc entry points the shim wraps, reached
+//! without going through our interposed symbols.
+//!
+//! glibc exports its allocator under `__libc_*` link names, so the shim never needs `dlsym`
+//! to find it: no bootstrap window exists in which a malloc call has nowhere to go.
+
+use libc::{c_int, c_void, size_t};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+extern "C" {
+    pub fn __libc_malloc(size: size_t) -> *mut c_void;
+    pub fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
+    pub fn __libc_realloc(p: *mut c_void, size: size_t) -> *mut c_void;
+    pub fn __libc_free(p: *mut c_void);
+    pub fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
+    pub fn __libc_valloc(size: size_t) -> *mut c_void;
+    pub fn __libc_pvalloc(size: size_t) -> *mut c_void;
+}
+
+/// Bytes usable in a glibc chunk, read from its header (what `malloc_usable_size` returns):
+/// the size word sits just before the pointer; bit 1 marks an mmapped chunk, whose header
+/// takes one more word.
+///
+/// # Safety
+/// `p` must be a live pointer returned by the glibc allocator.
+#[inline(always)]
+pub unsafe fn usable_size(p: *mut c_void) -> usize {
+    let word = *(p as *const usize).sub(1);
+    (word & !7) - if word & 2 != 0 { 16 } else { 8 }
+}
+
+type PthreadCreate = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    extern "C" fn(*mut c_void) -> *mut c_void,
+    *mut c_void,
+) -> c_int;
+type Sigaction = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+
+static PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
+static SIGACTION: AtomicUsize = AtomicUsize::new(0);
+
+/// Resolves the next definitions of the symbols the shim interposes (not the allocator).
+/// Runs in the library constructor, before any other thread exists.
+pub fn resolve() {
+    next(&PTHREAD_CREATE, c"pthread_create");
+    next(&SIGACTION, c"sigaction");
+}
+
+/// The next definition of `name`, resolved on first use if the constructor has not run yet
+/// (a program's own constructors can run before ours).
+fn next(slot: &AtomicUsize, name: &std::ffi::CStr) -> usize {
+    let mut f = slot.load(Ordering::Acquire);
+    if f == 0 {
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        slot.store(f, Ordering::Release);
+    }
+    f
+}
+
+pub unsafe fn pthread_create(
+    t: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    let f = next(&PTHREAD_CREATE, c"pthread_create");
+    if f == 0 {
+        return libc::EAGAIN;
+    }
+    std::mem::transmute::<usize, PthreadCreate>(f)(t, attr, start, arg)
+}
+
+pub unsafe fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    let f = next(&SIGACTION, c"sigaction");
+    if f == 0 {
+        *libc::__errno_location() = libc::ENOSYS;
+        return -1;
+    }
+    std::mem::transmute::<usize, Sigaction>(f)(sig, act, old)
+}

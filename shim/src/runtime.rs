@@ -1,0 +1,151 @@
+//! The profiler's process-wide state, and its life cycle: start in the library
+//! constructor, restart in a fork child, finish at exit.
+
+use crate::codes::CodeTable;
+use crate::config::Config;
+use crate::python::{DetectError, Probe};
+use crate::queue::Queue;
+use crate::{log, output, python, real, sampler, signals, writer};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::{Mutex, OnceLock};
+
+pub struct Runtime {
+    pub config: Config,
+    pub probe: Option<Probe>,
+    pub queue: Queue,
+    pub codes: CodeTable,
+    pub signal: libc::c_int,
+    start_mono_ns: AtomicU64,
+    path: Mutex<String>,
+    /// The first profiled process of a run (see `output::is_root`).
+    root: AtomicBool,
+    /// Why Python stacks are not recorded, when they are not; said in the exit line, so a
+    /// chain of exec'd shells before the program proper does not repeat it.
+    native_only: Option<String>,
+}
+
+impl Runtime {
+    pub fn elapsed_ns(&self) -> u64 {
+        monotonic_ns().saturating_sub(self.start_mono_ns.load(Relaxed))
+    }
+
+    pub fn start_mono_ns(&self) -> u64 {
+        self.start_mono_ns.load(Relaxed)
+    }
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// True while this process is being profiled.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The runtime, if this process is being profiled. Async-signal-safe.
+#[inline]
+pub fn active() -> Option<&'static Runtime> {
+    if ACTIVE.load(Acquire) {
+        RUNTIME.get()
+    } else {
+        None
+    }
+}
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Starts profiling this process. Runs once, from the library constructor.
+pub fn start() {
+    real::resolve();
+    let config = Config::from_env();
+    let root = output::is_root();
+    let (probe, native_only) = match Probe::detect() {
+        Ok(p) => (Some(p), None),
+        Err(DetectError::NotPython) => (None, Some("not a Python process".to_owned())),
+        Err(DetectError::Unsupported(why)) => (None, Some(why)),
+    };
+    let (Some(queue), Some(codes)) = (Queue::new(), CodeTable::new()) else {
+        log::warn("cannot map the profiler's buffers; this process runs unprofiled");
+        return;
+    };
+    let Some(signal) = signals::install_sampling(sampler::on_signal) else {
+        log::warn("no free real-time signal for sampling; this process runs unprofiled");
+        return;
+    };
+    signals::install_fault_guard(on_fault);
+    if !sampler::init_thread_exit_hook() {
+        log::warn("cannot register the thread-exit hook; this process runs unprofiled");
+        return;
+    }
+    let path = output::trace_path(&config.output, std::process::id(), root);
+    let rt = RUNTIME.get_or_init(|| Runtime {
+        config,
+        probe,
+        queue,
+        codes,
+        signal,
+        start_mono_ns: AtomicU64::new(monotonic_ns()),
+        path: Mutex::new(String::new()),
+        root: AtomicBool::new(root),
+        native_only,
+    });
+    if open_trace(rt, path) {
+        unsafe {
+            libc::atexit(on_exit);
+            libc::pthread_atfork(None, None, Some(on_fork_child));
+        }
+    }
+}
+
+/// Opens the trace, starts the writer and arms the calling thread's timer.
+/// The run's first process creates its trace at once, so an unwritable path is reported
+/// before the program starts; children create theirs lazily.
+fn open_trace(rt: &'static Runtime, path: String) -> bool {
+    let version = rt.probe.as_ref().map_or(0, Probe::version_hex);
+    let header = output::header(&rt.config, rt.signal, version);
+    let started = writer::start(rt, &path, &header, rt.root.load(Relaxed));
+    if started {
+        *rt.path.lock().unwrap_or_else(|e| e.into_inner()) = path;
+        ACTIVE.store(true, Release);
+        sampler::arm_current_thread(rt);
+    }
+    started
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    python::on_fault();
+    unsafe { signals::chain(sig, info, uc) };
+}
+
+extern "C" fn on_exit() {
+    let Some(rt) = active() else { return };
+    ACTIVE.store(false, Release);
+    sampler::disarm_current_thread();
+    if let Some(samples) = writer::stop() {
+        let path = rt.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match &rt.native_only {
+            None => log::info(&format!("wrote {path} ({samples} samples)")),
+            Some(why) => log::info(&format!(
+                "wrote {path} ({samples} samples; {why}: native code only)"
+            )),
+        }
+    }
+}
+
+/// In a fork child only the forking thread survives: the writer and every timer are gone,
+/// and slots claimed by other threads will never be published. Start over with a trace of
+/// the child's own.
+extern "C" fn on_fork_child() {
+    let Some(rt) = active() else { return };
+    ACTIVE.store(false, Release);
+    rt.queue.reset();
+    rt.codes.after_fork();
+    sampler::SAMPLES.store(0, Relaxed);
+    rt.start_mono_ns.store(monotonic_ns(), Relaxed);
+    rt.root.store(false, Relaxed);
+    let path = output::trace_path(&rt.config.output, std::process::id(), false);
+    open_trace(rt, path);
+}

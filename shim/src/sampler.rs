@@ -1,0 +1,200 @@
+//! CPU sampling: one POSIX timer per thread on that thread's own CPU clock (or the
+//! monotonic clock in wall mode), delivering the sampling signal to that very thread. The
+//! handler records where the thread is and how much time the sample stands for.
+
+use crate::queue::{EventFrame, MAX_DEPTH, UNKNOWN_CODE};
+use crate::runtime::{self, Runtime};
+use crate::{counters, real, signals, thread_state};
+use libc::{c_int, c_void, siginfo_t};
+use rprof_format::Clock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Marks timer signals as ours (`si_value`), so any other sender is chained.
+const COOKIE: usize = 0x7270_726f_6600;
+
+pub static SAMPLES: AtomicU64 = AtomicU64::new(0);
+
+static mut EXIT_KEY: libc::pthread_key_t = 0;
+
+/// Creates the key whose destructor deletes a thread's timer when the thread exits.
+pub fn init_thread_exit_hook() -> bool {
+    unsafe { libc::pthread_key_create(&raw mut EXIT_KEY, Some(on_thread_exit)) == 0 }
+}
+
+extern "C" fn on_thread_exit(_: *mut c_void) {
+    thread_state::with(|t| {
+        disarm(t);
+        counters::fold(t);
+    });
+}
+
+fn disarm(t: &thread_state::ThreadState) {
+    let timer = t.timer.replace(0);
+    if timer != 0 {
+        unsafe { libc::timer_delete(timer as libc::timer_t) };
+    }
+}
+
+/// Stops sampling the calling thread (at exit).
+pub fn disarm_current_thread() {
+    thread_state::with(disarm);
+}
+
+fn now(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The calling thread's user and system CPU time, ns.
+fn thread_times() -> (u64, u64) {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
+    (ns(ru.ru_utime), ns(ru.ru_stime))
+}
+
+/// Starts sampling the calling thread.
+pub fn arm_current_thread(rt: &Runtime) {
+    thread_state::with(|t| {
+        disarm(t);
+        t.tid.set(unsafe { libc::gettid() } as u32);
+        let (user, sys) = thread_times();
+        t.last_cpu_ns.set(user + sys);
+        t.last_sys_ns.set(sys);
+        t.last_wall_ns.set(now(libc::CLOCK_MONOTONIC));
+        let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = rt.signal;
+        sev.sigev_value = libc::sigval {
+            sival_ptr: COOKIE as *mut c_void,
+        };
+        sev.sigev_notify_thread_id = unsafe { libc::gettid() };
+        let clock = match rt.config.clock {
+            Clock::Cpu => libc::CLOCK_THREAD_CPUTIME_ID,
+            Clock::Wall => libc::CLOCK_MONOTONIC,
+        };
+        let mut timer: libc::timer_t = std::ptr::null_mut();
+        if unsafe { libc::timer_create(clock, &mut sev, &mut timer) } != 0 {
+            return;
+        }
+        let period = 1_000_000_000 / i64::from(rt.config.hz);
+        let ts = libc::timespec {
+            tv_sec: period / 1_000_000_000,
+            tv_nsec: period % 1_000_000_000,
+        };
+        let spec = libc::itimerspec {
+            it_interval: ts,
+            it_value: ts,
+        };
+        if unsafe { libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()) } != 0 {
+            unsafe { libc::timer_delete(timer) };
+            return;
+        }
+        t.timer.set(timer as usize);
+        unsafe { libc::pthread_setspecific(EXIT_KEY, std::ptr::dangling::<c_void>()) };
+    });
+}
+
+pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    let errno = unsafe { *libc::__errno_location() };
+    let ours = unsafe {
+        (*info).si_code == libc::SI_TIMER && (*info).si_value().sival_ptr as usize == COOKIE
+    };
+    if ours {
+        if let Some(rt) = runtime::active() {
+            sample(rt, uc);
+        }
+    } else {
+        unsafe { signals::chain(sig, info, uc) };
+    }
+    unsafe { *libc::__errno_location() = errno };
+}
+
+fn interrupted_pc(uc: *mut c_void) -> usize {
+    let uc = uc as *const libc::ucontext_t;
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
+    }
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        (*uc).uc_mcontext.pc as usize
+    }
+}
+
+fn sample(rt: &Runtime, uc: *mut c_void) {
+    let taken = thread_state::guarded(|t| {
+        let (user, sys) = thread_times();
+        let wall = now(libc::CLOCK_MONOTONIC);
+        let cpu = user + sys;
+        let d_cpu = cpu.saturating_sub(t.last_cpu_ns.replace(cpu));
+        let d_sys = sys.saturating_sub(t.last_sys_ns.replace(sys));
+        let d_wall = wall.saturating_sub(t.last_wall_ns.replace(wall));
+        let (weight, kernel) = match rt.config.clock {
+            Clock::Cpu => (d_cpu, d_sys),
+            // In wall mode, "system" is all time not spent in user mode: kernel and waiting.
+            Clock::Wall => (d_wall, d_wall.saturating_sub(d_cpu.saturating_sub(d_sys))),
+        };
+        let Some(mut claim) = rt.queue.claim() else {
+            return;
+        };
+        let ev = claim.event();
+        ev.t_ns = wall.saturating_sub(rt.start_mono_ns());
+        ev.cpu_ns = weight;
+        ev.sys_ns = kernel.min(weight);
+        ev.tid = t.tid.get();
+        ev.python = false;
+        ev.depth = 0;
+        ev.truncated = false;
+        if let Some(probe) = &rt.probe {
+            ev.python = probe.is_interpreter_pc(interrupted_pc(uc));
+            let mut raw = [crate::python::RawFrame::default(); MAX_DEPTH];
+            let (n, truncated) = probe.walk_current_thread(&mut raw);
+            for (dst, src) in ev.frames.iter_mut().zip(&raw[..n]) {
+                *dst = EventFrame {
+                    code: rt.codes.intern(probe, src.code).unwrap_or(UNKNOWN_CODE),
+                    addrq: src.addrq,
+                };
+            }
+            ev.depth = n as u16;
+            ev.truncated = truncated;
+        }
+        SAMPLES.fetch_add(1, Relaxed);
+    });
+    if taken.is_none() {
+        rt.queue.count_drop();
+    }
+}
+
+/// Wraps every thread the program creates so it is sampled from its first instruction.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    if runtime::active().is_none() {
+        return real::pthread_create(thread, attr, start, arg);
+    }
+    let boxed = Box::into_raw(Box::new((start, arg)));
+    let rc = real::pthread_create(thread, attr, trampoline, boxed.cast());
+    if rc != 0 {
+        drop(Box::from_raw(boxed));
+    }
+    rc
+}
+
+type Start = (extern "C" fn(*mut c_void) -> *mut c_void, *mut c_void);
+
+extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
+    let (start, arg) = *unsafe { Box::from_raw(p as *mut Start) };
+    if let Some(rt) = runtime::active() {
+        arm_current_thread(rt);
+    }
+    start(arg)
+}

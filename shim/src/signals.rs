@@ -1,0 +1,169 @@
+//! Ownership of the signals the shim depends on: the sampling signal (a real-time signal
+//! nobody handles at start) and SIGSEGV/SIGBUS (the frame probe's fault guard).
+//!
+//! The program may install handlers for these later; the interposed `sigaction`/`signal`
+//! record the program's handler and keep the shim's installed, and the shim's handler chains
+//! to the program's for every signal that is not its own.
+
+use crate::real;
+use libc::{c_int, c_void, siginfo_t};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::*};
+
+pub type Handler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
+
+/// The program's view of one owned signal: the action it believes is installed.
+struct Owned {
+    sig: AtomicI32,
+    /// Two buffers so a reader in a handler never sees a half-written action.
+    actions: [UnsafeCell<libc::sigaction>; 2],
+    current: AtomicUsize,
+    updating: AtomicBool,
+}
+
+unsafe impl Sync for Owned {}
+
+impl Owned {
+    const fn new() -> Owned {
+        Owned {
+            sig: AtomicI32::new(0),
+            actions: unsafe { std::mem::zeroed() },
+            current: AtomicUsize::new(0),
+            updating: AtomicBool::new(false),
+        }
+    }
+
+    fn chained(&self) -> libc::sigaction {
+        unsafe { *self.actions[self.current.load(Acquire)].get() }
+    }
+
+    fn set_chained(&self, act: &libc::sigaction) {
+        while self.updating.swap(true, Acquire) {
+            std::hint::spin_loop();
+        }
+        let next = 1 - self.current.load(Relaxed);
+        unsafe { *self.actions[next].get() = *act };
+        self.current.store(next, Release);
+        self.updating.store(false, Release);
+    }
+}
+
+static SAMPLING: Owned = Owned::new();
+static SEGV: Owned = Owned::new();
+static BUS: Owned = Owned::new();
+
+fn owned(sig: c_int) -> Option<&'static Owned> {
+    [&SAMPLING, &SEGV, &BUS]
+        .into_iter()
+        .find(|o| sig != 0 && o.sig.load(Acquire) == sig)
+}
+
+/// Installs `handler` for `sig` and takes ownership of it, keeping the previous action to
+/// chain to.
+unsafe fn take(o: &Owned, sig: c_int, handler: Handler, extra_flags: c_int) -> bool {
+    let mut act: libc::sigaction = std::mem::zeroed();
+    act.sa_sigaction = handler as usize;
+    act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | extra_flags;
+    libc::sigemptyset(&mut act.sa_mask);
+    let mut old: libc::sigaction = std::mem::zeroed();
+    if real::sigaction(sig, &act, &mut old) != 0 {
+        return false;
+    }
+    o.set_chained(&old);
+    o.sig.store(sig, Release);
+    true
+}
+
+/// Picks the first real-time signal with no handler, from SIGRTMIN+2 up (glibc and common
+/// libraries use the lowest ones), and installs the sampler's handler on it.
+pub fn install_sampling(handler: Handler) -> Option<c_int> {
+    for sig in libc::SIGRTMIN() + 2..=libc::SIGRTMAX() {
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { real::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
+            continue;
+        }
+        if old.sa_sigaction == libc::SIG_DFL && unsafe { take(&SAMPLING, sig, handler, 0) } {
+            return Some(sig);
+        }
+    }
+    None
+}
+
+/// Installs the fault guard's handler. SA_NODEFER: the guard jumps out of the handler, and
+/// the signal must not stay blocked after it does.
+pub fn install_fault_guard(handler: Handler) {
+    unsafe {
+        take(
+            &SEGV,
+            libc::SIGSEGV,
+            handler,
+            libc::SA_NODEFER | libc::SA_ONSTACK,
+        );
+        take(
+            &BUS,
+            libc::SIGBUS,
+            handler,
+            libc::SA_NODEFER | libc::SA_ONSTACK,
+        );
+    }
+}
+
+/// Passes a signal the shim does not consume to the program's handler, or, when the
+/// program has none, gives it its default action.
+pub unsafe fn chain(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    let Some(o) = owned(sig) else { return };
+    let act = o.chained();
+    match act.sa_sigaction {
+        libc::SIG_IGN => {}
+        libc::SIG_DFL => {
+            // Restore the default and let it happen: a fault re-executes the faulting
+            // instruction on return; a sent signal is raised again.
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            real::sigaction(sig, &dfl, std::ptr::null_mut());
+            if (*info).si_code <= 0 {
+                libc::raise(sig);
+            }
+        }
+        h if act.sa_flags & libc::SA_SIGINFO != 0 => {
+            std::mem::transmute::<usize, Handler>(h)(sig, info, uc)
+        }
+        h => std::mem::transmute::<usize, extern "C" fn(c_int)>(h)(sig),
+    }
+}
+
+/// `sigaction` as the program sees it: owned signals report and record the program's
+/// action without replacing the shim's handler.
+#[no_mangle]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    let Some(o) = owned(sig) else {
+        return real::sigaction(sig, act, old);
+    };
+    if !old.is_null() {
+        *old = o.chained();
+    }
+    if !act.is_null() {
+        o.set_chained(&*act);
+    }
+    0
+}
+
+/// glibc's `signal` calls its internal sigaction directly, so it is interposed as well,
+/// with the same (BSD) semantics.
+#[no_mangle]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    let mut act: libc::sigaction = std::mem::zeroed();
+    act.sa_sigaction = handler;
+    act.sa_flags = libc::SA_RESTART;
+    libc::sigemptyset(&mut act.sa_mask);
+    libc::sigaddset(&mut act.sa_mask, sig);
+    let mut old: libc::sigaction = std::mem::zeroed();
+    if sigaction(sig, &act, &mut old) != 0 {
+        return libc::SIG_ERR;
+    }
+    old.sa_sigaction
+}

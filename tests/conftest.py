@@ -1,0 +1,66 @@
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import truth
+from harness import report, report_json, run_profiled, PROFILE_HZ
+
+
+@pytest.fixture(autouse=True)
+def _interpreter_present(request):
+    """A missing interpreter fails its tests rather than skipping them."""
+    python = getattr(request.node, "callspec", None) and request.node.callspec.params.get("python")
+    if python and not os.access(python, os.X_OK):
+        pytest.fail(f"{python} is missing: the tests need both CPython 3.11 builds")
+
+
+@dataclass
+class Profile:
+    proc: subprocess.CompletedProcess
+    trace: Path
+    data: dict       # rprof-report --json
+    text: str        # rprof-report's text table
+
+
+@pytest.fixture(scope="session")
+def profile_of(tmp_path_factory):
+    """Profiles a workload once per interpreter per worker session at PROFILE_HZ."""
+    cache = {}
+
+    def get(workload, python):
+        if (workload, python) not in cache:
+            tmp = tmp_path_factory.mktemp(workload.stem)
+            proc, trace = run_profiled([python, workload], tmp, RPROF_CPU_HZ=PROFILE_HZ)
+            assert proc.returncode == 0, f"{workload} under the shim exited {proc.returncode}: {proc.stderr}"
+            text = report(trace)
+            assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
+            cache[workload, python] = Profile(proc, trace, report_json(trace), text.stdout)
+        return cache[workload, python]
+    return get
+
+
+@pytest.fixture(scope="session")
+def truth_of():
+    """truth.ground_truth, cached: each workload's --check runs once per interpreter."""
+    cache = {}
+
+    def get(workload, python):
+        if (workload, python) not in cache:
+            cache[workload, python] = truth.ground_truth(workload, python)
+        return cache[workload, python]
+    return get
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the truth-vs-profile tables the accuracy tests recorded (also under xdist,
+    which ships user_properties back from the workers)."""
+    rows = [value for reports in terminalreporter.stats.values() for rep in reports
+            if getattr(rep, "when", None) == "call"
+            for name, value in rep.user_properties if name == "rprof"]
+    if rows:
+        terminalreporter.section("rprof accuracy: ground truth vs profile")
+        for row in sorted(rows):
+            terminalreporter.write_line(row)

@@ -1,0 +1,63 @@
+"""Plain C programs (no Python) under the shim, sampling at 1000 Hz (the malloc family
+is always interposed): same output as without it, single- and multi-threaded, and no
+crash or hang over repeated 4-thread runs."""
+import subprocess
+
+import pytest
+
+from harness import NO_SHARED, OWN, PROFILE_HZ, SHARED, other_stderr, run_profiled
+
+# (source, arguments for 4 threads at 1/10 of the work); each program's own work divisor.
+PROGRAMS = [
+    pytest.param(OWN / "alloc_api.c", ["4", "10"], id="own-alloc_api"),
+    pytest.param(SHARED / "native_alloc.c", ["4", "run", "10"], id="shared-native_alloc", marks=NO_SHARED),
+]
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    cache = {}
+
+    def get(source):
+        if source not in cache:
+            exe = tmp_path_factory.mktemp("build") / source.stem
+            subprocess.run(["gcc", "-O2", "-g", "-pthread", "-fno-omit-frame-pointer", "-o", exe, source],
+                           check=True, timeout=120)
+            cache[source] = exe
+        return cache[source]
+    return get
+
+
+def plain_run(argv):
+    plain = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0, plain.stderr
+    return plain
+
+
+def assert_like_plain(argv, plain, tmp_path):
+    """argv under the shim, 60 s at most: exit 0, the unprofiled run's stdout, and its
+    stderr plus only the shim's closing line.  Removes the trace it wrote."""
+    proc, trace = run_profiled(argv, tmp_path, timeout=60, RPROF_CPU_HZ=PROFILE_HZ)
+    assert proc.returncode == 0, f"exit {proc.returncode} under the shim: {proc.stderr}"
+    assert proc.stdout == plain.stdout
+    assert other_stderr(proc.stderr) == plain.stderr.splitlines()
+    trace.unlink()
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+@pytest.mark.parametrize(("source", "stress_args"), PROGRAMS)
+def test_native_output_unchanged(source, stress_args, threads, build, tmp_path):
+    """The full work, 1 and 4 threads."""
+    argv = [build(source), threads]
+    assert_like_plain(argv, plain_run(argv), tmp_path)
+
+
+@pytest.mark.parametrize(("source", "stress_args"), PROGRAMS)
+def test_native_threads_repeated(source, stress_args, build, tmp_path):
+    """20 runs with 4 threads, 60 s each at most.  To keep the suite within its time
+    budget these run 1/10 of the work (the program's own divisor argument); the
+    full-work runs are in test_native_output_unchanged."""
+    argv = [build(source), *stress_args]
+    plain = plain_run(argv)
+    for _ in range(20):
+        assert_like_plain(argv, plain, tmp_path)

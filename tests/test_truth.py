@@ -1,0 +1,93 @@
+"""The ground-truth reader: the shared workloads' prose headers, ours, and loud failure
+on anything it cannot read (a silently empty truth would pass every accuracy test)."""
+import sys
+
+import pytest
+
+import truth
+from harness import OWN, SHARED, NO_SHARED
+
+# (lineno, header share, kind, native share of the line, thread), as the headers say.
+SHARED_HEADERS = {
+    "cpu_python.py": [(29, 75, "python", 0, None), (36, 25, "python", 0, None)],
+    "native_split.py": [(30, 50, "native", 100, None), (36, 50, "python", 0, None)],
+    "threads.py": [(26, 50, "python", 0, "w-fib"), (32, 30, "python", 0, "w-str"),
+                   (38, 20, "python", 0, "w-dict"), (50, 0, "python", 0, None)],
+}
+
+
+def summary(lines):
+    return [(h.lineno, h.header_pct, h.kind, h.native_pct, h.thread) for h in lines]
+
+
+@NO_SHARED
+@pytest.mark.parametrize("name", SHARED_HEADERS)
+def test_shared_headers(name):
+    assert summary(truth.parse_header(SHARED / name)) == SHARED_HEADERS[name]
+
+
+@pytest.mark.parametrize("name", ["cpu_split.py", "native_mix.py", "threads3.py"])
+def test_own_headers(name):
+    lines = truth.parse_header(OWN / name)
+    assert sum(h.header_pct for h in lines) == 100
+
+
+PROSE = """\
+#!/usr/bin/env python3
+# GROUND TRUTH (verify with --check)
+#   All CPU is Python (interpreter) time, except where a line says otherwise.
+#     line 10 `x = sum(range(10))`      ~60% of CPU
+#     line 11 `y = sorted(range(10))`   ~40% of CPU, ~100% of
+#            it NATIVE (only ~2 Python bytecodes)
+#   everything else (line 12) < 1%.
+import sys
+
+x = sum(range(10))
+y = sorted(range(10))
+if "--check" in sys.argv:
+    print("  line10(a)  wall-share 60.0%  cpu-share 61.0%")
+    print("  line11(b)  wall-share 40.0%  cpu-share 39.0%")
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "workload.py"
+    path.write_text(text)
+    return path
+
+
+def test_prose_header_and_check(tmp_path):
+    path = write(tmp_path, PROSE)
+    assert summary(truth.parse_header(path)) == [(10, 60, "python", 0, None), (11, 40, "native", 100, None)]
+    assert [(h.lineno, h.measured_pct) for h in truth.ground_truth(path, sys.executable)] == [(10, 61), (11, 39)]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("line 11 `y", "line 10 `y"),                   # line number that does not hold the quoted code
+    ("~60% of CPU", "most of the CPU"),             # no share
+    ("  All CPU is Python (interpreter) time", ""),  # line 10 then has no kind
+    ("`x = sum(range(10))`", "x = sum(range(10))"),  # no quoted code
+    ("#     line", "#     Line"),                   # no entries at all
+], ids=["wrong-line", "no-share", "no-kind", "no-code", "no-entries"])
+def test_unreadable_prose_header_fails(tmp_path, old, new):
+    assert old in PROSE
+    with pytest.raises(truth.TruthError):
+        truth.parse_header(write(tmp_path, PROSE.replace(old, new)))
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("line11(b)", "line12(b)"),        # measures a line the header does not name
+    ('    print("  line11', '    0 and print("  line11'),   # leaves a hot line unmeasured
+    ("cpu-share", "share"),            # prints nothing parseable
+], ids=["unknown-label", "unmeasured-line", "no-shares"])
+def test_check_disagreeing_with_header_fails(tmp_path, old, new):
+    assert old in PROSE
+    with pytest.raises(truth.TruthError):
+        truth.ground_truth(write(tmp_path, PROSE.replace(old, new)), sys.executable)
+
+
+@pytest.mark.parametrize("bad", ["# TRUTH line=10 cpu=60", "# TRUTH line=10 cpu=sixty kind=python",
+                                 "# TRUTH line=10 cpu=60 kind=rust"], ids=["no-kind", "bad-share", "bad-kind"])
+def test_unreadable_truth_tag_fails(tmp_path, bad):
+    with pytest.raises(truth.TruthError):
+        truth.parse_header(write(tmp_path, bad + "\nx = 1\n"))
