@@ -29,16 +29,16 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 def workloads(python, build_dir):
-    found = [REPO / "tests/workloads" / n for n in OWN]
+    found = [("own", REPO / "tests/workloads" / n) for n in OWN]
     if SHARED.is_dir():
-        found += [SHARED / n for n in SHARED_NAMES]
-    for path in found:
+        found += [("shared", SHARED / n) for n in SHARED_NAMES]
+    for origin, path in found:
         if path.suffix == ".c":
             exe = build_dir / path.stem
             subprocess.run(["gcc", "-O2", "-g", "-pthread", "-fno-omit-frame-pointer", "-o", exe, path], check=True)
-            yield f"{path.parent.name}/{path.name}", [str(exe)]
+            yield f"{origin}/{path.name}", [str(exe)]
         else:
-            yield f"{path.parent.name}/{path.name}", [python, str(path)]
+            yield f"{origin}/{path.name}", [python, str(path)]
 
 
 def timed(argv, env):

@@ -11,6 +11,7 @@ fn main() {
         .include("../include")
         .flag("-ftls-model=initial-exec")
         .flag("-fno-strict-aliasing")
+        .flag("-fno-omit-frame-pointer")
         .opt_level(2)
         .compile("rprofprobe");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,now");

@@ -27,17 +27,26 @@ class Profile:
 
 @pytest.fixture(scope="session")
 def profile_of(tmp_path_factory):
-    """Profiles a workload once per interpreter per worker session at PROFILE_HZ."""
+    """Profiles a workload once per interpreter per worker session at PROFILE_HZ.  A
+    failure is cached too: the tests sharing the run fail with it, without rerunning."""
     cache = {}
+
+    def profile(workload, python):
+        tmp = tmp_path_factory.mktemp(workload.stem)
+        proc, trace = run_profiled([python, workload], tmp, RPROF_CPU_HZ=PROFILE_HZ)
+        assert proc.returncode == 0, f"{workload} under the shim exited {proc.returncode}: {proc.stderr}"
+        text = report(trace)
+        assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
+        return Profile(proc, trace, report_json(trace), text.stdout)
 
     def get(workload, python):
         if (workload, python) not in cache:
-            tmp = tmp_path_factory.mktemp(workload.stem)
-            proc, trace = run_profiled([python, workload], tmp, RPROF_CPU_HZ=PROFILE_HZ)
-            assert proc.returncode == 0, f"{workload} under the shim exited {proc.returncode}: {proc.stderr}"
-            text = report(trace)
-            assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
-            cache[workload, python] = Profile(proc, trace, report_json(trace), text.stdout)
+            try:
+                cache[workload, python] = profile(workload, python)
+            except Exception as e:
+                cache[workload, python] = e
+        if isinstance(cache[workload, python], Exception):
+            raise cache[workload, python]
         return cache[workload, python]
     return get
 

@@ -62,7 +62,7 @@ def shim_env(tmp_path, **extra):
     own, with the trace going to tmp_path."""
     require(SHIM)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_")}
-    env.update(LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(tmp_path / "rprof-%p.trace"), **extra)
+    env.update({"LD_PRELOAD": str(SHIM), "RPROF_OUTPUT": str(tmp_path / "rprof-%p.trace"), **extra})
     return env
 
 

@@ -5,15 +5,25 @@
 //!
 //! 8 threads, 400 files, 4,000 functions and 50,000 distinct stacks of depth 3 to 40, with
 //! samples interleaved with the definitions they use, in 64 KiB chunks, until the file holds
-//! the asked number of megabytes.
+//! the asked number of megabytes. Memory profiling is on: two sampled allocations per CPU
+//! sample, most freed a little later (a few kept for good), a copy sample now and then,
+//! and allocator counters every 100 ms; some stacks start with native frames.
 
-use rprof_format::{encode_header, CpuSample, Encoder, End, Exec, Frame, FuncKind, Header, Record};
+use rprof_format::{
+    encode_header, mode, AllocSample, CopySample, Counters, CpuSample, Domain, Encoder, End, Exec,
+    Frame, FreeSample, FuncKind, Header, Record,
+};
+use std::collections::VecDeque;
 use std::io::Write;
 
 const FILES: u32 = 400;
 const FUNCTIONS: u32 = 4_000;
 const STACKS: u32 = 50_000;
 const THREADS: u32 = 8;
+/// Functions with ids above this are native (extension modules).
+const NATIVE_FROM: u32 = 3_800;
+/// Sampled blocks live at once, before the oldest is freed.
+const LIVE: usize = 20_000;
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -26,6 +36,9 @@ fn main() -> std::io::Result<()> {
     let header = Header {
         pid: 1000,
         sample_hz: 100,
+        modes: mode::CPU | mode::MEMORY | mode::COPY,
+        mem_rate: 512 << 10,
+        copy_rate: 1 << 20,
         python_version: 0x030B07F0,
         argv: vec!["python3".into(), "synthetic.py".into()],
         ..Default::default()
@@ -43,6 +56,8 @@ fn main() -> std::io::Result<()> {
         rng % n
     };
     let (mut defined_stacks, mut t_ns, mut samples) = (0u32, 0u64, 0u64);
+    let (mut live, mut next_addr, mut next_counters) = (VecDeque::new(), 0x10_0000u64, 0u64);
+    let (mut kept, mut peak) = (0u64, 0u64);
     for id in 1..=FILES {
         enc.push(&Record::String {
             id,
@@ -56,12 +71,17 @@ fn main() -> std::io::Result<()> {
             text: format!("function_{id}"),
         });
         let file = 1 + id % FILES;
+        let native = id > NATIVE_FROM;
         enc.push(&Record::Function {
             id,
-            kind: FuncKind::Python,
+            kind: if native {
+                FuncKind::Native
+            } else {
+                FuncKind::Python
+            },
             name,
             file,
-            first_line: id % 900 + 1,
+            first_line: if native { 0 } else { id % 900 + 1 },
         });
     }
     for tid in 0..THREADS {
@@ -80,10 +100,19 @@ fn main() -> std::io::Result<()> {
         if defined_stacks < STACKS && next(4) == 0 {
             defined_stacks += 1;
             let depth = 3 + next(38);
+            // A fifth of the stacks start in native code (up to 3 frames, lines from DWARF).
+            let native = if next(5) == 0 { 1 + next(3) } else { 0 };
             let frames = (0..depth)
-                .map(|_| Frame {
-                    func: 1 + next(u64::from(FUNCTIONS)) as u32,
-                    line: 1 + next(900) as u32,
+                .map(|i| {
+                    let func = if i < native {
+                        NATIVE_FROM + 1 + next(u64::from(FUNCTIONS - NATIVE_FROM)) as u32
+                    } else {
+                        1 + next(u64::from(NATIVE_FROM)) as u32
+                    };
+                    Frame {
+                        func,
+                        line: 1 + next(900) as u32,
+                    }
                 })
                 .collect();
             enc.push(&Record::Stack {
@@ -98,9 +127,10 @@ fn main() -> std::io::Result<()> {
         } else {
             1 + next(u64::from(defined_stacks)) as u32
         };
+        let tid = 70_000 + next(u64::from(THREADS)) as u32;
         enc.push(&Record::Cpu(CpuSample {
             t_ns,
-            tid: 70_000 + next(u64::from(THREADS)) as u32,
+            tid,
             stack,
             cpu_ns: 9_000_000 + next(2_000_000),
             sys_ns: if next(4) == 0 { next(3_000_000) } else { 0 },
@@ -110,6 +140,53 @@ fn main() -> std::io::Result<()> {
                 Exec::Python
             },
         }));
+        for _ in 0..2 {
+            next_addr += 16 * (1 + next(64));
+            let size = 16 + next(1 << 20);
+            enc.push(&Record::Alloc(AllocSample {
+                t_ns,
+                tid,
+                stack,
+                addr: next_addr,
+                size,
+                weight: (512 << 10) * (1 + size / (512 << 10)),
+                domain: if next(2) == 0 {
+                    Domain::Python
+                } else {
+                    Domain::Native
+                },
+            }));
+            // One in fifty is kept for good.
+            if next(50) != 0 {
+                live.push_back(next_addr);
+            } else {
+                kept += 1;
+            }
+            if live.len() > LIVE {
+                let addr = live.pop_front().unwrap();
+                enc.push(&Record::Free(FreeSample { t_ns, addr }));
+            }
+        }
+        if next(8) == 0 {
+            enc.push(&Record::Copy(CopySample {
+                t_ns,
+                tid,
+                stack,
+                weight: 1 << 20,
+            }));
+        }
+        if t_ns >= next_counters {
+            next_counters += 100_000_000;
+            let live_bytes = (live.len() as u64 + kept) << 19;
+            peak = peak.max(live_bytes);
+            enc.push(&Record::Counters(Counters {
+                t_ns,
+                live_bytes,
+                peak_live_bytes: peak,
+                python_live_bytes: live_bytes / 2,
+                ..Default::default()
+            }));
+        }
         if enc.len() >= 64 << 10 {
             written += flush(&mut enc, &mut out)?;
         }

@@ -2,8 +2,12 @@
 //! terminal or as Scalene-compatible JSON, and launches programs under the profiler.
 
 pub mod launch;
+pub mod leaks;
+pub mod memory;
 pub mod profile;
 pub mod report;
 pub mod scalene_json;
 pub mod source;
+pub mod sparkline;
 pub mod text;
+pub mod timeline;

@@ -1,17 +1,23 @@
-//! Aggregates a trace into a [`Profile`]: time per file and line, per function, per thread.
+//! Aggregates a trace into a [`Profile`]: time and memory per file and line, per
+//! function, per thread.
 //!
 //! Samples are summed per stack id while streaming (no allocation or string hashing per
 //! sample); names are resolved once per distinct stack at the end, because records may
 //! reference definitions that come later in the file.
+//!
+//! A sample is charged to its stack's innermost Python frame (native frames come first
+//! when native code was running, as in an extension module's allocation), or, in a stack
+//! with no Python frame, to its innermost native frame: that function's file (source file
+//! or module) and line.
 
+use crate::memory::{Footprint, Memory, MemoryAccumulator, Site};
 use rprof_format::{
-    read_trace, Counters, End, Exec, Frame, FuncKind, Header, Record, Trace, TraceError,
+    mode, read_trace, Counters, End, Exec, Frame, FuncKind, Header, Record, Trace, TraceError,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::hash_map::Entry;
 
-/// Pseudo-file for samples whose thread had no Python frame (native code, or a thread
-/// before Python runs).
+/// Pseudo-file for samples with an empty stack (no frame at all: a thread before Python
+/// runs, or native code the shim could not walk).
 pub const NO_PYTHON_FRAME: &str = "<native>";
 /// Pseudo-file for samples whose stack, or innermost function, is never defined.
 pub const UNDEFINED: &str = "<undefined>";
@@ -61,18 +67,6 @@ impl Times {
     }
 }
 
-/// Per-line memory figures, in Scalene's terms. Zero until memory profiling records
-/// allocations per line; the JSON writer already reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Memory {
-    pub malloc_bytes: u64,
-    pub mallocs: u64,
-    /// Part of `malloc_bytes` allocated by the Python allocator.
-    pub python_bytes: u64,
-    pub avg_bytes: u64,
-    pub peak_bytes: u64,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineProfile {
     /// 0 when the trace did not know the line.
@@ -90,16 +84,26 @@ pub struct FileProfile {
     pub lines: Vec<LineProfile>,
 }
 
+impl FileProfile {
+    /// Estimated bytes allocated by the file's lines.
+    pub fn malloc_bytes(&self) -> u64 {
+        self.lines
+            .iter()
+            .fold(0u64, |a, l| a.saturating_add(l.memory.malloc_bytes))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionProfile {
     pub name: String,
     pub file: String,
     pub first_line: u32,
     pub kind: FuncKind,
-    /// Time with this function innermost.
+    /// Time with this function the one charged (see the module docs).
     pub self_times: Times,
     /// Time with this function anywhere on the stack (counted once per sample).
     pub total_ns: u64,
+    /// Memory charged to this function's lines.
     pub memory: Memory,
 }
 
@@ -127,6 +131,7 @@ pub struct Profile {
     pub end: Option<End>,
     /// The latest allocator counters, if the trace has any.
     pub counters: Option<Counters>,
+    pub footprint: Footprint,
     /// What the reader found wrong with the file (each [`rprof_format::Damage`]'s text).
     pub damage: Vec<String>,
     /// Other things the report must mention (missing definitions, clamped samples, ...).
@@ -136,6 +141,13 @@ pub struct Profile {
 impl Profile {
     pub fn killed(&self) -> bool {
         self.end.is_none()
+    }
+
+    /// Whether memory was profiled (or the trace holds memory samples anyway).
+    pub fn has_memory(&self) -> bool {
+        self.header.modes & (mode::MEMORY | mode::COPY) != 0
+            || self.footprint.alloc_samples > 0
+            || self.footprint.copy_samples > 0
     }
 }
 
@@ -206,6 +218,7 @@ struct Accumulator {
     sys_clamped: u64,
     end: Option<End>,
     counters: Option<Counters>,
+    memory: MemoryAccumulator,
 }
 
 impl Accumulator {
@@ -260,54 +273,98 @@ impl Accumulator {
                     Some(old) if old.t_ns > c.t_ns => {}
                     _ => self.counters = Some(c),
                 }
+                self.memory.counters(c);
             }
             Record::End(e) => self.end = Some(e),
+            Record::Alloc(a) => {
+                self.last_t_ns = self.last_t_ns.max(a.t_ns);
+                self.memory.alloc(&a);
+            }
+            Record::Free(f) => {
+                self.last_t_ns = self.last_t_ns.max(f.t_ns);
+                self.memory.free(&f);
+            }
+            Record::Copy(c) => {
+                self.last_t_ns = self.last_t_ns.max(c.t_ns);
+                self.memory.copy(&c);
+            }
         }
     }
 
     fn finish(self, trace: Trace) -> Profile {
         let mut warnings = Vec::new();
-        let mut names = Names {
-            strings: &self.strings,
-            missing: FxHashSet::default(),
+        let mut r = Resolver {
+            stacks: &self.stacks,
+            defs: &self.functions,
+            names: Names {
+                strings: &self.strings,
+                missing: FxHashSet::default(),
+            },
+            files: FileTable::default(),
+            funcs: FunctionTable::default(),
+            missing_funcs: FxHashSet::default(),
         };
-        let mut files = FileTable::default();
-        let mut funcs = FunctionTable::default();
         let mut unknown_stacks = Times::default();
         let mut unknown_stack_ids = 0u64;
-        let mut missing_funcs = FxHashSet::default();
         let mut on_stack = Vec::new();
 
         for (stack_id, t) in self.per_stack.iter() {
-            let frames: &[Frame] = match self.stacks.get(&stack_id) {
-                Some(f) => f,
-                None if stack_id == 0 => &[],
-                None => {
-                    unknown_stacks.add(t);
-                    unknown_stack_ids += 1;
-                    files.add(UNDEFINED, 0, t);
-                    continue;
-                }
-            };
-            let Some(inner) = frames.first() else {
-                files.add(NO_PYTHON_FRAME, 0, t);
+            let Some(site) = r.site(stack_id) else {
+                unknown_stacks.add(t);
+                unknown_stack_ids += 1;
+                let line = r.files.slot(UNDEFINED, 0);
+                r.files.lines[line].times.add(t);
                 continue;
             };
+            r.files.lines[site.line].times.add(t);
+            if let Some(f) = site.func {
+                r.funcs.list[f].self_times.add(t);
+            }
+            // Recursion puts a function on the stack more than once; count it once.
             on_stack.clear();
-            for (depth, f) in frames.iter().enumerate() {
-                let idx = funcs.index(f.func, &self.functions, &mut names, &mut missing_funcs);
-                if depth == 0 {
-                    let file = funcs.list[idx].file.clone();
-                    files.add(&file, inner.line, t);
-                    funcs.list[idx].self_times.add(t);
-                }
-                // Recursion puts a function on the stack more than once; count it once.
+            for f in self.stacks.get(&stack_id).into_iter().flatten() {
+                let idx = r.function(f.func);
                 if !on_stack.contains(&idx) {
                     on_stack.push(idx);
-                    let f = &mut funcs.list[idx];
+                    let f = &mut r.funcs.list[idx];
                     f.total_ns = f.total_ns.saturating_add(t.total_ns());
                 }
             }
+        }
+
+        let elapsed_ns = self.end.map_or(self.last_t_ns, |e| e.t_ns);
+        let mut unknown_memory_stacks = 0u64;
+        let sites: Vec<Site> = self
+            .memory
+            .stack_ids()
+            .map(|id| {
+                r.site(id).unwrap_or_else(|| {
+                    unknown_memory_stacks += 1;
+                    Site {
+                        line: r.files.slot(UNDEFINED, 0),
+                        func: None,
+                        python: false,
+                    }
+                })
+            })
+            .collect();
+        let Resolver {
+            mut names,
+            files,
+            funcs,
+            missing_funcs,
+            ..
+        } = r;
+        let replayed = self
+            .memory
+            .replay(&sites, files.lines.len(), funcs.list.len(), elapsed_ns);
+        let mut footprint = replayed.footprint;
+        footprint.peak_at = replayed.peak_line.map(|l| files.location(l));
+        if unknown_memory_stacks > 0 {
+            warnings.push(format!(
+                "{unknown_memory_stacks} stack ids used by memory samples are never defined in \
+                 the trace; their memory is shown under {UNDEFINED}"
+            ));
         }
 
         let base = self.total.share_base();
@@ -365,23 +422,28 @@ impl Accumulator {
         });
 
         let mut functions = funcs.list;
+        for (f, m) in functions.iter_mut().zip(replayed.funcs) {
+            f.memory = m;
+        }
         functions.sort_by(|a, b| {
             (b.self_times.total_ns().cmp(&a.self_times.total_ns()))
                 .then(b.total_ns.cmp(&a.total_ns))
+                .then(b.memory.malloc_bytes.cmp(&a.memory.malloc_bytes))
                 .then_with(|| a.name.cmp(&b.name))
                 .then_with(|| a.file.cmp(&b.file))
                 .then(a.first_line.cmp(&b.first_line))
         });
 
         Profile {
-            elapsed_ns: self.end.map_or(self.last_t_ns, |e| e.t_ns),
+            elapsed_ns,
             header: trace.header,
             total: self.total,
-            files: files.into_sorted(),
+            files: files.into_sorted(replayed.lines),
             functions,
             threads,
             end: self.end,
             counters: self.counters,
+            footprint,
             damage: trace.damage.iter().map(ToString::to_string).collect(),
             warnings,
         }
@@ -472,45 +534,125 @@ impl FunctionTable {
     }
 }
 
+/// Line slots: one per (file, line), numbered in order of first use.
 #[derive(Default)]
 struct FileTable {
-    files: FxHashMap<String, (Times, FxHashMap<u32, Times>)>,
+    by_path: FxHashMap<String, usize>,
+    paths: Vec<String>,
+    by_line: FxHashMap<(usize, u32), usize>,
+    lines: Vec<LineSlot>,
+}
+
+struct LineSlot {
+    file: usize,
+    line: u32,
+    times: Times,
 }
 
 impl FileTable {
-    fn add(&mut self, path: &str, line: u32, t: &Times) {
-        let entry = match self.files.entry(path.to_string()) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(Default::default()),
+    fn slot(&mut self, path: &str, line: u32) -> usize {
+        let file = match self.by_path.get(path) {
+            Some(&f) => f,
+            None => {
+                self.paths.push(path.to_string());
+                self.by_path.insert(path.to_string(), self.paths.len() - 1);
+                self.paths.len() - 1
+            }
         };
-        entry.0.add(t);
-        entry.1.entry(line).or_default().add(t);
+        let lines = &mut self.lines;
+        *self.by_line.entry((file, line)).or_insert_with(|| {
+            lines.push(LineSlot {
+                file,
+                line,
+                times: Times::default(),
+            });
+            lines.len() - 1
+        })
     }
 
-    fn into_sorted(self) -> Vec<FileProfile> {
+    fn location(&self, slot: usize) -> (String, u32) {
+        let l = &self.lines[slot];
+        (self.paths[l.file].clone(), l.line)
+    }
+
+    /// The files with their lines, given each line slot's memory.
+    fn into_sorted(self, memory: Vec<Memory>) -> Vec<FileProfile> {
         let mut files: Vec<FileProfile> = self
-            .files
+            .paths
             .into_iter()
-            .map(|(path, (times, lines))| {
-                let mut lines: Vec<LineProfile> = lines
-                    .into_iter()
-                    .map(|(line, times)| LineProfile {
-                        line,
-                        times,
-                        memory: Memory::default(),
-                    })
-                    .collect();
-                lines.sort_by_key(|l| l.line);
-                FileProfile { path, times, lines }
+            .map(|path| FileProfile {
+                path,
+                times: Times::default(),
+                lines: Vec::new(),
             })
             .collect();
-        files.sort_by(|a, b| {
-            b.times
-                .total_ns()
-                .cmp(&a.times.total_ns())
-                .then_with(|| a.path.cmp(&b.path))
+        for (l, memory) in self.lines.into_iter().zip(memory) {
+            let f = &mut files[l.file];
+            f.times.add(&l.times);
+            f.lines.push(LineProfile {
+                line: l.line,
+                times: l.times,
+                memory,
+            });
+        }
+        for f in &mut files {
+            f.lines.sort_by_key(|l| l.line);
+        }
+        files.sort_by_cached_key(|f| {
+            (
+                std::cmp::Reverse(f.times.total_ns()),
+                std::cmp::Reverse(f.malloc_bytes()),
+                f.path.clone(),
+            )
         });
         files
+    }
+}
+
+/// Turns stack ids into the line and function they are charged to.
+struct Resolver<'a> {
+    stacks: &'a FxHashMap<u32, Vec<Frame>>,
+    defs: &'a FxHashMap<u32, FunctionDef>,
+    names: Names<'a>,
+    files: FileTable,
+    funcs: FunctionTable,
+    missing_funcs: FxHashSet<u32>,
+}
+
+impl Resolver<'_> {
+    fn function(&mut self, id: u32) -> usize {
+        self.funcs
+            .index(id, self.defs, &mut self.names, &mut self.missing_funcs)
+    }
+
+    /// A function never defined counts as Python, the frames it is found among.
+    fn is_python(&self, id: u32) -> bool {
+        !matches!(self.defs.get(&id), Some(d) if d.kind == FuncKind::Native)
+    }
+
+    /// Where a stack's samples are charged (module docs); `None` for a stack id that is
+    /// never defined.
+    fn site(&mut self, stack_id: u32) -> Option<Site> {
+        let frames: &[Frame] = match self.stacks.get(&stack_id) {
+            Some(f) => f,
+            None if stack_id == 0 => &[],
+            None => return None,
+        };
+        let python = frames.iter().position(|f| self.is_python(f.func));
+        let Some(frame) = frames.get(python.unwrap_or(0)) else {
+            return Some(Site {
+                line: self.files.slot(NO_PYTHON_FRAME, 0),
+                func: None,
+                python: false,
+            });
+        };
+        let func = self.function(frame.func);
+        let file = self.funcs.list[func].file.clone();
+        Some(Site {
+            line: self.files.slot(&file, frame.line),
+            func: Some(func),
+            python: python.is_some(),
+        })
     }
 }
 

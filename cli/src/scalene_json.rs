@@ -1,8 +1,13 @@
 //! The JSON report, in the shape of Scalene's `ScaleneJSONSchema` (scalene 2.4.0,
 //! `scalene/scalene_json.py`) so Scalene's viewers and tools read it. rprof-only data goes
 //! under the top-level key `rprof`, which the schema ignores.
+//!
+//! Units are Scalene's: MB are MiB (2^20 bytes, Scalene's `BYTES_PER_MB`), and timeline
+//! points (`samples`, `memory_samples`) are `[ns since the start, MB]`, the scale
+//! Scalene's viewer draws them on.
 
-use crate::profile::{percent, python_version, FunctionProfile, Memory, Profile, Times};
+use crate::memory::Memory;
+use crate::profile::{percent, python_version, FunctionProfile, Profile, Times};
 use crate::source::Sources;
 use rprof_format::{mode, Clock, FuncKind, FORMAT_VERSION};
 use serde::ser::{Serialize, Serializer};
@@ -34,7 +39,7 @@ struct ScaleneJson {
     gpu_device: &'static str,
     memory: bool,
     async_profile: bool,
-    samples: [Value; 0],
+    samples: Vec<(u64, f64)>,
     stacks: [Value; 0],
     combined_stacks: [Value; 0],
     combined_stacks_timeline: [Value; 0],
@@ -56,7 +61,7 @@ impl Serialize for Files {
 struct FileDetail {
     functions: Vec<FunctionDetail>,
     imports: [String; 0],
-    leaks: HashMap<String, Value>,
+    leaks: serde_json::Map<String, Value>,
     lines: Vec<LineDetail>,
     percent_cpu_time: f64,
 }
@@ -66,7 +71,7 @@ struct FileDetail {
 struct FunctionDetail {
     line: String,
     lineno: u32,
-    memory_samples: [Value; 0],
+    memory_samples: Vec<(u64, f64)>,
     cpu_samples_list: [f64; 0],
     n_avg_mb: f64,
     n_copy_mb_s: f64,
@@ -112,15 +117,12 @@ pub fn render(p: &Profile, src: &Sources) -> String {
 
 fn document(p: &Profile, src: &Sources) -> ScaleneJson {
     let h = &p.header;
+    let fp = &p.footprint;
     let total = p.total.share_base();
     let totals = Totals {
         ns: total,
-        malloc_bytes: p
-            .files
-            .iter()
-            .flat_map(|f| &f.lines)
-            .map(|l| l.memory.malloc_bytes)
-            .sum(),
+        malloc_bytes: fp.malloc_bytes,
+        elapsed_sec: p.elapsed_ns as f64 / 1e9,
     };
     let mut functions: HashMap<&str, Vec<&FunctionProfile>> = HashMap::new();
     for f in &p.functions {
@@ -162,10 +164,23 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
                     detail(fp.name.clone(), lineno, &fp.self_times, &fp.memory, &totals)
                 })
                 .collect();
+            let leaks = f
+                .lines
+                .iter()
+                .filter(|l| l.line > 0)
+                .filter_map(|l| Some((l.line, l.memory.leak?)))
+                .map(|(line, leak)| {
+                    let info = json!({
+                        "likelihood": leak.likelihood,
+                        "velocity_mb_s": leak.velocity / MIB,
+                    });
+                    (line.to_string(), info)
+                })
+                .collect();
             let detail = FileDetail {
                 functions,
                 imports: [],
-                leaks: HashMap::new(),
+                leaks,
                 lines,
                 percent_cpu_time: percent(f.times.total_ns(), total),
             };
@@ -179,22 +194,24 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
         entrypoint_dir: program.dir,
         program: program.program,
         args: program.args,
-        alloc_samples: 0,
+        alloc_samples: fp.alloc_samples,
         elapsed_time_sec: p.elapsed_ns as f64 / 1e9,
         start_time_absolute: h.start_unix_ns as f64 / 1e9,
         start_time_perf: 0.0,
-        growth_rate: 0.0,
-        max_footprint_mb: 0.0,
-        native_allocations_mb: 0.0,
-        max_footprint_python_fraction: 0.0,
-        max_footprint_fname: None,
-        max_footprint_lineno: None,
+        // Scalene's: the percentage of the bytes allocated that were still live at the end
+        // (here, at the exit point).
+        growth_rate: fraction(fp.kept_bytes, fp.malloc_bytes) * 100.0,
+        max_footprint_mb: fp.max_bytes as f64 / MIB,
+        native_allocations_mb: fp.no_python_bytes as f64 / MIB,
+        max_footprint_python_fraction: fp.max_python_fraction,
+        max_footprint_fname: fp.peak_at.as_ref().map(|(f, _)| f.clone()),
+        max_footprint_lineno: fp.peak_at.as_ref().map(|&(_, l)| l).filter(|&l| l > 0),
         files: Files(files),
         gpu: false,
         gpu_device: "",
         memory: h.modes & mode::MEMORY != 0,
         async_profile: false,
-        samples: [],
+        samples: mb_points(&fp.timeline),
         stacks: [],
         combined_stacks: [],
         combined_stacks_timeline: [],
@@ -204,36 +221,49 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
     }
 }
 
-/// What per-line shares are shares of.
+/// What per-line shares and rates are shares and rates of.
 struct Totals {
     ns: f64,
     malloc_bytes: u64,
+    elapsed_sec: f64,
+}
+
+/// `part / whole` in 0..=1, and 0 of nothing.
+fn fraction(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 / whole as f64).min(1.0)
+    }
+}
+
+/// A timeline of bytes as Scalene's `[ns, MB]` points.
+fn mb_points(points: &[(u64, u64)]) -> Vec<(u64, f64)> {
+    points.iter().map(|&(t, b)| (t, b as f64 / MIB)).collect()
 }
 
 fn detail(line: String, lineno: u32, t: &Times, m: &Memory, totals: &Totals) -> FunctionDetail {
-    let fraction = |part: u64, whole: u64| {
-        if whole == 0 {
-            0.0
-        } else {
-            part as f64 / whole as f64
-        }
-    };
     let peak_mb = m.peak_bytes as f64 / MIB;
+    let copy_mb_s = if totals.elapsed_sec > 0.0 {
+        m.copy_bytes as f64 / MIB / totals.elapsed_sec
+    } else {
+        0.0
+    };
     FunctionDetail {
         line,
         lineno,
-        memory_samples: [],
+        memory_samples: mb_points(&m.timeline),
         cpu_samples_list: [],
         // Scalene caps the average at the peak too.
-        n_avg_mb: (m.avg_bytes as f64 / MIB).min(peak_mb),
-        n_copy_mb_s: 0.0,
+        n_avg_mb: (m.avg_bytes / MIB).min(peak_mb),
+        n_copy_mb_s: copy_mb_s,
         n_core_utilization: 0.0,
         n_cpu_percent_c: percent(t.native_ns, totals.ns),
         n_cpu_percent_python: percent(t.python_ns, totals.ns),
         n_gpu_avg_memory_mb: 0.0,
         n_gpu_peak_memory_mb: 0.0,
         n_gpu_percent: 0.0,
-        n_growth_mb: peak_mb,
+        n_growth_mb: m.growth_bytes as f64 / MIB,
         n_peak_mb: peak_mb,
         n_malloc_mb: m.malloc_bytes as f64 / MIB,
         n_mallocs: m.mallocs,
@@ -325,7 +355,47 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
             "alloc_bytes": c.alloc_bytes,
             "live_bytes": c.live_bytes,
             "peak_live_bytes": c.peak_live_bytes,
+            "python_live_bytes": c.python_live_bytes,
         })),
+        "memory": memory_extras(p),
+    })
+}
+
+/// The memory sampling and what the Scalene fields leave out: the estimated peak, the
+/// exit point, and the evidence behind each leak.
+fn memory_extras(p: &Profile) -> Value {
+    let fp = &p.footprint;
+    let leaks: Vec<Value> = p
+        .files
+        .iter()
+        .flat_map(|f| f.lines.iter().map(move |l| (f, l)))
+        .filter_map(|(f, l)| {
+            let leak = l.memory.leak?;
+            Some(json!({
+                "file": f.path,
+                "line": l.line,
+                "likelihood": leak.likelihood,
+                "velocity_mb_s": leak.velocity / MIB,
+                "r2": leak.r2,
+                "growth_mb": l.memory.growth_bytes as f64 / MIB,
+            }))
+        })
+        .collect();
+    json!({
+        "mem_rate": p.header.mem_rate,
+        "copy_rate": p.header.copy_rate,
+        "alloc_samples": fp.alloc_samples,
+        "free_samples": fp.free_samples,
+        "unmatched_frees": fp.unmatched_frees,
+        "copy_samples": fp.copy_samples,
+        "malloc_mb": fp.malloc_bytes as f64 / MIB,
+        "copy_mb": fp.copy_bytes as f64 / MIB,
+        "estimated_peak_mb": fp.peak_bytes as f64 / MIB,
+        "estimated_peak_sec": fp.peak_ns as f64 / 1e9,
+        "max_footprint_sec": fp.max_ns as f64 / 1e9,
+        "exit_sec": fp.exit_ns as f64 / 1e9,
+        "kept_mb": fp.kept_bytes as f64 / MIB,
+        "leaks": leaks,
     })
 }
 

@@ -21,7 +21,8 @@ struct SourceFile {
     modified_ns: u128,
 }
 
-/// Reads a regular file only: a trace may name a device or a pipe, which could block forever.
+/// Reads a regular text file only: a trace may name a device or a pipe, which could block
+/// forever, or a native module (a binary: NUL bytes mark it).
 fn read_source(path: &Path) -> io::Result<SourceFile> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() || meta.len() > MAX_SOURCE_BYTES {
@@ -32,10 +33,11 @@ fn read_source(path: &Path) -> io::Result<SourceFile> {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    Ok(SourceFile {
-        bytes: std::fs::read(path)?,
-        modified_ns,
-    })
+    let bytes = std::fs::read(path)?;
+    if bytes.contains(&0) {
+        return Err(io::Error::other("not a text file"));
+    }
+    Ok(SourceFile { bytes, modified_ns })
 }
 
 /// Names like `<string>` or `<frozen importlib._bootstrap>` are code without a file, as
@@ -45,13 +47,18 @@ fn is_pseudo_file(path: &str) -> bool {
 }
 
 impl Sources {
-    /// Reads every file the profile has time in. Relative paths are taken from the profiled
-    /// process's working directory, as Python recorded them.
+    /// Reads every file the profile has a known line in (a native module without line
+    /// numbers has none). Relative paths are taken from the profiled process's working
+    /// directory, as Python recorded them.
     pub fn load(profile: &Profile) -> Sources {
         let mut files = BTreeMap::new();
         // Files in report order, so a long list names the ones that matter most.
         let (mut unreadable, mut changed, mut short) = (Vec::new(), Vec::new(), Vec::new());
-        for f in profile.files.iter().filter(|f| !is_pseudo_file(&f.path)) {
+        let with_lines = profile
+            .files
+            .iter()
+            .filter(|f| !is_pseudo_file(&f.path) && f.lines.iter().any(|l| l.line > 0));
+        for f in with_lines {
             let full = Path::new(&profile.header.cwd).join(&f.path);
             let data = match read_source(&full) {
                 Ok(d) => d,

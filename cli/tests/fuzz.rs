@@ -8,7 +8,10 @@ use rprof_cli::profile::{aggregate, Profile};
 use rprof_cli::report::ReportOptions;
 use rprof_cli::source::Sources;
 use rprof_cli::{scalene_json, text};
-use rprof_format::{Counters, CpuSample, End, Exec, Frame, FuncKind, Header, Record};
+use rprof_format::{
+    mode, AllocSample, CopySample, Counters, CpuSample, Domain, End, Exec, Frame, FreeSample,
+    FuncKind, Header, Record,
+};
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -43,8 +46,16 @@ impl Rng {
     }
 }
 
+/// Few distinct addresses, so frees often find their allocation.
+fn addr(rng: &mut Rng) -> u64 {
+    match rng.below(10) {
+        0 => rng.next(),
+        _ => 0x1000 * rng.below(8),
+    }
+}
+
 fn random_record(rng: &mut Rng) -> Record {
-    match rng.below(8) {
+    match rng.below(12) {
         0 => Record::String {
             id: rng.id(),
             text: format!("f{}\u{1b}[31m.py", rng.below(4)),
@@ -78,8 +89,33 @@ fn random_record(rng: &mut Rng) -> Record {
         },
         4 => Record::Counters(Counters {
             t_ns: rng.big(),
+            live_bytes: rng.big(),
             peak_live_bytes: rng.big(),
+            python_live_bytes: rng.big(),
             ..Default::default()
+        }),
+        8 | 9 => Record::Alloc(AllocSample {
+            t_ns: rng.big(),
+            tid: rng.id(),
+            stack: rng.id(),
+            addr: addr(rng),
+            size: rng.big(),
+            weight: rng.big(),
+            domain: if rng.below(2) == 0 {
+                Domain::Python
+            } else {
+                Domain::Native
+            },
+        }),
+        10 => Record::Free(FreeSample {
+            t_ns: rng.big(),
+            addr: addr(rng),
+        }),
+        11 => Record::Copy(CopySample {
+            t_ns: rng.big(),
+            tid: rng.id(),
+            stack: rng.id(),
+            weight: rng.big(),
         }),
         5 => Record::End(End {
             t_ns: rng.big(),
@@ -106,6 +142,8 @@ fn random_trace(rng: &mut Rng) -> Vec<u8> {
     let h = Header {
         python_version: rng.next() as u32,
         clock: rng.below(3) as u8,
+        modes: [mode::CPU, mode::CPU | mode::MEMORY][rng.below(2) as usize],
+        mem_rate: rng.big(),
         ..Default::default()
     };
     let mut t = TraceBuilder::new(&h);
@@ -128,7 +166,8 @@ fn report(data: &[u8]) -> Option<Profile> {
         functions: 1000,
     };
     let t = text::render(&p, &src, &opts);
-    assert!(t.lines().all(|l| l.chars().count() <= 100), "{t}");
+    let width = if p.has_memory() { 120 } else { 100 };
+    assert!(t.lines().all(|l| l.chars().count() <= width), "{t}");
     assert!(
         !t.contains('\u{1b}'),
         "escape sequences reach the terminal: {t}"
@@ -153,6 +192,17 @@ fn random_records_never_panic() {
             lines, p.total.samples,
             "every sample lands on exactly one line"
         );
+        let alloc_samples: u64 = p
+            .files
+            .iter()
+            .flat_map(|f| &f.lines)
+            .map(|l| l.memory.alloc_samples)
+            .sum();
+        assert_eq!(alloc_samples, p.footprint.alloc_samples);
+        for m in p.files.iter().flat_map(|f| &f.lines).map(|l| &l.memory) {
+            assert!(m.avg_bytes <= m.peak_bytes as f64 && m.growth_bytes <= m.peak_bytes);
+            assert!(m.timeline.len() <= 100 && m.timeline.iter().all(|&(_, v)| v <= m.peak_bytes));
+        }
     }
 }
 

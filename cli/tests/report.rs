@@ -42,6 +42,8 @@ fn synthetic_trace(cwd: &Path) -> Vec<u8> {
         sample_hz: 100,
         modes: mode::CPU,
         signal: 34,
+        mem_rate: 0,
+        copy_rate: 0,
         python_version: 0x030B07F0,
         exe: "/usr/bin/python3".into(),
         cwd: cwd.to_string_lossy().into_owned(),
@@ -196,7 +198,7 @@ Threads
        101   31.2%        2  worker
 
 Warnings
-  ! trace is truncated: the chunk at byte 339 is missing 5 bytes (was the process killed?);
+  ! trace is truncated: the chunk at byte 341 is missing 5 bytes (was the process killed?);
     everything before it was read
   ! the trace has no end record: the process was killed (or crashed) before rprof could finish it;
     the report covers what was written until then
@@ -425,7 +427,7 @@ fn corrupt_chunk_is_reported_and_the_rest_still_read() {
         text.contains("Sampled   0.160 s of CPU time in 6 samples"),
         "{text}"
     );
-    assert!(text.contains("  ! trace is corrupt at byte 339:"), "{text}");
+    assert!(text.contains("  ! trace is corrupt at byte 341:"), "{text}");
     assert!(text.contains("  ! the trace has no end record"), "{text}");
     check_scalene_schema(&f.json("bad.trace"));
 }

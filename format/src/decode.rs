@@ -163,6 +163,8 @@ fn read_header(data: &[u8]) -> Result<(Header, usize), TraceError> {
         clock: c.u8().map_err(bad)?,
         sample_hz: c.u32().map_err(bad)?,
         modes: c.u32().map_err(bad)?,
+        mem_rate: c.u64().map_err(bad)?,
+        copy_rate: c.u64().map_err(bad)?,
         signal: c.i64().map_err(bad)? as i32,
         python_version: c.u32().map_err(bad)?,
         exe: c.string().map_err(bad)?,
@@ -254,6 +256,7 @@ fn decode_record(t: u8, body: &[u8]) -> Result<Option<Record>, Short> {
             alloc_bytes: c.u64()?,
             live_bytes: c.u64()?,
             peak_live_bytes: c.u64()?,
+            python_live_bytes: c.u64()?,
         }),
         tag::END => Record::End(End {
             t_ns: c.u64()?,
@@ -261,6 +264,33 @@ fn decode_record(t: u8, body: &[u8]) -> Result<Option<Record>, Short> {
             dropped: c.u64()?,
             truncated: c.u64()?,
         }),
+        tag::ALLOC => Record::Alloc(AllocSample {
+            t_ns: c.u64()?,
+            tid: c.u32()?,
+            stack: c.u32()?,
+            addr: c.u64()?,
+            size: c.u64()?,
+            weight: c.u64()?,
+            domain: match c.u8()? {
+                0 => Domain::Native,
+                1 => Domain::Python,
+                _ => return Err(Short),
+            },
+        }),
+        tag::FREE => Record::Free(FreeSample {
+            t_ns: c.u64()?,
+            addr: c.u64()?,
+        }),
+        tag::COPY => Record::Copy(CopySample {
+            t_ns: c.u64()?,
+            tid: c.u32()?,
+            stack: c.u32()?,
+            weight: c.u64()?,
+        }),
+        tag::MARK => Record::Mark {
+            t_ns: c.u64()?,
+            label: c.u32()?,
+        },
         _ => return Ok(None),
     };
     Ok(Some(r))
@@ -332,6 +362,72 @@ mod tests {
         assert_eq!(t.chunks, 5);
         assert!(t.damage.is_empty());
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn every_record_kind_round_trips() {
+        let recs = vec![
+            Record::String {
+                id: 1,
+                text: "f.py".into(),
+            },
+            Record::Function {
+                id: 2,
+                kind: FuncKind::Native,
+                name: 1,
+                file: 1,
+                first_line: 7,
+            },
+            Record::Stack {
+                id: 3,
+                frames: vec![Frame { func: 2, line: 8 }],
+            },
+            Record::Thread { tid: 9, name: 1 },
+            sample(1),
+            Record::Counters(Counters {
+                t_ns: 1,
+                allocs: 2,
+                frees: 3,
+                alloc_bytes: 4,
+                live_bytes: 5,
+                peak_live_bytes: 6,
+                python_live_bytes: 7,
+            }),
+            Record::Alloc(AllocSample {
+                t_ns: 1,
+                tid: 2,
+                stack: 3,
+                addr: u64::MAX,
+                size: 5,
+                weight: 6,
+                domain: Domain::Python,
+            }),
+            Record::Free(FreeSample { t_ns: 1, addr: 2 }),
+            Record::Copy(CopySample {
+                t_ns: 1,
+                tid: 2,
+                stack: 3,
+                weight: 4,
+            }),
+            Record::End(End {
+                t_ns: 1,
+                samples: 2,
+                dropped: 3,
+                truncated: 4,
+            }),
+        ];
+        let h = Header {
+            mem_rate: 1 << 19,
+            copy_rate: 1 << 20,
+            ..Default::default()
+        };
+        let mut data = encode_header(&h);
+        let mut enc = Encoder::new();
+        recs.iter().for_each(|r| enc.push(r));
+        data.extend_from_slice(enc.finish_chunk().unwrap());
+        let (t, got) = read_all(&data);
+        assert_eq!(t.header, h);
+        assert_eq!(got, recs);
     }
 
     #[test]

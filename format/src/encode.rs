@@ -16,6 +16,8 @@ pub fn encode_header(h: &Header) -> Vec<u8> {
     body.push(h.clock);
     put_u64(&mut body, h.sample_hz.into());
     put_u64(&mut body, h.modes.into());
+    put_u64(&mut body, h.mem_rate);
+    put_u64(&mut body, h.copy_rate);
     put_i64(&mut body, h.signal.into());
     put_u64(&mut body, h.python_version.into());
     put_bytes(&mut body, h.exe.as_bytes());
@@ -117,6 +119,7 @@ impl Encoder {
                 put_u64(b, c.alloc_bytes);
                 put_u64(b, c.live_bytes);
                 put_u64(b, c.peak_live_bytes);
+                put_u64(b, c.python_live_bytes);
                 tag::COUNTERS
             }
             Record::End(e) => {
@@ -125,6 +128,33 @@ impl Encoder {
                 put_u64(b, e.dropped);
                 put_u64(b, e.truncated);
                 tag::END
+            }
+            Record::Alloc(a) => {
+                put_u64(b, a.t_ns);
+                put_u64(b, a.tid.into());
+                put_u64(b, a.stack.into());
+                put_u64(b, a.addr);
+                put_u64(b, a.size);
+                put_u64(b, a.weight);
+                b.push(a.domain as u8);
+                tag::ALLOC
+            }
+            Record::Free(f) => {
+                put_u64(b, f.t_ns);
+                put_u64(b, f.addr);
+                tag::FREE
+            }
+            Record::Copy(c) => {
+                put_u64(b, c.t_ns);
+                put_u64(b, c.tid.into());
+                put_u64(b, c.stack.into());
+                put_u64(b, c.weight);
+                tag::COPY
+            }
+            Record::Mark { t_ns, label } => {
+                put_u64(b, *t_ns);
+                put_u64(b, (*label).into());
+                tag::MARK
             }
         };
         self.buf.push(t);

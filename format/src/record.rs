@@ -46,6 +46,9 @@ pub struct Header {
     pub sample_hz: u32,
     /// [`mode`] bits.
     pub modes: u32,
+    /// Mean bytes between allocation samples, and between copy samples.
+    pub mem_rate: u64,
+    pub copy_rate: u64,
     /// The real-time signal the sampler uses.
     pub signal: i32,
     /// `PY_VERSION_HEX` of the profiled interpreter, 0 when the process is not Python
@@ -72,7 +75,8 @@ pub enum FuncKind {
     Native = 1,
 }
 
-/// One frame of a stack: a function and the line executing in it (0 when unknown).
+/// One frame of a stack: a function and the line executing in it (0 when unknown). Stacks
+/// list native frames (where the innermost code was native) before Python frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Frame {
     pub func: u32,
@@ -93,7 +97,9 @@ pub struct CpuSample {
     pub exec: Exec,
 }
 
-/// Process-wide allocator counters, exact (not sampled).
+/// Process-wide allocator counters, exact (not sampled). Bytes are the allocator's usable
+/// sizes; `live_bytes` includes the Python object allocator's arenas, and
+/// `python_live_bytes` is that part alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
     pub t_ns: u64,
@@ -102,6 +108,50 @@ pub struct Counters {
     pub alloc_bytes: u64,
     pub live_bytes: u64,
     pub peak_live_bytes: u64,
+    pub python_live_bytes: u64,
+}
+
+/// Which allocator served a sampled allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// The C allocator (malloc family), called from native code or by the interpreter for
+    /// large blocks.
+    Native = 0,
+    /// CPython's object and memory allocators (pymalloc, `PyMem_*`).
+    Python = 1,
+}
+
+/// A sampled allocation. Allocations are sampled by bytes (a Poisson process over the
+/// allocated bytes with mean `Header::mem_rate`), so `weight` (the bytes this sample stands
+/// for: the sample points that fell inside it times the mean) is an unbiased estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllocSample {
+    pub t_ns: u64,
+    pub tid: u32,
+    pub stack: u32,
+    /// The sample's id, unique in the trace (the block's address may change by realloc).
+    pub addr: u64,
+    /// Bytes of this allocation.
+    pub size: u64,
+    pub weight: u64,
+    pub domain: Domain,
+}
+
+/// The free of a sampled allocation (the [`AllocSample`] with this id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreeSample {
+    pub t_ns: u64,
+    pub addr: u64,
+}
+
+/// Sampled memory copying (memcpy, memmove): `weight` bytes copied, estimated like
+/// [`AllocSample::weight`] with mean `Header::copy_rate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopySample {
+    pub t_ns: u64,
+    pub tid: u32,
+    pub stack: u32,
+    pub weight: u64,
 }
 
 /// Written once when the process ends normally.
@@ -140,6 +190,22 @@ pub enum Record {
     Cpu(CpuSample),
     Counters(Counters),
     End(End),
+    Alloc(AllocSample),
+    Free(FreeSample),
+    Copy(CopySample),
+    /// A named moment of the run. The shim marks [`marks::PYTHON_FINALIZING`]; programs
+    /// will add their own through the C API.
+    Mark {
+        t_ns: u64,
+        label: u32,
+    },
+}
+
+/// Labels of the marks the shim itself writes.
+pub mod marks {
+    /// The interpreter began finalizing: the program's own work is over, and what is freed
+    /// from here on is teardown (leak and growth analysis stop here).
+    pub const PYTHON_FINALIZING: &str = "python-finalizing";
 }
 
 /// Record tags on disk. Never reuse a number.
@@ -151,4 +217,8 @@ pub mod tag {
     pub const CPU: u8 = 5;
     pub const COUNTERS: u8 = 6;
     pub const END: u8 = 7;
+    pub const ALLOC: u8 = 8;
+    pub const FREE: u8 = 9;
+    pub const COPY: u8 = 10;
+    pub const MARK: u8 = 11;
 }

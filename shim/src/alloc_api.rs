@@ -1,14 +1,15 @@
-//! The interposed malloc family. Each entry point forwards to glibc's allocator and
-//! counts; the fast path is a TLS add, with no lock, no allocation and no shared write.
+//! The interposed malloc family. Each entry point forwards to glibc's allocator and counts
+//! (`memory.rs`); the fast path is a few thread-local adds and one branch, with no lock, no
+//! allocation and no shared write.
 
-use crate::counters::{on_alloc, on_free};
+use crate::memory::{on_alloc, on_free, on_realloc};
 use crate::real::{self, usable_size};
 use libc::{c_int, c_void, size_t};
 
 #[inline(always)]
 unsafe fn counted(p: *mut c_void) -> *mut c_void {
     if !p.is_null() {
-        on_alloc(usable_size(p));
+        on_alloc(p as usize, usable_size(p));
     }
     p
 }
@@ -26,7 +27,7 @@ pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     if !p.is_null() {
-        on_free(usable_size(p));
+        on_free(p as usize, usable_size(p));
         real::__libc_free(p);
     }
 }
@@ -38,11 +39,14 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
     }
     let old = usable_size(p);
     let q = real::__libc_realloc(p, size);
-    // glibc frees `p` for realloc(p, 0) and returns NULL; any other NULL leaves `p` alive.
-    if !q.is_null() || size == 0 {
-        on_free(old);
+    if !q.is_null() {
+        on_realloc(p as usize, old, q as usize, usable_size(q));
+    } else if size == 0 {
+        // glibc frees `p` for realloc(p, 0) and returns NULL; any other NULL leaves `p`
+        // alive.
+        on_free(p as usize, old);
     }
-    counted(q)
+    q
 }
 
 #[no_mangle]

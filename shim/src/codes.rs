@@ -6,6 +6,7 @@
 //! filled by another thread reports the frame as unknown rather than wait.
 
 use crate::python::{CodeRef, Probe, StrRef};
+use crate::shm::Region;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
 
 const CAPACITY: usize = 1 << 16;
@@ -35,30 +36,22 @@ pub struct Entry {
     pub linetable: Span,
 }
 
-pub struct CodeTable {
-    entries: *mut Entry,
-    by_id: *mut AtomicU32,
+/// Counters at the start of the table's shared mapping.
+#[repr(C, align(64))]
+struct Header {
     next_id: AtomicU32,
-    arena: *mut u8,
     arena_used: AtomicUsize,
 }
 
-unsafe impl Sync for CodeTable {}
-unsafe impl Send for CodeTable {}
-
-fn map(bytes: usize) -> Option<*mut u8> {
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            bytes,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    (p != libc::MAP_FAILED).then_some(p.cast())
+/// The table and its arena live in memory shared with the writer process, which reads
+/// the entries.
+pub struct CodeTable {
+    table: Region,
+    arena: Region,
 }
+
+const ENTRIES_AT: usize = std::mem::size_of::<Header>();
+const BY_ID_AT: usize = ENTRIES_AT + CAPACITY * std::mem::size_of::<Entry>();
 
 fn hash(key: &[usize; 4]) -> usize {
     let h = key.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &k| {
@@ -70,16 +63,25 @@ fn hash(key: &[usize; 4]) -> usize {
 impl CodeTable {
     pub fn new() -> Option<CodeTable> {
         Some(CodeTable {
-            entries: map(CAPACITY * std::mem::size_of::<Entry>())?.cast(),
-            by_id: map(CAPACITY * 4)?.cast(),
-            next_id: AtomicU32::new(0),
-            arena: map(ARENA_BYTES)?,
-            arena_used: AtomicUsize::new(0),
+            table: Region::new(BY_ID_AT + CAPACITY * 4)?,
+            arena: Region::new(ARENA_BYTES)?,
         })
     }
 
+    fn header(&self) -> &Header {
+        unsafe { &*(self.table.ptr() as *const Header) }
+    }
+
+    fn entries(&self) -> *mut Entry {
+        unsafe { self.table.ptr().add(ENTRIES_AT) }.cast()
+    }
+
+    fn by_id(&self, id: u32) -> &AtomicU32 {
+        unsafe { &*(self.table.ptr().add(BY_ID_AT) as *const AtomicU32).add(id as usize) }
+    }
+
     fn entry(&self, i: usize) -> &Entry {
-        unsafe { &*self.entries.add(i & (CAPACITY - 1)) }
+        unsafe { &*self.entries().add(i & (CAPACITY - 1)) }
     }
 
     /// The id of `code`, interning it on first sight. Async-signal-safe.
@@ -107,7 +109,7 @@ impl CodeTable {
     }
 
     fn fill(&self, probe: &Probe, idx: usize, r: &CodeRef) -> Option<u32> {
-        let e = unsafe { &mut *self.entries.add(idx) };
+        let e = unsafe { &mut *self.entries().add(idx) };
         e.key = r.key;
         e.first_line = r.first_line;
         e.filename = (self.copy_str(probe, &r.filename), r.filename.kind);
@@ -117,13 +119,13 @@ impl CodeTable {
         } else {
             Span::default()
         };
-        let id = self.next_id.fetch_add(1, Relaxed);
+        let id = self.header().next_id.fetch_add(1, Relaxed);
         if id as usize >= CAPACITY {
             // Never published: the entry stays claimed and the frame reads as unknown.
             return None;
         }
         e.id = id;
-        unsafe { (*self.by_id.add(id as usize)).store(idx as u32 + 1, Release) };
+        self.by_id(id).store(idx as u32 + 1, Release);
         e.state.store(READY, Release);
         Some(id)
     }
@@ -134,11 +136,11 @@ impl CodeTable {
     }
 
     fn copy(&self, probe: &Probe, src: usize, len: usize) -> Span {
-        let off = self.arena_used.fetch_add(len, Relaxed);
+        let off = self.header().arena_used.fetch_add(len, Relaxed);
         if len == 0 || off + len > ARENA_BYTES {
             return Span::default();
         }
-        let dst = unsafe { std::slice::from_raw_parts_mut(self.arena.add(off), len) };
+        let dst = unsafe { std::slice::from_raw_parts_mut(self.arena.ptr().add(off), len) };
         if probe.copy_guarded(src, dst) {
             Span { off, len }
         } else {
@@ -148,7 +150,7 @@ impl CodeTable {
 
     /// Number of ids handed out so far.
     pub fn len(&self) -> u32 {
-        self.next_id.load(Acquire).min(CAPACITY as u32)
+        self.header().next_id.load(Acquire).min(CAPACITY as u32)
     }
 
     /// The entry for `id`, once it is fully published. Called by the writer thread.
@@ -156,23 +158,19 @@ impl CodeTable {
         if id >= self.len() {
             return None;
         }
-        let idx = unsafe { (*self.by_id.add(id as usize)).load(Acquire) };
+        let idx = self.by_id(id).load(Acquire);
         let e = self.entry(idx.checked_sub(1)? as usize);
         (e.state.load(Acquire) == READY && e.id == id).then_some(e)
     }
 
     pub fn bytes(&self, s: Span) -> &[u8] {
-        unsafe { std::slice::from_raw_parts(self.arena.add(s.off), s.len) }
+        unsafe { std::slice::from_raw_parts(self.arena.ptr().add(s.off), s.len) }
     }
 
-    /// Forgets entries a thread was filling when the process forked (that thread does not
-    /// exist in the child), so no reader waits on them.
-    pub fn after_fork(&self) {
-        for i in 0..CAPACITY {
-            let _ = self
-                .entry(i)
-                .state
-                .compare_exchange(BUSY, EMPTY, Relaxed, Relaxed);
-        }
+    /// A fork child's table: fresh and empty, no longer the parent writer's (the child's
+    /// writer needs every code object again, and entries the parent's other threads were
+    /// filling would never be finished).
+    pub fn renew(&self) -> bool {
+        self.table.renew() && self.arena.renew()
     }
 }

@@ -1,17 +1,10 @@
-//! Exact process-wide allocator counters. Each thread counts in its own cells and folds
-//! into the shared atomics in batches, so the malloc fast path touches no shared cache line.
+//! Exact process-wide allocator counters. Each thread counts in its own cells (see
+//! `memory.rs`) and folds them into the shared page in batches, so the malloc fast path
+//! touches no shared cache line.
 
-use crate::thread_state::{self, ThreadState};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-/// Fold a thread's counts into the globals once this many bytes have gathered.
-const FOLD_BYTES: u64 = 256 << 10;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static FREES: AtomicU64 = AtomicU64::new(0);
-static ALLOC_BYTES: AtomicU64 = AtomicU64::new(0);
-static FREED_BYTES: AtomicU64 = AtomicU64::new(0);
-static PEAK_LIVE: AtomicU64 = AtomicU64::new(0);
+use crate::shared;
+use crate::thread_state::ThreadState;
+use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Snapshot {
@@ -20,58 +13,49 @@ pub struct Snapshot {
     pub alloc_bytes: u64,
     pub live_bytes: u64,
     pub peak_live_bytes: u64,
+    pub python_live_bytes: u64,
 }
 
-#[inline(always)]
-pub fn on_alloc(bytes: usize) {
-    thread_state::with(|t| {
-        let n = t.allocs.get() + 1;
-        let b = t.alloc_bytes.get() + bytes as u64;
-        t.allocs.set(n);
-        t.alloc_bytes.set(b);
-        if b >= FOLD_BYTES {
-            fold(t);
-        }
-    })
-}
-
-#[inline(always)]
-pub fn on_free(bytes: usize) {
-    thread_state::with(|t| {
-        let n = t.frees.get() + 1;
-        let b = t.freed_bytes.get() + bytes as u64;
-        t.frees.set(n);
-        t.freed_bytes.set(b);
-        if b >= FOLD_BYTES {
-            fold(t);
-        }
-    })
-}
-
-/// Moves this thread's pending counts into the globals (also called at thread exit).
-#[cold]
-#[inline(never)]
+/// Moves a thread's pending counts into the shared page (from the slow paths and at thread
+/// exit). Before the page exists, the counts wait in the thread's cells.
 pub fn fold(t: &ThreadState) {
-    ALLOCS.fetch_add(t.allocs.replace(0), Relaxed);
-    FREES.fetch_add(t.frees.replace(0), Relaxed);
-    ALLOC_BYTES.fetch_add(t.alloc_bytes.replace(0), Relaxed);
-    FREED_BYTES.fetch_add(t.freed_bytes.replace(0), Relaxed);
-    PEAK_LIVE.fetch_max(live_now(), Relaxed);
+    let Some(s) = shared::get() else { return };
+    s.allocs.fetch_add(t.allocs.replace(0), Relaxed);
+    s.frees.fetch_add(t.frees.replace(0), Relaxed);
+    s.alloc_bytes.fetch_add(t.alloc_bytes.replace(0), Relaxed);
+    s.freed_bytes.fetch_add(t.freed_bytes.replace(0), Relaxed);
+    s.peak_live.fetch_max(live(s), Relaxed);
 }
 
-fn live_now() -> u64 {
-    ALLOC_BYTES
+pub fn arena_mapped(bytes: usize) {
+    if let Some(s) = shared::get() {
+        s.arena_bytes.fetch_add(bytes as u64, Relaxed);
+        s.peak_live.fetch_max(live(s), Relaxed);
+    }
+}
+
+pub fn arena_unmapped(bytes: usize) {
+    if let Some(s) = shared::get() {
+        s.arena_bytes.fetch_sub(bytes as u64, Relaxed);
+    }
+}
+
+fn live(s: &shared::Shared) -> u64 {
+    let malloc = s
+        .alloc_bytes
         .load(Relaxed)
-        .saturating_sub(FREED_BYTES.load(Relaxed))
+        .saturating_sub(s.freed_bytes.load(Relaxed));
+    malloc + s.arena_bytes.load(Relaxed)
 }
 
-pub fn snapshot() -> Snapshot {
-    let live = live_now();
+pub fn snapshot(s: &shared::Shared) -> Snapshot {
+    let live = live(s);
     Snapshot {
-        allocs: ALLOCS.load(Relaxed),
-        frees: FREES.load(Relaxed),
-        alloc_bytes: ALLOC_BYTES.load(Relaxed),
+        allocs: s.allocs.load(Relaxed),
+        frees: s.frees.load(Relaxed),
+        alloc_bytes: s.alloc_bytes.load(Relaxed),
         live_bytes: live,
-        peak_live_bytes: PEAK_LIVE.load(Relaxed).max(live),
+        peak_live_bytes: s.peak_live.load(Relaxed).max(live),
+        python_live_bytes: s.arena_bytes.load(Relaxed),
     }
 }

@@ -1,9 +1,10 @@
 //! librprof.so: preloaded into a program, it interposes the malloc family, samples CPU per
-//! thread with POSIX timers, reads the interrupted thread's Python stack straight from
-//! memory, and hands events to a writer thread that appends them to a binary trace.
+//! thread with POSIX timers, samples allocations and copies by bytes, reads the Python
+//! stack straight from the interpreter's memory, and hands events through shared memory to
+//! a writer process that appends them to a binary trace.
 //!
-//! Hot paths (the malloc family, the signal handler) allocate nothing, take no lock, and
-//! call only async-signal-safe functions; everything else runs on the writer thread.
+//! Hot paths (the malloc family, memcpy, the signal handler) allocate nothing, take no
+//! lock, and call only async-signal-safe functions; everything else runs in the writer.
 
 // Unit tests link the library without its constructor (it would profile the test runner),
 // which leaves the start-up path unreachable there.
@@ -12,16 +13,25 @@
 mod alloc_api;
 mod codes;
 mod config;
+mod copy;
 mod counters;
 mod global_alloc;
 mod log;
+mod memory;
+mod native_stack;
 mod output;
+mod pyalloc;
 pub mod python;
 mod queue;
 mod real;
 mod runtime;
+mod sampled;
 mod sampler;
+mod shared;
+mod shm;
 mod signals;
+mod stack;
+mod symbols;
 mod thread_state;
 mod writer;
 

@@ -56,6 +56,8 @@ pub fn header(config: &Config, signal: i32, python_version: u32) -> Header {
         clock: config.clock as u8,
         sample_hz: config.hz,
         modes: config.modes,
+        mem_rate: config.mem_rate,
+        copy_rate: config.copy_rate,
         signal,
         python_version,
         exe: path(std::fs::read_link("/proc/self/exe")),

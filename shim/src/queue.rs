@@ -1,17 +1,19 @@
-//! The bounded, lock-free event queue between the producers (signal handlers, and later the
-//! allocation sampler) and the writer thread.
+//! The bounded, lock-free event queue between the producers (the signal handler and the
+//! allocation and copy samplers) on the program's threads and the writer process.
 //!
 //! A Vyukov-style ring: a producer claims a slot with one CAS, fills it, and publishes it by
 //! storing the slot's sequence number. Nothing blocks: a full queue drops the event (and
 //! counts it), and a producer interrupted mid-fill by a nested producer on the same thread
 //! only makes the consumer wait at that slot until the outer one resumes.
 
+use crate::native_stack::NATIVE_DEPTH;
+use crate::shm::Region;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 /// Deepest Python stack recorded per event; deeper stacks keep their innermost frames.
 pub const MAX_DEPTH: usize = 128;
-const CAPACITY: usize = 2048;
+const CAPACITY: usize = 4096;
 
 /// Code id of a frame whose code object could not be interned.
 pub const UNKNOWN_CODE: u32 = u32::MAX;
@@ -23,16 +25,36 @@ pub struct EventFrame {
     pub addrq: i32,
 }
 
-/// One CPU sample as captured in the signal handler.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A CPU sample: `cpu_ns`, `sys_ns`; `python` if the interrupted PC was the interpreter's.
+    Cpu,
+    /// A sampled allocation: `addr`, `size`, `weight`; `python` for the Python allocator.
+    Alloc,
+    /// The free of a sampled allocation: `addr`.
+    Free,
+    /// Sampled copying: `weight`.
+    Copy,
+}
+
+/// One event as captured on a program thread, with its stacks still raw.
 #[repr(C)]
 pub struct Event {
-    pub t_ns: u64,
-    pub cpu_ns: u64,
-    pub sys_ns: u64,
-    pub tid: u32,
+    pub kind: Kind,
     pub python: bool,
     pub truncated: bool,
     pub depth: u16,
+    pub native_depth: u16,
+    pub tid: u32,
+    pub t_ns: u64,
+    pub cpu_ns: u64,
+    pub sys_ns: u64,
+    pub addr: u64,
+    pub size: u64,
+    pub weight: u64,
+    /// Native frames (PCs), innermost first, above the innermost Python frame.
+    pub native: [u64; NATIVE_DEPTH],
     pub frames: [EventFrame; MAX_DEPTH],
 }
 
@@ -41,11 +63,19 @@ struct Slot {
     event: UnsafeCell<Event>,
 }
 
-pub struct Queue {
-    slots: *mut Slot,
+/// The ring's indices and counters, in the shared mapping before the slots. The producers'
+/// and the consumer's indices sit on separate cache lines.
+#[repr(C, align(64))]
+struct Header {
     head: AtomicUsize,
+    _pad: [u8; 56],
     tail: UnsafeCell<usize>,
     dropped: AtomicU64,
+}
+
+/// The ring lives in memory shared with the writer process, which is its consumer.
+pub struct Queue {
+    region: Region,
 }
 
 // The ring's protocol makes shared access sound: a slot is written only by the producer
@@ -75,79 +105,69 @@ impl Drop for Claim<'_> {
 impl Queue {
     /// Maps the ring (zeroed pages, touched lazily). None if the mapping fails.
     pub fn new() -> Option<Queue> {
-        let bytes = CAPACITY * std::mem::size_of::<Slot>();
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
+        let bytes = std::mem::size_of::<Header>() + CAPACITY * std::mem::size_of::<Slot>();
         let q = Queue {
-            slots: p.cast(),
-            head: AtomicUsize::new(0),
-            tail: UnsafeCell::new(0),
-            dropped: AtomicU64::new(0),
+            region: Region::new(bytes)?,
         };
         q.reset();
         Some(q)
     }
 
-    fn slot(&self, pos: usize) -> &Slot {
-        unsafe { &*self.slots.add(pos & (CAPACITY - 1)) }
+    fn header(&self) -> &Header {
+        unsafe { &*(self.region.ptr() as *const Header) }
     }
 
-    /// Empties the queue. Only sound with no producer or consumer running: used at creation
-    /// and in a fork child, where the claiming threads no longer exist.
-    pub fn reset(&self) {
+    fn slot(&self, pos: usize) -> &Slot {
+        let slots = unsafe { self.region.ptr().add(std::mem::size_of::<Header>()) } as *const Slot;
+        unsafe { &*slots.add(pos & (CAPACITY - 1)) }
+    }
+
+    fn reset(&self) {
         for i in 0..CAPACITY {
             self.slot(i).seq.store(i, Relaxed);
         }
-        self.head.store(0, Relaxed);
-        self.dropped.store(0, Relaxed);
-        unsafe { *self.tail.get() = 0 };
+    }
+
+    /// A fork child's queue: fresh and empty, no longer the parent writer's. Slots claimed
+    /// by the parent's other threads (which the child does not have) are gone with it.
+    pub fn renew(&self) -> bool {
+        let ok = self.region.renew();
+        self.reset();
+        ok
     }
 
     /// Claims a slot, or counts a drop when the queue is full. Async-signal-safe.
     pub fn claim(&self) -> Option<Claim<'_>> {
-        let mut pos = self.head.load(Relaxed);
+        let head = &self.header().head;
+        let mut pos = head.load(Relaxed);
         loop {
             let slot = self.slot(pos);
             let seq = slot.seq.load(Acquire);
             match seq.wrapping_sub(pos) as isize {
-                0 => match self
-                    .head
-                    .compare_exchange_weak(pos, pos + 1, Relaxed, Relaxed)
-                {
+                0 => match head.compare_exchange_weak(pos, pos + 1, Relaxed, Relaxed) {
                     Ok(_) => return Some(Claim { slot, pos }),
                     Err(now) => pos = now,
                 },
                 d if d < 0 => {
-                    self.dropped.fetch_add(1, Relaxed);
+                    self.count_drop();
                     return None;
                 }
-                _ => pos = self.head.load(Relaxed),
+                _ => pos = head.load(Relaxed),
             }
         }
     }
 
     pub fn count_drop(&self) {
-        self.dropped.fetch_add(1, Relaxed);
+        self.header().dropped.fetch_add(1, Relaxed);
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Relaxed)
+        self.header().dropped.load(Relaxed)
     }
 
-    /// Hands the next published event to `f`. Only the writer thread calls this.
+    /// Hands the next published event to `f`. Only the writer process calls this.
     pub fn pop(&self, f: impl FnOnce(&Event)) -> bool {
-        let tail = unsafe { &mut *self.tail.get() };
+        let tail = unsafe { &mut *self.header().tail.get() };
         let slot = self.slot(*tail);
         if slot.seq.load(Acquire) != *tail + 1 {
             return false;

@@ -5,7 +5,10 @@ use crate::codes::CodeTable;
 use crate::config::Config;
 use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
-use crate::{log, output, python, real, sampler, signals, writer};
+use crate::{
+    copy, log, native_stack, output, pyalloc, python, real, sampler, shared, signals, thread_state,
+    writer,
+};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 
@@ -32,11 +35,29 @@ impl Runtime {
     pub fn start_mono_ns(&self) -> u64 {
         self.start_mono_ns.load(Relaxed)
     }
+
+    /// Notes (once) when the interpreter starts finalizing, for the writer to mark.
+    /// Async-signal-safe; called from the sampler and the free path.
+    pub fn note_finalizing(&self) {
+        let (Some(probe), Some(s)) = (&self.probe, shared::get()) else {
+            return;
+        };
+        if s.finalizing.load(Relaxed) == 0 && probe.finalizing() {
+            let _ = s
+                .finalizing
+                .compare_exchange(0, self.elapsed_ns() + 1, Relaxed, Relaxed);
+        }
+    }
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 /// True while this process is being profiled.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Stops this process from recording (the writer process, which is a fork of the program).
+pub fn deactivate() {
+    ACTIVE.store(false, Release);
+}
 
 /// The runtime, if this process is being profiled. Async-signal-safe.
 #[inline]
@@ -59,7 +80,10 @@ pub fn monotonic_ns() -> u64 {
 
 /// Starts profiling this process. Runs once, from the library constructor.
 pub fn start() {
+    copy::resolve();
     real::resolve();
+    native_stack::init();
+    thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     let config = Config::from_env();
     let root = output::is_root();
     let (probe, native_only) = match Probe::detect() {
@@ -67,7 +91,7 @@ pub fn start() {
         Err(DetectError::NotPython) => (None, Some("not a Python process".to_owned())),
         Err(DetectError::Unsupported(why)) => (None, Some(why)),
     };
-    let (Some(queue), Some(codes)) = (Queue::new(), CodeTable::new()) else {
+    let (Some(queue), Some(codes), true) = (Queue::new(), CodeTable::new(), shared::init()) else {
         log::warn("cannot map the profiler's buffers; this process runs unprofiled");
         return;
     };
@@ -79,6 +103,9 @@ pub fn start() {
     if !sampler::init_thread_exit_hook() {
         log::warn("cannot register the thread-exit hook; this process runs unprofiled");
         return;
+    }
+    if probe.is_some() && config.mem_rate > 0 && !pyalloc::install() {
+        log::warn("cannot wrap the Python allocator; Python objects' memory is not sampled");
     }
     let path = output::trace_path(&config.output, std::process::id(), root);
     let rt = RUNTIME.get_or_init(|| Runtime {
@@ -124,7 +151,7 @@ extern "C" fn on_exit() {
     let Some(rt) = active() else { return };
     ACTIVE.store(false, Release);
     sampler::disarm_current_thread();
-    if let Some(samples) = writer::stop() {
+    if let Some(samples) = writer::finish(rt.elapsed_ns()) {
         let path = rt.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match &rt.native_only {
             None => log::info(&format!("wrote {path} ({samples} samples)")),
@@ -135,15 +162,17 @@ extern "C" fn on_exit() {
     }
 }
 
-/// In a fork child only the forking thread survives: the writer and every timer are gone,
-/// and slots claimed by other threads will never be published. Start over with a trace of
-/// the child's own.
+/// In a fork child only the forking thread survives, every timer is gone, and the shared
+/// buffers still belong to the parent's writer. Start over: fresh buffers, a writer and a
+/// trace of the child's own.
 extern "C" fn on_fork_child() {
     let Some(rt) = active() else { return };
     ACTIVE.store(false, Release);
-    rt.queue.reset();
-    rt.codes.after_fork();
-    sampler::SAMPLES.store(0, Relaxed);
+    writer::forget_parent();
+    if !(rt.queue.renew() && rt.codes.renew() && shared::renew()) {
+        log::warn("cannot map the profiler's buffers in a forked child; it runs unprofiled");
+        return;
+    }
     rt.start_mono_ns.store(monotonic_ns(), Relaxed);
     rt.root.store(false, Relaxed);
     let path = output::trace_path(&rt.config.output, std::process::id(), false);

@@ -2,17 +2,16 @@
 //! monotonic clock in wall mode), delivering the sampling signal to that very thread. The
 //! handler records where the thread is and how much time the sample stands for.
 
-use crate::queue::{EventFrame, MAX_DEPTH, UNKNOWN_CODE};
+use crate::native_stack::{self, NATIVE_DEPTH};
+use crate::queue::Kind;
 use crate::runtime::{self, Runtime};
-use crate::{counters, real, signals, thread_state};
+use crate::{counters, real, shared, signals, stack, thread_state};
 use libc::{c_int, c_void, siginfo_t};
 use rprof_format::Clock;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Marks timer signals as ours (`si_value`), so any other sender is chained.
 const COOKIE: usize = 0x7270_726f_6600;
-
-pub static SAMPLES: AtomicU64 = AtomicU64::new(0);
 
 static mut EXIT_KEY: libc::pthread_key_t = 0;
 
@@ -57,8 +56,11 @@ fn thread_times() -> (u64, u64) {
     (ns(ru.ru_utime), ns(ru.ru_stime))
 }
 
-/// Starts sampling the calling thread.
+/// Starts sampling the calling thread (when CPU sampling is on).
 pub fn arm_current_thread(rt: &Runtime) {
+    if rt.config.modes & rprof_format::mode::CPU == 0 {
+        return;
+    }
     thread_state::with(|t| {
         disarm(t);
         t.tid.set(unsafe { libc::gettid() } as u32);
@@ -114,19 +116,24 @@ pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     unsafe { *libc::__errno_location() = errno };
 }
 
-fn interrupted_pc(uc: *mut c_void) -> usize {
+/// The interrupted thread's PC, frame pointer and stack pointer.
+fn interrupted(uc: *mut c_void) -> (usize, usize, usize) {
     let uc = uc as *const libc::ucontext_t;
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
+        let g = &(*uc).uc_mcontext.gregs;
+        let reg = |r: libc::c_int| g[r as usize] as usize;
+        (reg(libc::REG_RIP), reg(libc::REG_RBP), reg(libc::REG_RSP))
     }
     #[cfg(target_arch = "aarch64")]
     unsafe {
-        (*uc).uc_mcontext.pc as usize
+        let m = &(*uc).uc_mcontext;
+        (m.pc as usize, m.regs[29] as usize, m.sp as usize)
     }
 }
 
 fn sample(rt: &Runtime, uc: *mut c_void) {
+    rt.note_finalizing();
     let taken = thread_state::guarded(|t| {
         let (user, sys) = thread_times();
         let wall = now(libc::CLOCK_MONOTONIC);
@@ -139,31 +146,23 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
             // In wall mode, "system" is all time not spent in user mode: kernel and waiting.
             Clock::Wall => (d_wall, d_wall.saturating_sub(d_cpu.saturating_sub(d_sys))),
         };
+        let (pc, fp, sp) = interrupted(uc);
+        let mut native = [0u64; NATIVE_DEPTH];
+        let depth = native_stack::interrupted(pc, fp, sp, t.stack_hi.get(), &mut native);
         let Some(mut claim) = rt.queue.claim() else {
             return;
         };
         let ev = claim.event();
+        ev.kind = Kind::Cpu;
         ev.t_ns = wall.saturating_sub(rt.start_mono_ns());
         ev.cpu_ns = weight;
         ev.sys_ns = kernel.min(weight);
         ev.tid = t.tid.get();
-        ev.python = false;
-        ev.depth = 0;
-        ev.truncated = false;
-        if let Some(probe) = &rt.probe {
-            ev.python = probe.is_interpreter_pc(interrupted_pc(uc));
-            let mut raw = [crate::python::RawFrame::default(); MAX_DEPTH];
-            let (n, truncated) = probe.walk_current_thread(&mut raw);
-            for (dst, src) in ev.frames.iter_mut().zip(&raw[..n]) {
-                *dst = EventFrame {
-                    code: rt.codes.intern(probe, src.code).unwrap_or(UNKNOWN_CODE),
-                    addrq: src.addrq,
-                };
-            }
-            ev.depth = n as u16;
-            ev.truncated = truncated;
+        ev.python = rt.probe.as_ref().is_some_and(|p| p.is_interpreter_pc(pc));
+        stack::capture(rt, ev, &native[..depth]);
+        if let Some(s) = shared::get() {
+            s.samples.fetch_add(1, Relaxed);
         }
-        SAMPLES.fetch_add(1, Relaxed);
     });
     if taken.is_none() {
         rt.queue.count_drop();
@@ -193,6 +192,7 @@ type Start = (extern "C" fn(*mut c_void) -> *mut c_void, *mut c_void);
 
 extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     let (start, arg) = *unsafe { Box::from_raw(p as *mut Start) };
+    thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     if let Some(rt) = runtime::active() {
         arm_current_thread(rt);
     }

@@ -5,14 +5,31 @@ use std::cell::Cell;
 
 #[repr(C)]
 pub struct ThreadState {
-    /// Reentrancy guard: set while this thread is inside the shim's own slow paths, so
-    /// allocations the shim makes there (or a sample landing there) are not recorded.
+    /// Reentrancy guard: set while this thread is inside the shim's own slow paths (and for
+    /// the writer thread's whole life), so nothing the shim does there is recorded.
     pub busy: Cell<bool>,
     /// Allocator events not yet folded into the process-wide counters.
     pub allocs: Cell<u64>,
     pub frees: Cell<u64>,
     pub alloc_bytes: Cell<u64>,
     pub freed_bytes: Cell<u64>,
+    /// Bytes the malloc fast path may still count before taking the slow path (which folds
+    /// the counters and takes allocation samples), and that budget when it was set.
+    pub alloc_left: Cell<i64>,
+    pub alloc_armed: Cell<i64>,
+    /// Bytes from the armed point to the next allocation sample point.
+    pub sample_gap: Cell<i64>,
+    /// Freed bytes until the free path folds the counters.
+    pub free_left: Cell<i64>,
+    /// Copied bytes until the next copy sample point.
+    pub copy_left: Cell<i64>,
+    /// xorshift state for the sampling gaps; 0 until the thread's first slow path.
+    pub rng: Cell<u64>,
+    /// The old block's size in the last realloc, so a Python allocator realloc that ended
+    /// in one counts only its growth; `u64::MAX` when none was seen.
+    pub realloc_old: Cell<u64>,
+    /// Inside a call to the Python allocator, whose own malloc calls it accounts for.
+    pub in_python: Cell<bool>,
     /// Sampler bookkeeping: this thread's clock readings at its previous sample.
     pub last_cpu_ns: Cell<u64>,
     pub last_sys_ns: Cell<u64>,
@@ -20,6 +37,8 @@ pub struct ThreadState {
     /// The thread's POSIX timer (`timer_t`), 0 when it has none, and its kernel thread id.
     pub timer: Cell<usize>,
     pub tid: Cell<u32>,
+    /// Top of this thread's stack, bounding native stack walks; 0 until known.
+    pub stack_hi: Cell<usize>,
 }
 
 // Cells start zeroed, as the TLS block does.

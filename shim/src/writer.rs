@@ -1,21 +1,24 @@
-//! The writer thread: drains the event queue, resolves code objects to functions and
-//! lines, interns strings and stacks, and appends checksummed chunks to the trace. All the
-//! heavy work of the shim happens here, never in the program's threads.
+//! The writer process: drains the event queue (shared memory), resolves code objects to
+//! functions and lines and native PCs to symbols, interns strings and stacks, and appends
+//! checksummed chunks to the trace. All the heavy work of the shim happens here, never in
+//! the program's threads; and as a separate process it adds no thread to the program (a
+//! second thread alone costs a single-threaded program glibc's locked malloc paths), and
+//! it finishes the trace even when the program is killed.
 
 use crate::codes::Span;
 use crate::log;
-use crate::queue::{Event, UNKNOWN_CODE};
+use crate::queue::{Event, Kind, UNKNOWN_CODE};
 use crate::runtime::Runtime;
-use crate::{counters, python, real, sampler};
-use rprof_format::{encode_header, CpuSample, Encoder, End, Exec, Frame, FuncKind, Header, Record};
+use crate::{counters, python, runtime, shared, symbols, thread_state};
+use rprof_format::{
+    encode_header, marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Exec, Frame,
+    FreeSample, FuncKind, Header, Record,
+};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicI32, Ordering::*};
 use std::time::{Duration, Instant};
-
-static STOP: AtomicBool = AtomicBool::new(false);
-static THREAD: AtomicUsize = AtomicUsize::new(0);
 
 /// Chunks are also cut when they grow this large, between periodic flushes.
 const MAX_CHUNK: usize = 256 << 10;
@@ -72,21 +75,41 @@ impl Sink {
 
 struct Writer {
     rt: &'static Runtime,
+    /// The program's pid (this process is its writer).
+    program: u32,
     sink: Sink,
     enc: Encoder,
     strings: HashMap<String, u32>,
     funcs: HashMap<(u32, u32, u32), u32>,
     codes: Vec<Option<Code>>,
+    /// Native PCs resolved so far (exact PCs and return addresses resolve differently).
+    natives: HashMap<(u64, bool), Frame>,
     unknown_func: Option<u32>,
     stacks: HashMap<Vec<Frame>, u32>,
     threads: HashSet<u32>,
     frames: Vec<Frame>,
     samples: u64,
+    events: u64,
     truncated: u64,
+    marked_finalizing: bool,
 }
 
-/// Starts the writer thread. With `eager`, the trace is created now, and false is returned
-/// (after a warning) if it cannot be.
+/// The write end of the pipe whose closing tells the writer the program is gone; -1 when
+/// no writer runs.
+static LINK: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" {
+    /// glibc's fork without the atfork handlers: the writer must not run the program's.
+    fn _Fork() -> libc::pid_t;
+}
+
+/// Starts the writer process for this (program) process. With `eager`, the trace is
+/// created now, and false is returned (after a warning) if it cannot be.
+///
+/// The writer is a grandchild in a session of its own: the program never sees it as a
+/// child (no SIGCHLD, nothing for its `wait` to reap), and a Ctrl-C or a signal to the
+/// program's process group does not reach it. It learns that the program ended from the
+/// pipe: the program's end closes it, whether by exit, kill or exec.
 pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> bool {
     let mut sink = Sink {
         path: path.to_owned(),
@@ -97,118 +120,324 @@ pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> 
     if eager && !sink.open() {
         return false;
     }
-    let w = Box::new(Writer {
-        rt,
-        sink,
-        enc: Encoder::new(),
-        strings: HashMap::new(),
-        funcs: HashMap::new(),
-        codes: Vec::new(),
-        unknown_func: None,
-        stacks: HashMap::new(),
-        threads: HashSet::new(),
-        frames: Vec::with_capacity(64),
-        samples: 0,
-        truncated: 0,
-    });
-    STOP.store(false, Relaxed);
-    unsafe {
-        // The thread inherits a mask with every signal blocked: the program's signals go to
-        // its own threads, and the writer is never sampled.
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let mut t: libc::pthread_t = 0;
-        let arg = Box::into_raw(w);
-        let rc = real::pthread_create(&mut t, std::ptr::null(), writer_main, arg.cast());
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        if rc != 0 {
-            drop(Box::from_raw(arg));
-            log::warn("cannot start the trace writer thread; this process runs unprofiled");
-            return false;
-        }
-        THREAD.store(t as usize, Release);
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        log::warn("cannot create the writer's pipe; this process runs unprofiled");
+        return false;
     }
-    true
+    let program = std::process::id();
+    match unsafe { _Fork() } {
+        0 => {
+            if unsafe { _Fork() } != 0 {
+                unsafe { libc::_exit(0) };
+            }
+            unsafe { libc::close(fds[1]) };
+            writer_main(rt, sink, fds[0], program);
+        }
+        -1 => {
+            unsafe { libc::close(fds[0]) };
+            unsafe { libc::close(fds[1]) };
+            log::warn("cannot start the trace writer process; this process runs unprofiled");
+            false
+        }
+        child => {
+            unsafe {
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+                libc::close(fds[0]);
+            }
+            LINK.store(fds[1], Release);
+            true
+        }
+    }
 }
 
-/// Asks the writer to drain, write the end record and close; returns the samples written,
-/// or None when no trace file was written.
-pub fn stop() -> Option<u64> {
-    STOP.store(true, Release);
-    let t = THREAD.swap(0, AcqRel);
-    if t == 0 {
+/// At exit: asks the writer to drain, write the end record and close the trace, and waits
+/// for it (at most a few seconds). Returns the samples written, or None when no trace file
+/// was written.
+pub fn finish(end_ns: u64) -> Option<u64> {
+    let fd = LINK.swap(-1, AcqRel);
+    let s = shared::page()?;
+    if fd < 0 {
         return None;
     }
-    let mut ret: *mut libc::c_void = std::ptr::null_mut();
-    unsafe { libc::pthread_join(t as libc::pthread_t, &mut ret) };
-    // The thread returns samples + 1, or 0 when it wrote no file.
-    (ret as u64).checked_sub(1)
+    s.end_ns.store(end_ns, Relaxed);
+    s.finish.store(1, Release);
+    unsafe { libc::close(fd) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.done.load(Acquire) == 0 && Instant::now() < deadline {
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        unsafe {
+            libc::syscall(libc::SYS_futex, &s.done, libc::FUTEX_WAIT, 0, &ts, 0, 0);
+        }
+    }
+    s.written.load(Acquire).checked_sub(1)
 }
 
-extern "C" fn writer_main(arg: *mut libc::c_void) -> *mut libc::c_void {
-    let mut w = unsafe { Box::from_raw(arg as *mut Writer) };
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"rprof-writer".as_ptr()) };
-    let flush_every = Duration::from_millis(w.rt.config.flush_ms);
+/// In a fork child: the pipe it inherited is the parent's writer's; let go of it.
+pub fn forget_parent() {
+    let fd = LINK.swap(-1, AcqRel);
+    if fd >= 0 {
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// How the program's run ended, as the writer sees it.
+enum Ended {
+    /// At exit, through `finish`: the trace gets its End record.
+    Exited,
+    /// Killed, or ended without running exit handlers (`_exit`): everything it recorded is
+    /// written, without an End record.
+    Vanished,
+    /// It exec'd another program, which writes its own trace (to the same path, when the
+    /// name has no `%p`): this writer stops writing at once.
+    Execd,
+}
+
+fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
+    unsafe {
+        libc::setsid();
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_NAME, c"rprof-writer".as_ptr());
+    }
+    // Nothing this process does is the program's.
+    shared::detach();
+    runtime::deactivate();
+    thread_state::with(|t| t.busy.set(true));
+    let s = shared::page().expect("the shared page exists before the writer starts");
+    let mut w = Writer::new(rt, sink, program);
+    let flush_every = Duration::from_millis(rt.config.flush_ms);
     let mut last_flush = Instant::now();
-    loop {
-        let stopping = STOP.load(Acquire);
+    let ended = loop {
         w.drain();
-        if stopping {
-            // Producers on other threads may still be finishing a claimed slot.
-            std::thread::sleep(Duration::from_millis(2));
-            w.drain();
-            w.finish();
-            let written = if w.sink.file.is_some() {
-                w.samples + 1
-            } else {
-                0
-            };
-            return written as *mut libc::c_void;
+        if s.finish.load(Acquire) != 0 {
+            break Ended::Exited;
+        }
+        if !wait_readable(link, POLL) {
+            // The pipe closed: the program exited (with or without exit handlers), was
+            // killed, exec'd, or closed the descriptor itself (some daemons close them all).
+            match program_state(program) {
+                _ if s.finish.load(Acquire) != 0 => break Ended::Exited,
+                Some(state) if state != 'Z' && state != 'X' => {
+                    if still_ours(program, s) {
+                        // Alive and still ours: carry on, watching the process instead.
+                        poll_until_gone(&mut w, s, program, flush_every);
+                        break if s.finish.load(Acquire) != 0 {
+                            Ended::Exited
+                        } else {
+                            Ended::Vanished
+                        };
+                    }
+                    break Ended::Execd;
+                }
+                _ => break Ended::Vanished,
+            }
         }
         if last_flush.elapsed() >= flush_every || w.enc.len() >= MAX_CHUNK {
             w.flush();
             last_flush = Instant::now();
         }
+    };
+    match ended {
+        Ended::Exited => {
+            w.drain();
+            w.finish(s.end_ns.load(Relaxed));
+        }
+        Ended::Vanished => {
+            w.drain();
+            w.flush();
+        }
+        Ended::Execd => {}
+    }
+    let written = if w.sink.file.is_some() {
+        w.samples + 1
+    } else {
+        0
+    };
+    s.written.store(written, Release);
+    s.done.store(1, Release);
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            &s.done,
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0,
+            0,
+            0,
+        );
+        libc::_exit(0)
+    }
+}
+
+/// Waits up to `timeout` for the link to become readable (closed); false once it has.
+fn wait_readable(link: i32, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: link,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
+    n <= 0 || p.revents & (libc::POLLHUP | libc::POLLIN | libc::POLLERR) == 0
+}
+
+/// The program's state letter from /proc (R, S, Z, ...), None when it is gone.
+fn program_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether the program still maps our shared page (it does not after an exec).
+fn still_ours(pid: u32, s: &shared::Shared) -> bool {
+    let at = format!("{:x}-", s as *const shared::Shared as usize);
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .is_ok_and(|m| m.lines().any(|l| l.starts_with(&at)))
+}
+
+fn poll_until_gone(w: &mut Writer, s: &shared::Shared, pid: u32, flush_every: Duration) {
+    let mut last_check = Instant::now();
+    loop {
         std::thread::sleep(POLL);
+        w.drain();
+        if s.finish.load(Acquire) != 0 {
+            return;
+        }
+        if last_check.elapsed() >= flush_every {
+            last_check = Instant::now();
+            match program_state(pid) {
+                Some(st) if st != 'Z' && st != 'X' && still_ours(pid, s) => w.flush(),
+                _ => return,
+            }
+        }
     }
 }
 
 impl Writer {
+    fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
+        Writer {
+            rt,
+            program,
+            sink,
+            enc: Encoder::new(),
+            strings: HashMap::new(),
+            funcs: HashMap::new(),
+            codes: Vec::new(),
+            natives: HashMap::new(),
+            unknown_func: None,
+            stacks: HashMap::new(),
+            threads: HashSet::new(),
+            frames: Vec::with_capacity(64),
+            samples: 0,
+            events: 0,
+            truncated: 0,
+            marked_finalizing: false,
+        }
+    }
+
     fn drain(&mut self) {
         let rt = self.rt;
         while rt.queue.pop(|ev| self.on_event(ev)) {}
+        if !self.marked_finalizing {
+            if let Some(t) = shared::page().and_then(|s| s.finalizing.load(Relaxed).checked_sub(1))
+            {
+                self.marked_finalizing = true;
+                let label = self.string(marks::PYTHON_FINALIZING);
+                self.enc.push(&Record::Mark { t_ns: t, label });
+            }
+        }
     }
 
     fn on_event(&mut self, ev: &Event) {
+        self.events += 1;
+        if ev.kind == Kind::Free {
+            self.enc.push(&Record::Free(FreeSample {
+                t_ns: ev.t_ns,
+                addr: ev.addr,
+            }));
+            return;
+        }
         if !self.threads.contains(&ev.tid) {
             self.threads.insert(ev.tid);
-            let comm = std::fs::read_to_string(format!("/proc/self/task/{}/comm", ev.tid));
+            let comm =
+                std::fs::read_to_string(format!("/proc/{}/task/{}/comm", self.program, ev.tid));
             let name = self.string(comm.as_deref().unwrap_or("").trim_end());
             self.enc.push(&Record::Thread { tid: ev.tid, name });
         }
+        let stack = self.stack_of(ev);
+        let rec = match ev.kind {
+            Kind::Cpu => {
+                self.samples += 1;
+                self.truncated += u64::from(ev.truncated);
+                Record::Cpu(CpuSample {
+                    t_ns: ev.t_ns,
+                    tid: ev.tid,
+                    stack,
+                    cpu_ns: ev.cpu_ns,
+                    sys_ns: ev.sys_ns,
+                    exec: if ev.python {
+                        Exec::Python
+                    } else {
+                        Exec::Native
+                    },
+                })
+            }
+            Kind::Alloc => Record::Alloc(AllocSample {
+                t_ns: ev.t_ns,
+                tid: ev.tid,
+                stack,
+                addr: ev.addr,
+                size: ev.size,
+                weight: ev.weight,
+                domain: if ev.python {
+                    Domain::Python
+                } else {
+                    Domain::Native
+                },
+            }),
+            Kind::Copy => Record::Copy(CopySample {
+                t_ns: ev.t_ns,
+                tid: ev.tid,
+                stack,
+                weight: ev.weight,
+            }),
+            Kind::Free => unreachable!("handled above"),
+        };
+        self.enc.push(&rec);
+    }
+
+    /// Native frames first (innermost first), then the Python frames.
+    fn stack_of(&mut self, ev: &Event) -> u32 {
         let mut frames = std::mem::take(&mut self.frames);
         frames.clear();
+        for (i, &pc) in ev.native[..ev.native_depth as usize].iter().enumerate() {
+            // A CPU sample's first PC is the interrupted instruction; the rest, and all of an
+            // allocation's, are return addresses.
+            frames.push(self.native(pc, i == 0 && ev.kind == Kind::Cpu));
+        }
         for f in &ev.frames[..ev.depth as usize] {
             frames.push(self.frame(f.code, f.addrq));
         }
         let stack = self.stack(&frames);
         self.frames = frames;
-        self.truncated += u64::from(ev.truncated);
-        self.samples += 1;
-        self.enc.push(&Record::Cpu(CpuSample {
-            t_ns: ev.t_ns,
-            tid: ev.tid,
-            stack,
-            cpu_ns: ev.cpu_ns,
-            sys_ns: ev.sys_ns,
-            exec: if ev.python {
-                Exec::Python
-            } else {
-                Exec::Native
-            },
-        }));
+        stack
+    }
+
+    fn native(&mut self, pc: u64, exact: bool) -> Frame {
+        if let Some(&f) = self.natives.get(&(pc, exact)) {
+            return f;
+        }
+        let sym = symbols::resolve(self.program, pc, exact);
+        let func = self.function(FuncKind::Native, &sym.name, &sym.file, 0);
+        let f = Frame {
+            func,
+            line: sym.line,
+        };
+        self.natives.insert((pc, exact), f);
+        f
     }
 
     fn string(&mut self, s: &str) -> u32 {
@@ -224,7 +453,7 @@ impl Writer {
         id
     }
 
-    fn function(&mut self, name: &str, file: &str, first_line: u32) -> u32 {
+    fn function(&mut self, kind: FuncKind, name: &str, file: &str, first_line: u32) -> u32 {
         let key = (self.string(name), self.string(file), first_line);
         if let Some(&id) = self.funcs.get(&key) {
             return id;
@@ -233,7 +462,7 @@ impl Writer {
         self.funcs.insert(key, id);
         self.enc.push(&Record::Function {
             id,
-            kind: FuncKind::Python,
+            kind,
             name: key.0,
             file: key.1,
             first_line,
@@ -246,7 +475,7 @@ impl Writer {
             let func = match self.unknown_func {
                 Some(f) => f,
                 None => {
-                    let f = self.function("<unknown>", "<unknown>", 0);
+                    let f = self.function(FuncKind::Python, "<unknown>", "<unknown>", 0);
                     *self.unknown_func.insert(f)
                 }
             };
@@ -273,7 +502,7 @@ impl Writer {
             let name = python::decode_str(e.qualname.1, codes.bytes(e.qualname.0));
             let file = python::decode_str(e.filename.1, codes.bytes(e.filename.0));
             let (first_line, table) = (e.first_line, e.linetable);
-            let func = self.function(&name, &file, first_line.max(0) as u32);
+            let func = self.function(FuncKind::Python, &name, &file, first_line.max(0) as u32);
             if self.codes.len() <= i {
                 self.codes.resize_with(i + 1, || None);
             }
@@ -303,7 +532,8 @@ impl Writer {
     }
 
     fn counters(&mut self) {
-        let c = counters::snapshot();
+        let Some(s) = shared::page() else { return };
+        let c = counters::snapshot(s);
         self.enc.push(&Record::Counters(rprof_format::Counters {
             t_ns: self.rt.elapsed_ns(),
             allocs: c.allocs,
@@ -311,12 +541,13 @@ impl Writer {
             alloc_bytes: c.alloc_bytes,
             live_bytes: c.live_bytes,
             peak_live_bytes: c.peak_live_bytes,
+            python_live_bytes: c.python_live_bytes,
         }));
     }
 
     fn flush(&mut self) {
         self.counters();
-        if self.samples > 0 {
+        if self.events > 0 {
             self.sink.open();
         }
         if let Some(chunk) = self.enc.finish_chunk() {
@@ -325,10 +556,11 @@ impl Writer {
         self.enc.clear();
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, end_ns: u64) {
+        let taken = shared::page().map_or(0, |s| s.samples.load(Relaxed));
         self.enc.push(&Record::End(End {
-            t_ns: self.rt.elapsed_ns(),
-            samples: sampler::SAMPLES.load(Relaxed),
+            t_ns: end_ns,
+            samples: taken,
             dropped: self.rt.queue.dropped(),
             truncated: self.truncated,
         }));

@@ -3,7 +3,10 @@
 // Each test crate that includes this module uses only some of it.
 #![allow(dead_code)]
 
-use rprof_format::{encode_header, CpuSample, Encoder, Exec, Frame, FuncKind, Header, Record};
+use rprof_format::{
+    encode_header, AllocSample, CopySample, Counters, CpuSample, Domain, Encoder, Exec, Frame,
+    FreeSample, FuncKind, Header, Record,
+};
 use serde_json::Value;
 
 pub struct TraceBuilder {
@@ -43,6 +46,17 @@ impl TraceBuilder {
         })
     }
 
+    /// A native function: `file` names its source file or module; it has no first line.
+    pub fn native_function(&mut self, id: u32, name: u32, file: u32) -> &mut Self {
+        self.push(Record::Function {
+            id,
+            kind: FuncKind::Native,
+            name,
+            file,
+            first_line: 0,
+        })
+    }
+
     /// `frames` innermost first, as (function id, line).
     pub fn stack(&mut self, id: u32, frames: &[(u32, u32)]) -> &mut Self {
         let frames = frames
@@ -68,6 +82,54 @@ impl TraceBuilder {
             cpu_ns: cpu_ms * MS,
             sys_ns: sys_ms * MS,
             exec,
+        }))
+    }
+
+    /// A sampled allocation of `size` bytes standing for `weight` bytes, on thread 1.
+    pub fn alloc(
+        &mut self,
+        t_ms: u64,
+        stack: u32,
+        addr: u64,
+        size: u64,
+        weight: u64,
+        domain: Domain,
+    ) -> &mut Self {
+        self.push(Record::Alloc(AllocSample {
+            t_ns: t_ms * MS,
+            tid: 1,
+            stack,
+            addr,
+            size,
+            weight,
+            domain,
+        }))
+    }
+
+    pub fn free(&mut self, t_ms: u64, addr: u64) -> &mut Self {
+        self.push(Record::Free(FreeSample {
+            t_ns: t_ms * MS,
+            addr,
+        }))
+    }
+
+    pub fn copy(&mut self, t_ms: u64, stack: u32, weight: u64) -> &mut Self {
+        self.push(Record::Copy(CopySample {
+            t_ns: t_ms * MS,
+            tid: 1,
+            stack,
+            weight,
+        }))
+    }
+
+    /// Allocator counters: live bytes now, the peak so far, and the Python allocator's part.
+    pub fn counters(&mut self, t_ms: u64, live: u64, peak: u64, python: u64) -> &mut Self {
+        self.push(Record::Counters(Counters {
+            t_ns: t_ms * MS,
+            live_bytes: live,
+            peak_live_bytes: peak,
+            python_live_bytes: python,
+            ..Default::default()
         }))
     }
 
@@ -100,9 +162,12 @@ pub fn check_scalene_schema(j: &Value) {
         "start_time_perf",
         "max_footprint_mb",
         "max_footprint_python_fraction",
+        "native_allocations_mb",
     ] {
         assert!(num(j, k) >= 0.0, "{k}");
     }
+    assert!(j["alloc_samples"].is_u64());
+    assert!(j["max_footprint_fname"].is_null() || j["max_footprint_fname"].is_string());
     num(j, "growth_rate");
     for k in ["entrypoint_dir", "filename", "program"] {
         assert!(j[k].is_string(), "{k}");
@@ -111,11 +176,23 @@ pub fn check_scalene_schema(j: &Value) {
         assert!(j[k].is_boolean(), "{k}");
     }
     assert!(j["gpu_device"].is_string());
-    assert!(j["samples"].is_array() && j["stacks"].is_array());
+    assert!(j["stacks"].is_array());
+    // List[List[NonNegativeFloat]]
+    for point in j["samples"].as_array().unwrap() {
+        for v in point.as_array().unwrap() {
+            assert!(v.as_f64().unwrap() >= 0.0, "{point}");
+        }
+    }
     assert!(j["max_footprint_lineno"].is_null() || j["max_footprint_lineno"].as_u64().unwrap() > 0);
     for (path, file) in j["files"].as_object().unwrap() {
         assert!(num(file, "percent_cpu_time") >= 0.0, "{path}");
-        assert!(file["imports"].is_array() && file["leaks"].is_object());
+        assert!(file["imports"].is_array());
+        // Dict[str, LeakInfo]
+        for (line, leak) in file["leaks"].as_object().unwrap() {
+            assert!(line.parse::<u32>().unwrap() > 0);
+            assert_eq!(leak.as_object().unwrap().len(), 2, "{leak}");
+            assert!(num(leak, "likelihood") >= 0.0 && num(leak, "velocity_mb_s") >= 0.0);
+        }
         for (lines, is_line) in [(&file["lines"], true), (&file["functions"], false)] {
             for d in lines.as_array().unwrap() {
                 check_detail(d, is_line);
@@ -135,7 +212,16 @@ fn check_detail(d: &Value, is_line: bool) {
     };
     assert!(d["line"].is_string());
     assert!(int("lineno") >= 1);
-    assert!(d["memory_samples"].is_array() && d["cpu_samples_list"].is_array());
+    assert!(d["cpu_samples_list"].is_array());
+    // List[List[Any]]; ours are [ns, MB] points, in time order.
+    let mut last = 0.0;
+    for point in d["memory_samples"].as_array().unwrap() {
+        let p = point.as_array().unwrap();
+        assert_eq!(p.len(), 2, "{point}");
+        let (t, mb) = (p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+        assert!(t >= last && mb >= 0.0 && mb <= num("n_peak_mb"), "{point}");
+        last = t;
+    }
     assert!(d["async_task_names"].is_array() && d["is_coroutine"].is_boolean());
     int("n_mallocs");
     for k in [
@@ -172,6 +258,8 @@ fn check_detail(d: &Value, is_line: bool) {
             <= 100.0
     );
     assert!(num("n_avg_mb") <= num("n_peak_mb"));
+    // Not Scalene's validators, but what rprof's figures must satisfy.
+    assert!(num("n_growth_mb") <= num("n_peak_mb") && num("n_peak_mb") <= num("n_malloc_mb"));
     assert!(num("n_gpu_avg_memory_mb") <= num("n_gpu_peak_memory_mb"));
     if is_line {
         for k in [

@@ -90,6 +90,7 @@ extern "C" {
     fn rprof_probe_code_ref(state: *const State, code: usize, out: *mut FfiCodeRef) -> c_int;
     fn rprof_probe_copy(src: usize, dst: *mut u8, len: usize) -> c_int;
     fn rprof_probe_on_fault();
+    fn rprof_probe_finalizing(state: *const State) -> c_int;
 }
 
 impl Probe {
@@ -157,6 +158,12 @@ impl Probe {
     }
 
     /// Async-signal-safe: copies `dst.len()` bytes from `src`; false if the read faulted.
+    /// Async-signal-safe: whether the interpreter has begun finalizing (the program proper
+    /// has ended; what it frees from now on is the interpreter tearing down).
+    pub fn finalizing(&self) -> bool {
+        unsafe { rprof_probe_finalizing(&self.state) != 0 }
+    }
+
     pub fn copy_guarded(&self, src: usize, dst: &mut [u8]) -> bool {
         unsafe { rprof_probe_copy(src, dst.as_mut_ptr(), dst.len()) != 0 }
     }

@@ -217,3 +217,50 @@ int rprof_probe_copy(uintptr_t src, void *dst, size_t len)
     rprof_guard = prev;
     return 1;
 }
+
+/* Async-signal-safe: follows a frame-pointer chain from `start`, writing return addresses.
+ * Stops at a frame outside [lo, hi) (the thread's stack; hi 0 when unknown), not above the
+ * previous one (the chain must climb the stack), misaligned, or at a fault: code built without
+ * frame pointers ends the walk, it cannot crash it. The bounds matter for speed too: a fault
+ * costs a signal delivery, tens of microseconds. */
+size_t rprof_fp_walk(uintptr_t start, uintptr_t lo, uintptr_t top, uintptr_t *out, size_t cap)
+{
+    const volatile uintptr_t hi = top ? top : UINTPTR_MAX;
+    sigjmp_buf env;
+    volatile uintptr_t fp = start;
+    volatile size_t n = 0;
+    sigjmp_buf *prev = rprof_guard;
+    if (sigsetjmp(env, 0)) {
+        rprof_guard = prev;
+        return n;
+    }
+    rprof_guard = &env;
+    RPROF_FENCE();
+    while (n < cap && fp >= lo && fp >= 4096 && fp <= hi - 16 && !(fp & 7)) {
+        uintptr_t next = ((const uintptr_t *)fp)[0];
+        uintptr_t ret = ((const uintptr_t *)fp)[1];
+        if (ret < 4096)
+            break;
+        out[n] = ret;
+        n = n + 1;
+        if (next <= fp || next - fp > (1u << 24))
+            break;
+        fp = next;
+    }
+    RPROF_FENCE();
+    rprof_guard = prev;
+    return n;
+}
+
+/* Async-signal-safe: nonzero once the interpreter has begun finalizing (_PyRuntime._finalizing
+ * is set). _PyRuntime is static data, always mapped. The field follows four ints (3.8-3.10) or
+ * five (3.11, 3.12); from 3.13 the debug offsets give its place (runtime_state.finalizing,
+ * stored at byte 32 of _PyRuntime). */
+int rprof_probe_finalizing(const struct rprof_py_probe *p)
+{
+    unsigned minor = (p->version_hex >> 16) & 0xff;
+    uintptr_t off = minor <= 10 ? 16 : minor <= 12 ? 24 : *(const volatile uint64_t *)(p->runtime + 32);
+    if (off < 16 || off > 4096 || (off & 7))
+        return 0;
+    return *(const volatile uintptr_t *)(p->runtime + off) != 0;
+}

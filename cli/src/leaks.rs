@@ -1,0 +1,241 @@
+//! Leak detection per line. A line is a likely leak when (1) its sampled allocations are
+//! mostly never freed, by Scalene's rule of succession, and (2) the memory it holds grew
+//! steadily through the run: a straight line fits its live bytes over time well, rising,
+//! its allocations span most of the run, and what it kept is not negligible. A line that
+//! allocates once and keeps it (flat afterwards) fails (2); one that churns fails (1).
+//!
+//! Everything is judged at the program's exit point (see [`crate::memory`]): frees during
+//! interpreter or process teardown do not undo a leak.
+
+/// Scalene's threshold on the rule of succession (`leak_reporting_threshold` = 0.05).
+pub const MIN_LIKELIHOOD: f64 = 0.95;
+/// How well a straight line must fit the live bytes over time (coefficient of
+/// determination of the least-squares fit).
+pub const MIN_R2: f64 = 0.8;
+/// The part of the run between the line's first and last sampled allocation.
+pub const MIN_SPAN: f64 = 0.5;
+/// What the line kept at exit, as a part of the peak footprint, and at least this much.
+pub const MIN_GROWTH_SHARE: f64 = 0.01;
+pub const MIN_GROWTH_BYTES: u64 = 1 << 20;
+
+/// Least-squares fit of a step function of time, weighted by how long each value held,
+/// computed incrementally (West's weighted update, stable for large offsets).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Trend {
+    weight: f64,
+    mean_t: f64,
+    mean_y: f64,
+    s_tt: f64,
+    s_yy: f64,
+    s_ty: f64,
+}
+
+/// A straight-line fit: `slope` in value per second, `r2` in 0..=1 (0 when either the
+/// time span or the value never varied).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Fit {
+    pub slope: f64,
+    pub r2: f64,
+}
+
+impl Trend {
+    /// The value was `y` from `t0` to `t1` (seconds).
+    pub fn hold(&mut self, t0: f64, t1: f64, y: f64) {
+        let w = t1 - t0;
+        if w <= 0.0 {
+            return;
+        }
+        let t = (t0 + t1) / 2.0;
+        self.weight += w;
+        let dt = t - self.mean_t;
+        self.mean_t += dt * w / self.weight;
+        let dy = y - self.mean_y;
+        self.mean_y += dy * w / self.weight;
+        // The spread of time within the stretch itself (uniform over it).
+        self.s_tt += w * dt * (t - self.mean_t) + w * w * w / 12.0;
+        self.s_yy += w * dy * (y - self.mean_y);
+        self.s_ty += w * dt * (y - self.mean_y);
+    }
+
+    pub fn fit(&self) -> Fit {
+        if self.s_tt <= 0.0 {
+            return Fit::default();
+        }
+        let r2 = if self.s_yy > 0.0 {
+            (self.s_ty * self.s_ty / (self.s_tt * self.s_yy)).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        Fit {
+            slope: self.s_ty / self.s_tt,
+            r2,
+        }
+    }
+}
+
+/// What the leak rule looks at for one line, up to the program's exit point.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Evidence {
+    /// Sampled allocations, and frees of them.
+    pub allocs: u64,
+    pub frees: u64,
+    /// The first and last sampled allocation.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    /// Estimated bytes still live at the exit point.
+    pub kept_bytes: u64,
+    /// Live bytes over time, from the first allocation to the exit point.
+    pub fit: Fit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Leak {
+    /// Scalene's rule of succession over the sampled allocations and frees.
+    pub likelihood: f64,
+    /// What the line kept, per second of the run (bytes/s).
+    pub velocity: f64,
+    /// How well a straight line fits its growth.
+    pub r2: f64,
+}
+
+/// Scalene's estimate that the next allocation is not freed: 1 - (frees + 1) /
+/// (allocs - frees + 2), the rule of succession over frees as successes.
+pub fn likelihood(allocs: u64, frees: u64) -> f64 {
+    let frees = frees.min(allocs) as f64;
+    1.0 - (frees + 1.0) / (allocs as f64 - frees + 2.0)
+}
+
+/// The leak rule (module docs), for a run of `elapsed_ns` whose peak footprint was
+/// `footprint` bytes.
+pub fn assess(e: &Evidence, elapsed_ns: u64, footprint: u64) -> Option<Leak> {
+    let likelihood = likelihood(e.allocs, e.frees);
+    let span = e.last_ns.saturating_sub(e.first_ns) as f64;
+    let floor = (footprint as f64 * MIN_GROWTH_SHARE).max(MIN_GROWTH_BYTES as f64);
+    let leak = elapsed_ns > 0
+        && likelihood >= MIN_LIKELIHOOD
+        && e.fit.slope > 0.0
+        && e.fit.r2 >= MIN_R2
+        && span >= MIN_SPAN * elapsed_ns as f64
+        && e.kept_bytes as f64 >= floor;
+    leak.then(|| Leak {
+        likelihood,
+        velocity: e.kept_bytes as f64 / (elapsed_ns as f64 / 1e9),
+        r2: e.fit.r2,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn a_staircase_fits_its_slope() {
+        // +1 at each second for 10 s: y(t) = floor(t) + 1 on [0, 10]. With t = k + u,
+        // var(t) = 100/12 and cov(t, y) = var(k) = 99/12 = var(y): slope and r2 are 0.99.
+        let mut tr = Trend::default();
+        for i in 0..10 {
+            tr.hold(i as f64, i as f64 + 1.0, i as f64 + 1.0);
+        }
+        let f = tr.fit();
+        assert!(close(f.slope, 0.99) && close(f.r2, 0.99), "{f:?}");
+        // Far from time zero, the same.
+        let mut far = Trend::default();
+        for i in 0..10 {
+            far.hold(1e6 + i as f64, 1e6 + i as f64 + 1.0, 5e9 + i as f64 + 1.0);
+        }
+        assert!((far.fit().slope - 0.99).abs() < 1e-6, "{:?}", far.fit());
+    }
+
+    #[test]
+    fn flat_and_empty_fit_nothing() {
+        let mut tr = Trend::default();
+        tr.hold(0.0, 5.0, 7.0);
+        tr.hold(5.0, 9.0, 7.0);
+        assert_eq!(
+            tr.fit(),
+            Fit {
+                slope: 0.0,
+                r2: 0.0
+            }
+        );
+        assert_eq!(Trend::default().fit(), Fit::default());
+        tr.hold(9.0, 9.0, 100.0); // no time: no weight
+        assert_eq!(tr.fit().r2, 0.0);
+    }
+
+    #[test]
+    fn rule_of_succession_is_scalenes() {
+        assert!(close(likelihood(98, 0), 0.99));
+        assert!(close(likelihood(10, 10), 1.0 - 11.0 / 2.0));
+        assert!(likelihood(19, 0) >= MIN_LIKELIHOOD && likelihood(17, 0) < MIN_LIKELIHOOD);
+    }
+
+    #[test]
+    fn every_condition_must_hold() {
+        let leak = Evidence {
+            allocs: 100,
+            frees: 0,
+            first_ns: 0,
+            last_ns: 6_000_000_000,
+            kept_bytes: 100 << 20,
+            fit: Fit {
+                slope: 1.0,
+                r2: 0.9,
+            },
+        };
+        let elapsed = 10_000_000_000;
+        let got = assess(&leak, elapsed, 400 << 20).unwrap();
+        assert!(close(got.velocity, 10.0 * (1 << 20) as f64));
+        assert!(close(got.likelihood, 1.0 - 1.0 / 102.0));
+        for bad in [
+            Evidence { frees: 10, ..leak },
+            Evidence {
+                last_ns: 4_000_000_000,
+                ..leak
+            },
+            Evidence {
+                kept_bytes: 3 << 20,
+                ..leak
+            },
+            Evidence {
+                fit: Fit {
+                    slope: -1.0,
+                    r2: 0.9,
+                },
+                ..leak
+            },
+            Evidence {
+                fit: Fit {
+                    slope: 1.0,
+                    r2: 0.7,
+                },
+                ..leak
+            },
+        ] {
+            assert_eq!(assess(&bad, elapsed, 400 << 20), None, "{bad:?}");
+        }
+        // The floor is 1 MiB for a small program.
+        assert!(assess(
+            &Evidence {
+                kept_bytes: 1 << 20,
+                ..leak
+            },
+            elapsed,
+            1 << 20
+        )
+        .is_some());
+        assert!(assess(
+            &Evidence {
+                kept_bytes: 1000,
+                ..leak
+            },
+            elapsed,
+            1000
+        )
+        .is_none());
+    }
+}

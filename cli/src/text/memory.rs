@@ -1,0 +1,235 @@
+//! The memory parts of the terminal report, shown when memory was profiled: columns per
+//! line and per function, the footprint over time, the top lines, and likely leaks.
+//! Amounts are in MiB.
+
+use super::layout::{clean, expand_tabs, fit_left, mib, mib_cell, mib_number, seconds, Out};
+use crate::leaks;
+use crate::memory::Memory;
+use crate::profile::{percent, FileProfile, LineProfile, Profile};
+use crate::source::Sources;
+use crate::sparkline::sparkline;
+
+/// Report width with the memory columns.
+pub const WIDTH: usize = 120;
+/// Columns of a line's memory timeline, and of the footprint's.
+const LINE_SPARK: usize = 10;
+const FOOTPRINT_SPARK: usize = 64;
+/// Lines listed by memory allocated, and by peak.
+const TOP: usize = 5;
+
+pub const LINE_HEADER: &str = concat!(
+    "  Line  Python  Native  System   Total",
+    "     Avg    Peak   Alloc  Growth   Py%  Copy/s",
+    "  Timeline    Source"
+);
+
+pub const FUNCTION_HEADER: &str =
+    "    Self   Total   Alloc    Peak  Function                          Defined at";
+
+pub fn has_samples(p: &Profile) -> bool {
+    p.footprint.alloc_samples > 0 || p.footprint.copy_samples > 0
+}
+
+/// The sampling, under the report's header.
+pub fn header(out: &mut Out, p: &Profile) {
+    let fp = &p.footprint;
+    let rate = if p.header.mem_rate > 0 {
+        format!(
+            ", one per {:.1} KiB allocated on average",
+            p.header.mem_rate as f64 / 1024.0
+        )
+    } else {
+        String::new()
+    };
+    out.line(&format!(
+        "Allocs    {} samples{rate}, {} frees of them; memory in MiB (2^20 bytes)",
+        fp.alloc_samples, fp.free_samples
+    ));
+}
+
+/// A line's share of the memory, in percent: of the bytes allocated, or of the peak
+/// footprint, whichever is larger.
+pub fn share(p: &Profile, l: &LineProfile) -> f64 {
+    let fp = &p.footprint;
+    let alloc = percent(l.memory.malloc_bytes, fp.malloc_bytes as f64);
+    let peak = percent(l.memory.peak_bytes, fp.max_bytes as f64);
+    alloc.max(peak)
+}
+
+/// What a file allocated, after its time share.
+pub fn file_share(p: &Profile, f: &FileProfile) -> String {
+    let bytes = f.malloc_bytes();
+    if bytes == 0 {
+        return String::new();
+    }
+    format!(
+        "; {} allocated ({:.1}%)",
+        mib(bytes),
+        percent(bytes, p.footprint.malloc_bytes as f64)
+    )
+}
+
+/// A line's memory cells, after its time cells (see [`LINE_HEADER`]).
+pub fn line_cells(p: &Profile, m: &Memory) -> String {
+    let python = if m.malloc_bytes == 0 {
+        " ".repeat(6)
+    } else {
+        let pct = 100.0 * m.python_bytes as f64 / m.malloc_bytes as f64;
+        format!("{:>6}", format!("{pct:.0}%"))
+    };
+    let copy = if m.copy_bytes == 0 || p.elapsed_ns == 0 {
+        " ".repeat(8)
+    } else {
+        mib_cell(m.copy_bytes as f64 / (p.elapsed_ns as f64 / 1e9))
+    };
+    let spark = sparkline(&m.timeline, p.elapsed_ns, LINE_SPARK, m.peak_bytes);
+    format!(
+        "{}{}{}{}{python}{copy}  {spark}",
+        mib_cell(m.avg_bytes),
+        mib_cell(m.peak_bytes as f64),
+        mib_cell(m.malloc_bytes as f64),
+        mib_cell(m.growth_bytes as f64),
+    )
+}
+
+/// A function's memory cells (see [`FUNCTION_HEADER`]).
+pub fn function_cells(m: &Memory) -> String {
+    format!(
+        "{}{}",
+        mib_cell(m.malloc_bytes as f64),
+        mib_cell(m.peak_bytes as f64)
+    )
+}
+
+/// The footprint, the top lines, and the leaks.
+pub fn sections(out: &mut Out, p: &Profile, src: &Sources) {
+    footprint(out, p, src);
+    top(out, p, src);
+    leaks(out, p, src);
+}
+
+fn footprint(out: &mut Out, p: &Profile, src: &Sources) {
+    let fp = &p.footprint;
+    out.blank();
+    out.line("Memory footprint");
+    if fp.timeline.is_empty() {
+        out.line(&format!(
+            "  Peak      {} (estimated from samples) at {}",
+            mib(fp.peak_bytes),
+            seconds(fp.peak_ns)
+        ));
+    } else {
+        out.line(&format!(
+            "  Peak      {} by {}, {:.0}% of live bytes in Python's allocator then",
+            mib(fp.max_bytes),
+            seconds(fp.max_ns),
+            100.0 * fp.max_python_fraction
+        ));
+        let spark = sparkline(&fp.timeline, p.elapsed_ns, FOOTPRINT_SPARK, fp.max_bytes);
+        out.line(&format!(
+            "  Live      {spark}  (full block: {})",
+            mib(fp.max_bytes)
+        ));
+    }
+    if let Some((file, line)) = &fp.peak_at {
+        out.line(&format!(
+            "  Reached   at {} (estimated peak {} at {})",
+            location(src, file, *line, 60),
+            mib(fp.peak_bytes),
+            seconds(fp.peak_ns)
+        ));
+    }
+    let growth = if fp.malloc_bytes == 0 {
+        0.0
+    } else {
+        100.0 * fp.kept_bytes as f64 / fp.malloc_bytes as f64
+    };
+    out.line(&format!(
+        "  Allocated {} in all, {} in code with no Python frame; {:.1}% still live at exit",
+        mib(fp.malloc_bytes),
+        mib(fp.no_python_bytes),
+        growth
+    ));
+    if fp.copy_samples > 0 {
+        out.line(&format!("  Copied    {}", mib(fp.copy_bytes)));
+    }
+}
+
+/// The lines that allocated the most, and those that held the most at once.
+fn top(out: &mut Out, p: &Profile, src: &Sources) {
+    let fp = &p.footprint;
+    let mut lines: Vec<(&FileProfile, &LineProfile)> = p
+        .files
+        .iter()
+        .flat_map(|f| f.lines.iter().map(move |l| (f, l)))
+        .filter(|(_, l)| l.memory.malloc_bytes > 0)
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    let mut list = |title: &str, key: fn(&Memory) -> u64, whole: u64| {
+        lines.sort_by_key(|(f, l)| (std::cmp::Reverse(key(&l.memory)), f.path.as_str(), l.line));
+        out.blank();
+        out.line(title);
+        for (f, l) in lines.iter().take(TOP) {
+            let v = key(&l.memory);
+            out.line(&format!(
+                "{:>10}{:>8}  {}",
+                mib_number(v as f64),
+                format!("{:.1}%", percent(v, whole as f64)),
+                location(src, &f.path, l.line, 80),
+            ));
+        }
+    };
+    list(
+        "Top lines by memory allocated (MiB, share of all allocated)",
+        |m| m.malloc_bytes,
+        fp.malloc_bytes,
+    );
+    list(
+        "Top lines by peak memory (MiB, share of the peak footprint)",
+        |m| m.peak_bytes,
+        fp.max_bytes,
+    );
+}
+
+fn leaks(out: &mut Out, p: &Profile, src: &Sources) {
+    let found: Vec<(&FileProfile, &LineProfile, leaks::Leak)> = p
+        .files
+        .iter()
+        .flat_map(|f| f.lines.iter().map(move |l| (f, l)))
+        .filter_map(|(f, l)| Some((f, l, l.memory.leak?)))
+        .collect();
+    out.blank();
+    if found.is_empty() {
+        out.line("Likely leaks: none");
+        return;
+    }
+    out.line(&format!(
+        "Likely leaks (rarely freed, growing steadily through the run; likelihood >= {:.0}%)",
+        100.0 * leaks::MIN_LIKELIHOOD
+    ));
+    for (f, l, leak) in found {
+        out.line(&format!(
+            "  {} not freed, {} MiB/s, likelihood {:.1}%  {}",
+            mib(l.memory.growth_bytes),
+            mib_number(leak.velocity),
+            100.0 * leak.likelihood,
+            location(src, &f.path, l.line, 60),
+        ));
+    }
+}
+
+/// `file:line  source text`, the path cut to `width` from the left.
+fn location(src: &Sources, file: &str, line: u32, width: usize) -> String {
+    let at = if line == 0 {
+        fit_left(&clean(file), width)
+    } else {
+        let n = format!(":{line}");
+        format!("{}{n}", fit_left(&clean(file), width - n.len()))
+    };
+    match src.line(file, line) {
+        Some(text) => format!("{at}  {}", expand_tabs(text.trim())),
+        None => at,
+    }
+}

@@ -1,0 +1,291 @@
+//! The terminal report: a header, then per file the lines that matter, then memory
+//! (footprint, top lines, leaks), functions, threads, and whatever was wrong with the
+//! trace. Fits in 100 columns, or 120 with the memory columns.
+
+mod layout;
+mod memory;
+
+use crate::profile::{percent, python_version, FileProfile, LineProfile, Profile, NO_PYTHON_FRAME};
+use crate::report::ReportOptions;
+use crate::source::Sources;
+use layout::{bar, clean, expand_tabs, fit, fit_left, mib, pct, seconds, shell_quote, Out};
+use rprof_format::{Clock, FuncKind};
+
+const WIDTH: usize = 100;
+const BAR: usize = 10;
+
+pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
+    let mem = p.has_memory();
+    let mut out = Out::new(if mem { memory::WIDTH } else { WIDTH });
+    header(&mut out, p);
+    if mem {
+        memory::header(&mut out, p);
+    }
+    let shown = Shown { p, opts };
+    if p.total.samples == 0 && !memory::has_samples(p) {
+        out.text.push_str("\nNo CPU samples in this trace.\n");
+    } else {
+        if p.total.samples == 0 {
+            out.text.push_str("\nNo CPU samples in this trace.\n");
+        }
+        files(&mut out, p, src, &shown);
+        if mem {
+            memory::sections(&mut out, p, src);
+        }
+        functions(&mut out, p, opts);
+        threads(&mut out, p);
+    }
+    problems(&mut out, p, src);
+    out.text
+}
+
+/// Which files and lines the report lists: those with a share of the time (or, profiling
+/// memory, of the bytes allocated or of the peak footprint) at the threshold or above.
+struct Shown<'a> {
+    p: &'a Profile,
+    opts: &'a ReportOptions,
+}
+
+impl Shown<'_> {
+    fn line(&self, l: &LineProfile) -> bool {
+        let total = self.p.total.share_base();
+        self.opts.all_lines
+            || percent(l.times.total_ns(), total) >= self.opts.threshold
+            || self.p.has_memory() && memory::share(self.p, l) >= self.opts.threshold
+    }
+
+    fn file(&self, f: &FileProfile) -> bool {
+        let total = self.p.total.share_base();
+        self.opts.all_lines
+            || percent(f.times.total_ns(), total) >= self.opts.threshold
+            || self.p.has_memory()
+                && f.lines
+                    .iter()
+                    .any(|l| memory::share(self.p, l) >= self.opts.threshold)
+    }
+}
+
+fn header(out: &mut Out, p: &Profile) {
+    let h = &p.header;
+    let argv: Vec<String> = h.argv.iter().map(|a| shell_quote(a)).collect();
+    let program = if argv.is_empty() {
+        clean(&h.exe)
+    } else {
+        argv.join(" ")
+    };
+    out.line(&format!("Program   {program}"));
+    out.line(&format!("PID       {}", h.pid));
+    let elapsed = seconds(p.elapsed_ns);
+    match p.end {
+        Some(_) => out.line(&format!("Elapsed   {elapsed} wall")),
+        None => out.line(&format!(
+            "Elapsed   at least {elapsed} wall (the trace has no end)"
+        )),
+    }
+    let clock = Clock::from_u8(h.clock);
+    let what = match clock {
+        Some(Clock::Wall) => "wall time",
+        _ => "CPU time",
+    };
+    let dropped = match p.end {
+        Some(e) => format!("{} dropped", e.dropped),
+        None => "dropped unknown".to_string(),
+    };
+    out.line(&format!(
+        "Sampled   {} of {what} in {} samples, {dropped}",
+        seconds(p.total.total_ns()),
+        p.total.samples
+    ));
+    let clock = clock.map_or_else(
+        || format!("unknown clock {}", h.clock),
+        |c| c.name().to_string(),
+    );
+    out.line(&format!("Clock     {clock}, {} Hz", h.sample_hz));
+    let py = python_version(h.python_version).unwrap_or_else(|| "not Python".to_string());
+    out.line(&format!("Python    {py}"));
+    if let Some(c) = p.counters {
+        out.line(&format!(
+            "Memory    peak {} live, {} allocations of {} in all",
+            mib(c.peak_live_bytes),
+            c.allocs,
+            mib(c.alloc_bytes)
+        ));
+    }
+}
+
+fn files(out: &mut Out, p: &Profile, src: &Sources, shown: &Shown) {
+    let total = p.total.share_base();
+    let (mut hidden, mut hidden_ns) = (0usize, 0u64);
+    for f in &p.files {
+        if !shown.file(f) {
+            hidden += 1;
+            hidden_ns = hidden_ns.saturating_add(f.times.total_ns());
+            continue;
+        }
+        file(out, p, f, src, shown);
+    }
+    if hidden > 0 {
+        out.blank();
+        out.line(&format!(
+            "{hidden} files under the {}% threshold have {:.1}% of the time in all \
+             (--all-lines shows them)",
+            shown.opts.threshold,
+            percent(hidden_ns, total),
+        ));
+    }
+}
+
+fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Shown) {
+    let total = p.total.share_base();
+    let mem = p.has_memory();
+    let t = &f.times;
+    let what = if f.path == NO_PYTHON_FRAME {
+        " (no Python frame)"
+    } else {
+        ""
+    };
+    let name = format!("{}{what}", clean(&f.path));
+    let mut share = format!(
+        "{:.1}% of the time (Python {:.1}%, native {:.1}%, system {:.1}%)",
+        percent(t.total_ns(), total),
+        percent(t.python_ns, total),
+        percent(t.native_ns, total),
+        percent(t.sys_ns, total),
+    );
+    if mem {
+        share.push_str(&memory::file_share(p, f));
+    }
+    out.blank();
+    if name.chars().count() + share.chars().count() + 2 <= out.width {
+        out.line(&format!("{name}: {share}"));
+    } else {
+        out.line(&fit_left(&name, out.width));
+        out.line(&format!("  {share}"));
+    }
+    if f.path == NO_PYTHON_FRAME {
+        return;
+    }
+    let rows: Vec<_> = f.lines.iter().filter(|l| shown.line(l)).collect();
+    if rows.is_empty() {
+        let what = if mem {
+            "of the time or memory"
+        } else {
+            "of the time"
+        };
+        out.line(&format!("  (no line has {}% {what})", shown.opts.threshold));
+        return;
+    }
+    if mem {
+        out.line(memory::LINE_HEADER);
+    } else {
+        out.line("  Line  Python  Native  System   Total              Source");
+    }
+    for l in rows {
+        let t = &l.times;
+        let lineno = if l.line == 0 {
+            "?".to_string()
+        } else {
+            l.line.to_string()
+        };
+        let text = src
+            .line(&f.path, l.line)
+            .map(expand_tabs)
+            .unwrap_or_default();
+        let cpu = format!(
+            "{lineno:>6}{}{}{}{}",
+            pct(t.python_ns, total),
+            pct(t.native_ns, total),
+            pct(t.sys_ns, total),
+            pct(t.total_ns(), total),
+        );
+        if mem {
+            out.line(&format!(
+                "{cpu}{}  {text}",
+                memory::line_cells(p, &l.memory)
+            ));
+        } else {
+            let bar = bar(percent(t.total_ns(), total), BAR);
+            out.line(&format!("{cpu}  {bar}  {text}"));
+        }
+    }
+}
+
+fn functions(out: &mut Out, p: &Profile, opts: &ReportOptions) {
+    if opts.functions == 0 || p.functions.is_empty() {
+        return;
+    }
+    let total = p.total.share_base();
+    let n = opts.functions.min(p.functions.len());
+    let mem = p.has_memory();
+    out.blank();
+    out.line(&format!(
+        "Functions by self time (top {n} of {})",
+        p.functions.len()
+    ));
+    if mem {
+        out.line(memory::FUNCTION_HEADER);
+    } else {
+        out.line("    Self   Total  Function                          Defined at");
+    }
+    for f in &p.functions[..n] {
+        let native = if f.kind == FuncKind::Native {
+            " [native]"
+        } else {
+            ""
+        };
+        let name = fit(&format!("{}{native}", clean(&f.name)), 32);
+        let mut cells = format!(
+            "{}{}",
+            pct(f.self_times.total_ns(), total),
+            pct(f.total_ns, total)
+        );
+        if mem {
+            cells.push_str(&memory::function_cells(&f.memory));
+        }
+        let at = format!("{}:{}", clean(&f.file), f.first_line);
+        let at = fit_left(&at, out.width - cells.chars().count() - 36);
+        out.line(&format!("{cells}  {name:<32}  {at}"));
+    }
+}
+
+fn threads(out: &mut Out, p: &Profile) {
+    if p.threads.is_empty() {
+        return;
+    }
+    let total = p.total.share_base();
+    out.blank();
+    out.line("Threads");
+    out.line("       TID   Share  Samples  Name");
+    for t in &p.threads {
+        let name = t.name.as_deref().map(clean).unwrap_or_default();
+        out.line(&format!(
+            "{:>10}{}{:>9}  {name}",
+            t.tid,
+            pct(t.times.total_ns(), total),
+            t.times.samples
+        ));
+    }
+}
+
+fn problems(out: &mut Out, p: &Profile, src: &Sources) {
+    let killed = p.killed().then(|| {
+        "the trace has no end record: the process was killed (or crashed) before rprof could \
+         finish it; the report covers what was written until then"
+            .to_string()
+    });
+    let all: Vec<&String> = p
+        .damage
+        .iter()
+        .chain(&killed)
+        .chain(&p.warnings)
+        .chain(src.warnings())
+        .collect();
+    if all.is_empty() {
+        return;
+    }
+    out.blank();
+    out.line("Warnings");
+    for w in all {
+        out.wrap(&clean(w), "  ! ", "    ");
+    }
+}

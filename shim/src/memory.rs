@@ -1,0 +1,268 @@
+//! Memory accounting on the allocator paths: exact counters on every call, and samples by
+//! bytes. Each thread keeps one budget of bytes (`alloc_left`) that the fast path spends;
+//! only when it runs out does the slow path run, to fold the counters into the globals and,
+//! when a sample point fell inside the allocation, record it.
+//!
+//! Sample points form a Poisson process over the allocated bytes (exponential gaps of mean
+//! `mem_rate`), so an allocation of `n` bytes holds k points with E[k] = n / mem_rate, and
+//! k × mem_rate is an unbiased estimate of its bytes (docs/DESIGN.md).
+
+use crate::queue::Kind;
+use crate::runtime::{self, Runtime};
+use crate::sampled::Sampled;
+use crate::thread_state::{self, ThreadState};
+use crate::{counters, native_stack, stack};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The live sampled allocations.
+static SAMPLED: Sampled = Sampled::new();
+/// Sample ids: unique per sample, so a block that moves and is sampled again stays
+/// unambiguous in the trace.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The slow path runs at least this often (in bytes), to fold the exact counters.
+const FOLD_BYTES: i64 = 256 << 10;
+/// A budget that never runs out in practice (mode off).
+const NEVER: i64 = i64::MAX / 4;
+
+/// Counts an allocation of `n` usable bytes at `p` made through the malloc family.
+#[inline(always)]
+pub fn on_alloc(p: usize, n: usize) {
+    thread_state::with(|t| {
+        t.allocs.set(t.allocs.get() + 1);
+        t.alloc_bytes.set(t.alloc_bytes.get() + n as u64);
+        spend(t, p, n, false);
+    })
+}
+
+/// Counts a free of `n` usable bytes at `p` made through the malloc family.
+#[inline(always)]
+pub fn on_free(p: usize, n: usize) {
+    thread_state::with(|t| count_free(t, n));
+    forget(p);
+}
+
+#[inline(always)]
+fn count_free(t: &ThreadState, n: usize) {
+    t.frees.set(t.frees.get() + 1);
+    t.freed_bytes.set(t.freed_bytes.get() + n as u64);
+    let left = t.free_left.get() - n as i64;
+    t.free_left.set(left);
+    if left <= 0 {
+        counters::fold(t);
+        t.free_left.set(FOLD_BYTES);
+    }
+}
+
+/// Counts a realloc from `p` (`old` usable bytes) to `q` (`new`). Only growth spends the
+/// sampling budget: a string grown by a thousand reallocs allocated its final size, not the
+/// sum of every intermediate one. A sampled block's samples follow it to `q`.
+pub fn on_realloc(p: usize, old: usize, q: usize, new: usize) {
+    thread_state::with(|t| {
+        count_free(t, old);
+        t.allocs.set(t.allocs.get() + 1);
+        t.alloc_bytes.set(t.alloc_bytes.get() + new as u64);
+        t.realloc_old.set(old as u64);
+        if t.in_python.get() {
+            // The Python allocator's wrapper accounts for this block.
+            return;
+        }
+        moved(p, q);
+        spend(t, q, new.saturating_sub(old), false);
+    })
+}
+
+/// A realloc moved the block at `p` to `q`.
+#[inline(always)]
+pub fn moved(p: usize, q: usize) {
+    if p != q && SAMPLED.may_contain(p) {
+        SAMPLED.rekey(p, q);
+    }
+}
+
+/// A free: records it if the block carried samples.
+#[inline(always)]
+pub fn forget(p: usize) {
+    if SAMPLED.may_contain(p) {
+        record_free(p);
+    }
+}
+
+/// Spends `n` bytes of the thread's budget for the block at `p`; `python` marks the Python
+/// allocator's domain.
+#[inline(always)]
+pub fn spend(t: &ThreadState, p: usize, n: usize, python: bool) {
+    let left = t.alloc_left.get() - n as i64;
+    t.alloc_left.set(left);
+    if left <= 0 {
+        slow_alloc(t, p, n, python);
+    }
+}
+
+/// Runs `f` (a call into the Python allocator) without charging the malloc calls it makes
+/// to the sampling budget: those bytes are sampled once, as Python's.
+#[inline(always)]
+pub fn inside_python_allocator<R>(f: impl FnOnce() -> R) -> R {
+    let saved = thread_state::with(|t| {
+        t.in_python.set(true);
+        t.alloc_left.replace(NEVER)
+    });
+    let r = f();
+    thread_state::with(|t| {
+        t.alloc_left.set(saved);
+        t.in_python.set(false);
+    });
+    r
+}
+
+/// An exponential gap of mean `mean` bytes, from the thread's xorshift state.
+fn gap(t: &ThreadState, mean: u64) -> i64 {
+    let mut x = t.rng.get();
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    t.rng.set(x);
+    let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    (-(u.ln()) * mean as f64).max(1.0) as i64
+}
+
+/// Arms a thread's samplers on its first slow path (its TLS starts zeroed); false if
+/// they already were.
+fn arm_thread(t: &ThreadState, rt: &Runtime) -> bool {
+    if t.rng.get() != 0 {
+        return false;
+    }
+    let x = (t as *const ThreadState as u64) ^ runtime::monotonic_ns().rotate_left(32);
+    t.rng.set(x | 1);
+    t.free_left.set(FOLD_BYTES);
+    let first = |mean| if mean > 0 { gap(t, mean) } else { NEVER };
+    t.sample_gap.set(first(rt.config.mem_rate));
+    t.copy_left.set(first(rt.config.copy_rate));
+    true
+}
+
+#[cold]
+#[inline(never)]
+fn slow_alloc(t: &ThreadState, p: usize, n: usize, python: bool) {
+    let spent = t.alloc_armed.get() - t.alloc_left.get();
+    counters::fold(t);
+    let mut gap_left = FOLD_BYTES;
+    if let Some(rt) = runtime::active() {
+        let mut points = 0;
+        if arm_thread(t, rt) {
+            gap_left = t.sample_gap.get();
+        } else {
+            gap_left = t.sample_gap.get() - spent;
+            while gap_left <= 0 {
+                points += 1;
+                gap_left += gap(t, rt.config.mem_rate);
+            }
+        }
+        t.sample_gap.set(gap_left);
+        if points > 0 {
+            record_alloc(rt, p, n, points * rt.config.mem_rate, python);
+        }
+    }
+    let armed = gap_left.min(FOLD_BYTES);
+    t.alloc_armed.set(armed);
+    t.alloc_left.set(armed);
+}
+
+#[cold]
+#[inline(never)]
+fn record_alloc(rt: &Runtime, p: usize, n: usize, weight: u64, python: bool) {
+    let taken = thread_state::guarded(|t| {
+        let mut native = [0u64; native_stack::NATIVE_DEPTH];
+        let depth = native_stack::callers(t.stack_hi.get(), &mut native);
+        let Some(mut claim) = rt.queue.claim() else {
+            return;
+        };
+        let ev = claim.event();
+        ev.kind = Kind::Alloc;
+        ev.python = python;
+        ev.tid = tid(t);
+        ev.t_ns = rt.elapsed_ns();
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        ev.addr = id;
+        ev.size = n as u64;
+        ev.weight = weight;
+        stack::capture(rt, ev, &native[..depth]);
+        SAMPLED.insert(p, id);
+    });
+    if taken.is_none() {
+        rt.queue.count_drop();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn record_free(p: usize) {
+    let rt = runtime::active();
+    if let Some(rt) = rt {
+        rt.note_finalizing();
+    }
+    SAMPLED.remove_all(p, |id| {
+        // A free must be recorded even from inside the shim, or the allocation would read
+        // as a leak: it needs no stack, so it is safe anywhere.
+        let Some(mut claim) = rt.and_then(|rt| rt.queue.claim()) else {
+            return;
+        };
+        let ev = claim.event();
+        ev.kind = Kind::Free;
+        ev.t_ns = rt.map_or(0, Runtime::elapsed_ns);
+        ev.addr = id;
+        ev.depth = 0;
+        ev.native_depth = 0;
+    });
+}
+
+/// Counts `n` bytes copied; records a copy sample when a sample point falls inside.
+#[inline(always)]
+pub fn on_copy(n: usize) {
+    thread_state::with(|t| {
+        let left = t.copy_left.get() - n as i64;
+        t.copy_left.set(left);
+        if left <= 0 {
+            slow_copy(t);
+        }
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn slow_copy(t: &ThreadState) {
+    let Some(rt) = runtime::active() else {
+        t.copy_left.set(FOLD_BYTES);
+        return;
+    };
+    if arm_thread(t, rt) || rt.config.copy_rate == 0 {
+        return;
+    }
+    let mut left = t.copy_left.get();
+    let mut points = 0;
+    while left <= 0 {
+        points += 1;
+        left += gap(t, rt.config.copy_rate);
+    }
+    t.copy_left.set(left);
+    thread_state::guarded(|t| {
+        let mut native = [0u64; native_stack::NATIVE_DEPTH];
+        let depth = native_stack::callers(t.stack_hi.get(), &mut native);
+        let Some(mut claim) = rt.queue.claim() else {
+            return;
+        };
+        let ev = claim.event();
+        ev.kind = Kind::Copy;
+        ev.tid = tid(t);
+        ev.t_ns = rt.elapsed_ns();
+        ev.weight = points * rt.config.copy_rate;
+        stack::capture(rt, ev, &native[..depth]);
+    });
+}
+
+fn tid(t: &ThreadState) -> u32 {
+    if t.tid.get() == 0 {
+        t.tid.set(unsafe { libc::gettid() } as u32);
+    }
+    t.tid.get()
+}

@@ -1,0 +1,156 @@
+//! CPython's own allocators. Small objects come from pymalloc's arenas and never reach
+//! malloc one by one, so the shim wraps the interpreter's MEM and OBJ allocator domains
+//! (`PyMem_SetAllocator`), sampling their blocks by the same byte budget as malloc's, as
+//! Python memory; and its arena allocator, so arenas count in the exact footprint.
+//!
+//! Installed from the library constructor, before the interpreter starts: CPython keeps
+//! allocators set before `Py_Initialize` unless `PYTHONMALLOC` asks for others.
+
+use crate::{counters, memory, thread_state};
+use libc::{c_int, c_void, size_t};
+use std::cell::UnsafeCell;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PyMemAllocatorEx {
+    ctx: *mut c_void,
+    malloc: unsafe extern "C" fn(*mut c_void, size_t) -> *mut c_void,
+    calloc: unsafe extern "C" fn(*mut c_void, size_t, size_t) -> *mut c_void,
+    realloc: unsafe extern "C" fn(*mut c_void, *mut c_void, size_t) -> *mut c_void,
+    free: unsafe extern "C" fn(*mut c_void, *mut c_void),
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PyObjectArenaAllocator {
+    ctx: *mut c_void,
+    alloc: unsafe extern "C" fn(*mut c_void, size_t) -> *mut c_void,
+    free: unsafe extern "C" fn(*mut c_void, *mut c_void, size_t),
+}
+
+const PYMEM_DOMAIN_MEM: c_int = 1;
+const PYMEM_DOMAIN_OBJ: c_int = 2;
+
+/// The interpreter's original allocators, written once at init, then only read.
+struct Saved<T>(UnsafeCell<Option<T>>);
+unsafe impl<T> Sync for Saved<T> {}
+
+static MEM: Saved<PyMemAllocatorEx> = Saved(UnsafeCell::new(None));
+static OBJ: Saved<PyMemAllocatorEx> = Saved(UnsafeCell::new(None));
+static ARENA: Saved<PyObjectArenaAllocator> = Saved(UnsafeCell::new(None));
+
+unsafe fn sym<T>(name: &std::ffi::CStr) -> Option<T> {
+    let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+    (!p.is_null()).then(|| std::mem::transmute_copy(&p))
+}
+
+/// Wraps the interpreter's allocators. Init time only; false if they cannot be found.
+pub fn install() -> bool {
+    type GetSet = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
+    type ArenaGetSet = unsafe extern "C" fn(*mut PyObjectArenaAllocator);
+    unsafe {
+        let (Some(get), Some(set), Some(aget), Some(aset)) = (
+            sym::<GetSet>(c"PyMem_GetAllocator"),
+            sym::<GetSet>(c"PyMem_SetAllocator"),
+            sym::<ArenaGetSet>(c"PyObject_GetArenaAllocator"),
+            sym::<ArenaGetSet>(c"PyObject_SetArenaAllocator"),
+        ) else {
+            return false;
+        };
+        for (domain, saved) in [(PYMEM_DOMAIN_MEM, &MEM), (PYMEM_DOMAIN_OBJ, &OBJ)] {
+            let mut orig = std::mem::MaybeUninit::<PyMemAllocatorEx>::uninit();
+            get(domain, orig.as_mut_ptr());
+            *saved.0.get() = Some(orig.assume_init());
+            let mut ours = PyMemAllocatorEx {
+                ctx: saved.0.get().cast(),
+                malloc: py_malloc,
+                calloc: py_calloc,
+                realloc: py_realloc,
+                free: py_free,
+            };
+            set(domain, &mut ours);
+        }
+        let mut orig = std::mem::MaybeUninit::<PyObjectArenaAllocator>::uninit();
+        aget(orig.as_mut_ptr());
+        *ARENA.0.get() = Some(orig.assume_init());
+        let mut ours = PyObjectArenaAllocator {
+            ctx: std::ptr::null_mut(),
+            alloc: arena_alloc,
+            free: arena_free,
+        };
+        aset(&mut ours);
+    }
+    true
+}
+
+unsafe fn orig(ctx: *mut c_void) -> PyMemAllocatorEx {
+    (*(ctx as *const Option<PyMemAllocatorEx>)).unwrap_unchecked()
+}
+
+#[inline(always)]
+fn sampled(p: *mut c_void, n: usize) -> *mut c_void {
+    if !p.is_null() {
+        thread_state::with(|t| memory::spend(t, p as usize, n, true));
+    }
+    p
+}
+
+unsafe extern "C" fn py_malloc(ctx: *mut c_void, n: size_t) -> *mut c_void {
+    let o = orig(ctx);
+    sampled(memory::inside_python_allocator(|| (o.malloc)(o.ctx, n)), n)
+}
+
+unsafe extern "C" fn py_calloc(ctx: *mut c_void, k: size_t, n: size_t) -> *mut c_void {
+    let o = orig(ctx);
+    sampled(
+        memory::inside_python_allocator(|| (o.calloc)(o.ctx, k, n)),
+        k.saturating_mul(n),
+    )
+}
+
+/// Only growth spends the budget, as for malloc's realloc: the old size is known when the
+/// block was large enough to live in malloc (its realloc reports it), else it was at most
+/// pymalloc's 512 bytes and the whole new size is counted.
+unsafe extern "C" fn py_realloc(ctx: *mut c_void, p: *mut c_void, n: size_t) -> *mut c_void {
+    let o = orig(ctx);
+    thread_state::with(|t| t.realloc_old.set(u64::MAX));
+    let q = memory::inside_python_allocator(|| (o.realloc)(o.ctx, p, n));
+    if !q.is_null() {
+        if !p.is_null() {
+            memory::moved(p as usize, q as usize);
+        }
+        thread_state::with(|t| {
+            let old = t.realloc_old.get();
+            let growth = if old == u64::MAX {
+                n
+            } else {
+                n.saturating_sub(old as usize)
+            };
+            memory::spend(t, q as usize, growth, true);
+        });
+    }
+    q
+}
+
+unsafe extern "C" fn py_free(ctx: *mut c_void, p: *mut c_void) {
+    let o = orig(ctx);
+    if !p.is_null() {
+        memory::forget(p as usize);
+    }
+    (o.free)(o.ctx, p)
+}
+
+unsafe extern "C" fn arena_alloc(_: *mut c_void, n: size_t) -> *mut c_void {
+    let o = (*ARENA.0.get()).unwrap_unchecked();
+    let p = (o.alloc)(o.ctx, n);
+    if !p.is_null() {
+        counters::arena_mapped(n);
+    }
+    p
+}
+
+unsafe extern "C" fn arena_free(_: *mut c_void, p: *mut c_void, n: size_t) {
+    let o = (*ARENA.0.get()).unwrap_unchecked();
+    counters::arena_unmapped(n);
+    (o.free)(o.ctx, p, n)
+}

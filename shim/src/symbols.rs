@@ -1,0 +1,70 @@
+//! Symbolization of native PCs, in the writer process. The writer is a fork of the program
+//! made when the shim loaded, so every module loaded by then sits at the same address in
+//! both and resolves in-process (symbol tables, DWARF lines); a module the program loaded
+//! later is named by its path and offset, read from the program's /proc maps.
+
+pub struct Symbol {
+    pub name: String,
+    /// The source file when debug info has one, else the module's path.
+    pub file: String,
+    pub line: u32,
+}
+
+/// Resolves `pc`; a return address (`exact` false) is looked up one byte back, inside the
+/// call instruction, so the line is the call's and not the next statement's.
+pub fn resolve(program: u32, pc: u64, exact: bool) -> Symbol {
+    let addr = if exact { pc } else { pc.saturating_sub(1) };
+    let mut found: Option<Symbol> = None;
+    backtrace::resolve(addr as *mut libc::c_void, |s| {
+        if found.is_none() {
+            found = Some(Symbol {
+                name: s.name().map(|n| n.to_string()).unwrap_or_default(),
+                file: s
+                    .filename()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                line: s.lineno().unwrap_or(0),
+            });
+        }
+    });
+    let mut sym = found.unwrap_or(Symbol {
+        name: String::new(),
+        file: String::new(),
+        line: 0,
+    });
+    if sym.file.is_empty() || sym.name.is_empty() {
+        let (module, offset) = module_of(program, addr);
+        if sym.name.is_empty() {
+            sym.name = format!("{}+0x{offset:x}", basename(&module));
+        }
+        if sym.file.is_empty() {
+            sym.file = module;
+        }
+    }
+    sym
+}
+
+fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The file mapped at `addr` in the program, and the offset of `addr` in it.
+fn module_of(program: u32, addr: u64) -> (String, u64) {
+    let maps = std::fs::read_to_string(format!("/proc/{program}/maps")).unwrap_or_default();
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(_), Some(off), Some(_), Some(_), Some(path)) =
+            (f.next(), f.next(), f.next(), f.next(), f.next(), f.next())
+        else {
+            continue;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            continue;
+        };
+        let hex = |s: &str| u64::from_str_radix(s, 16).unwrap_or(0);
+        if (hex(lo)..hex(hi)).contains(&addr) {
+            return (path.to_owned(), addr - hex(lo) + hex(off));
+        }
+    }
+    ("<unknown module>".to_owned(), addr)
+}
