@@ -73,7 +73,8 @@ impl Trend {
     }
 }
 
-/// What the leak rule looks at for one line, up to the program's exit point.
+/// What the leak rule looks at for one line, up to the program's exit point, besides the
+/// fit of its live bytes over time (from its first allocation to there).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Evidence {
     /// Sampled allocations, and frees of them.
@@ -84,8 +85,6 @@ pub struct Evidence {
     pub last_ns: u64,
     /// Estimated bytes still live at the exit point.
     pub kept_bytes: u64,
-    /// Live bytes over time, from the first allocation to the exit point.
-    pub fit: Fit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,22 +104,23 @@ pub fn likelihood(allocs: u64, frees: u64) -> f64 {
     1.0 - (frees + 1.0) / (allocs as f64 - frees + 2.0)
 }
 
-/// The leak rule (module docs), for a run of `elapsed_ns` whose peak footprint was
-/// `footprint` bytes.
-pub fn assess(e: &Evidence, elapsed_ns: u64, footprint: u64) -> Option<Leak> {
-    let likelihood = likelihood(e.allocs, e.frees);
+/// Whether a line passes the leak rule (module docs) but for its trend, in a run of
+/// `elapsed_ns` whose peak footprint was `footprint` bytes.
+pub fn candidate(e: &Evidence, elapsed_ns: u64, footprint: u64) -> bool {
     let span = e.last_ns.saturating_sub(e.first_ns) as f64;
     let floor = (footprint as f64 * MIN_GROWTH_SHARE).max(MIN_GROWTH_BYTES as f64);
-    let leak = elapsed_ns > 0
-        && likelihood >= MIN_LIKELIHOOD
-        && e.fit.slope > 0.0
-        && e.fit.r2 >= MIN_R2
+    elapsed_ns > 0
+        && likelihood(e.allocs, e.frees) >= MIN_LIKELIHOOD
         && span >= MIN_SPAN * elapsed_ns as f64
-        && e.kept_bytes as f64 >= floor;
-    leak.then(|| Leak {
-        likelihood,
+        && e.kept_bytes as f64 >= floor
+}
+
+/// The leak rule for a [`candidate`], given its trend.
+pub fn assess(e: &Evidence, fit: Fit, elapsed_ns: u64) -> Option<Leak> {
+    (fit.slope > 0.0 && fit.r2 >= MIN_R2 && elapsed_ns > 0).then(|| Leak {
+        likelihood: likelihood(e.allocs, e.frees),
         velocity: e.kept_bytes as f64 / (elapsed_ns as f64 / 1e9),
-        r2: e.fit.r2,
+        r2: fit.r2,
     })
 }
 
@@ -182,16 +182,17 @@ mod tests {
             first_ns: 0,
             last_ns: 6_000_000_000,
             kept_bytes: 100 << 20,
-            fit: Fit {
-                slope: 1.0,
-                r2: 0.9,
-            },
+        };
+        let fit = Fit {
+            slope: 1.0,
+            r2: 0.9,
         };
         let elapsed = 10_000_000_000;
-        let got = assess(&leak, elapsed, 400 << 20).unwrap();
+        assert!(candidate(&leak, elapsed, 400 << 20));
+        let got = assess(&leak, fit, elapsed).unwrap();
         assert!(close(got.velocity, 10.0 * (1 << 20) as f64));
         assert!(close(got.likelihood, 1.0 - 1.0 / 102.0));
-        for bad in [
+        let not_candidates = [
             Evidence { frees: 10, ..leak },
             Evidence {
                 last_ns: 4_000_000_000,
@@ -201,41 +202,26 @@ mod tests {
                 kept_bytes: 3 << 20,
                 ..leak
             },
-            Evidence {
-                fit: Fit {
-                    slope: -1.0,
-                    r2: 0.9,
-                },
-                ..leak
+        ];
+        for bad in not_candidates {
+            assert!(!candidate(&bad, elapsed, 400 << 20), "{bad:?}");
+        }
+        assert!(!candidate(&leak, 0, 400 << 20));
+        for bad in [
+            Fit {
+                slope: -1.0,
+                r2: 0.9,
             },
-            Evidence {
-                fit: Fit {
-                    slope: 1.0,
-                    r2: 0.7,
-                },
-                ..leak
+            Fit {
+                slope: 1.0,
+                r2: 0.7,
             },
         ] {
-            assert_eq!(assess(&bad, elapsed, 400 << 20), None, "{bad:?}");
+            assert_eq!(assess(&leak, bad, elapsed), None, "{bad:?}");
         }
         // The floor is 1 MiB for a small program.
-        assert!(assess(
-            &Evidence {
-                kept_bytes: 1 << 20,
-                ..leak
-            },
-            elapsed,
-            1 << 20
-        )
-        .is_some());
-        assert!(assess(
-            &Evidence {
-                kept_bytes: 1000,
-                ..leak
-            },
-            elapsed,
-            1000
-        )
-        .is_none());
+        let small = |kept_bytes| Evidence { kept_bytes, ..leak };
+        assert!(candidate(&small(1 << 20), elapsed, 1 << 20));
+        assert!(!candidate(&small(1000), elapsed, 1000));
     }
 }

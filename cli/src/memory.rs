@@ -7,12 +7,12 @@
 //! and fall by it at the free of that block: a step function of time, from which its peak,
 //! time average, timeline and growth come.
 //!
-//! The *exit point* is the last sampled allocation charged to a Python line (in a program
-//! with none, the last sampled allocation): frees after it are the interpreter's or the
-//! process's teardown. What a line still holds there is its growth, and the leak rule
+//! The *exit point* is where the interpreter began finalizing (the shim's
+//! [`rprof_format::marks::PYTHON_FINALIZING`] mark), else the end of the run: frees after
+//! it are teardown. What a line still holds there is its growth, and the leak rule
 //! ([`crate::leaks`]) looks at the run up to there, so teardown does not hide a leak.
 
-use crate::leaks::{self, Evidence, Leak, Trend};
+use crate::leaks::{self, Evidence, Fit, Leak, Trend};
 use crate::timeline::Downsampler;
 use rprof_format::{AllocSample, CopySample, Counters, Domain, FreeSample};
 use rustc_hash::FxHashMap;
@@ -104,8 +104,10 @@ struct Event {
 /// The streaming half: per-stack sums and the live-bytes changes in file order.
 #[derive(Default)]
 pub struct MemoryAccumulator {
-    /// Stack id to index in `stacks` (and in the sites given to [`Self::replay`]).
-    index: FxHashMap<u32, u32>,
+    /// Stack id to index in `stacks` (and in the sites given to [`Self::replay`]): small
+    /// ids (writers number stacks from 1) in a vector, with `NONE` for no index yet.
+    dense: Vec<u32>,
+    sparse: FxHashMap<u32, u32>,
     stacks: Vec<(u32, StackTotals)>,
     /// Sampled blocks not yet freed: address to (stack index, weight).
     live: FxHashMap<u64, (u32, u64)>,
@@ -117,13 +119,28 @@ pub struct MemoryAccumulator {
     copy_samples: u64,
 }
 
+const NONE: u32 = u32::MAX;
+const DENSE_IDS: u32 = 1 << 20;
+
 impl MemoryAccumulator {
+    #[inline]
     fn stack(&mut self, id: u32) -> u32 {
-        let stacks = &mut self.stacks;
-        *self.index.entry(id).or_insert_with(|| {
-            stacks.push((id, StackTotals::default()));
-            (stacks.len() - 1) as u32
-        })
+        if id >= DENSE_IDS {
+            let stacks = &mut self.stacks;
+            return *self.sparse.entry(id).or_insert_with(|| {
+                stacks.push((id, StackTotals::default()));
+                (stacks.len() - 1) as u32
+            });
+        }
+        let i = id as usize;
+        if i >= self.dense.len() {
+            self.dense.resize((i + 1).next_power_of_two(), NONE);
+        }
+        if self.dense[i] == NONE {
+            self.stacks.push((id, StackTotals::default()));
+            self.dense[i] = (self.stacks.len() - 1) as u32;
+        }
+        self.dense[i]
     }
 
     pub fn alloc(&mut self, a: &AllocSample) {
@@ -178,9 +195,17 @@ impl MemoryAccumulator {
         self.stacks.iter().map(|&(id, _)| id)
     }
 
-    /// Replays the samples over a run that ends at `end_ns`, given the site of each stack
-    /// (in [`Self::stack_ids`] order) and the number of line and function slots.
-    pub fn replay(self, sites: &[Site], lines: usize, funcs: usize, end_ns: u64) -> Replayed {
+    /// Replays the samples over a run that ends at `end_ns`, with its exit point (module
+    /// docs) at `exit_ns`, given the site of each stack (in [`Self::stack_ids`] order) and
+    /// the number of line and function slots.
+    pub fn replay(
+        self,
+        sites: &[Site],
+        lines: usize,
+        funcs: usize,
+        exit_ns: u64,
+        end_ns: u64,
+    ) -> Replayed {
         let mut fp = Footprint {
             alloc_samples: self.alloc_samples,
             free_samples: self.free_samples,
@@ -189,7 +214,7 @@ impl MemoryAccumulator {
             ..Default::default()
         };
         exact_footprint(self.counters, end_ns, &mut fp);
-        fp.exit_ns = exit_point(&self.events, sites, end_ns);
+        fp.exit_ns = exit_ns.min(end_ns);
 
         let mut line_curves: Vec<Option<Curve>> = (0..lines).map(|_| None).collect();
         let mut func_curves: Vec<Option<Curve>> = (0..funcs).map(|_| None).collect();
@@ -200,8 +225,6 @@ impl MemoryAccumulator {
             if !at_exit && now > fp.exit_ns {
                 at_exit = true;
                 fp.kept_bytes = total;
-                let curves = line_curves.iter_mut().chain(&mut func_curves);
-                curves.flatten().for_each(|c| c.exit(fp.exit_ns));
             }
             let site = sites[e.stack as usize];
             let new = || Curve::new(end_ns, now, !at_exit);
@@ -228,14 +251,30 @@ impl MemoryAccumulator {
             (fp.max_bytes, fp.max_ns) = (fp.peak_bytes, fp.peak_ns);
         }
 
-        let finish = |curves: Vec<Option<Curve>>, fp: &Footprint, leaks: bool| -> Vec<Memory> {
+        let finish = |curves: Vec<Option<Curve>>| -> Vec<(Memory, Evidence)> {
+            let none = || (Memory::default(), Evidence::default());
             curves
                 .into_iter()
-                .map(|c| c.map_or_else(Memory::default, |c| c.finish(fp, end_ns, leaks)))
+                .map(|c| c.map_or_else(none, |c| c.finish(end_ns)))
                 .collect()
         };
-        let mut line_memory = finish(line_curves, &fp, true);
-        let mut func_memory = finish(func_curves, &fp, false);
+        let lines = finish(line_curves);
+        let mut func_memory: Vec<Memory> =
+            finish(func_curves).into_iter().map(|(m, _)| m).collect();
+        // Only lines that pass every other test of the leak rule need their trend.
+        let candidates: Vec<bool> = lines
+            .iter()
+            .map(|(_, e)| leaks::candidate(e, end_ns, fp.max_bytes))
+            .collect();
+        let fits = fit_trends(&self.events, sites, &candidates, fp.exit_ns, end_ns);
+        let mut line_memory: Vec<Memory> = lines
+            .into_iter()
+            .zip(fits)
+            .map(|((mut m, e), fit)| {
+                m.leak = fit.and_then(|fit| leaks::assess(&e, fit, end_ns));
+                m
+            })
+            .collect();
         for ((_, s), site) in self.stacks.iter().zip(sites) {
             fp.malloc_bytes = fp.malloc_bytes.saturating_add(s.malloc_bytes);
             fp.copy_bytes = fp.copy_bytes.saturating_add(s.copy_bytes);
@@ -276,21 +315,6 @@ impl Memory {
     }
 }
 
-/// The exit point (module docs): times are taken in file order, never going back.
-fn exit_point(events: &[Event], sites: &[Site], end_ns: u64) -> u64 {
-    let (mut now, mut last_python, mut last_any) = (0u64, None, None);
-    for e in events {
-        now = now.max(e.t_ns).min(end_ns);
-        if e.alloc {
-            last_any = Some(now);
-            if sites[e.stack as usize].python {
-                last_python = Some(now);
-            }
-        }
-    }
-    last_python.or(last_any).unwrap_or(end_ns)
-}
-
 /// The exact figures, from the allocator counters.
 fn exact_footprint(mut counters: Vec<Counters>, end_ns: u64, fp: &mut Footprint) {
     counters.sort_by_key(|c| c.t_ns);
@@ -310,6 +334,54 @@ fn exact_footprint(mut counters: Vec<Counters>, end_ns: u64, fp: &mut Footprint)
     fp.timeline = timeline.finish();
 }
 
+/// The least-squares fit of live bytes over time, from the first allocation to the exit
+/// point, of each line marked in `lines` (by line slot): a second pass over the changes, as
+/// only the few lines that may leak need it.
+fn fit_trends(
+    events: &[Event],
+    sites: &[Site],
+    lines: &[bool],
+    exit_ns: u64,
+    end_ns: u64,
+) -> Vec<Option<Fit>> {
+    // Per line: live bytes, when they last changed, and the fit so far.
+    let mut state: Vec<Option<(u64, u64, Trend)>> = vec![None; lines.len()];
+    if lines.iter().any(|&l| l) {
+        let mut now = 0u64;
+        for e in events {
+            now = now.max(e.t_ns).min(end_ns);
+            if now > exit_ns {
+                break;
+            }
+            let line = sites[e.stack as usize].line;
+            if !lines[line] {
+                continue;
+            }
+            let (live, last, trend) = state[line].get_or_insert((0, now, Trend::default()));
+            trend.hold(seconds(*last), seconds(now), *live as f64);
+            *live = if e.alloc {
+                live.saturating_add(e.weight)
+            } else {
+                live.saturating_sub(e.weight)
+            };
+            *last = now;
+        }
+    }
+    state
+        .into_iter()
+        .map(|s| {
+            s.map(|(live, last, mut trend)| {
+                trend.hold(seconds(last), seconds(exit_ns), live as f64);
+                trend.fit()
+            })
+        })
+        .collect()
+}
+
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
 /// One slot's live bytes as they change.
 struct Curve {
     live: u64,
@@ -319,17 +391,12 @@ struct Curve {
     /// Live bytes integrated over time (byte-ns), from the first change.
     area: f64,
     timeline: Downsampler,
-    /// Up to the exit point: the fit of live bytes over time, sampled allocations and
-    /// frees, the last allocation; then what was live there.
-    trend: Trend,
+    /// Up to the exit point: sampled allocations and frees, the last allocation; then
+    /// what was live there (set at the first change after it).
     allocs: u64,
     frees: u64,
     last_alloc_ns: u64,
     kept: Option<u64>,
-}
-
-fn seconds(ns: u64) -> f64 {
-    ns as f64 / 1e9
 }
 
 impl Curve {
@@ -342,7 +409,6 @@ impl Curve {
             last_ns: t_ns,
             area: 0.0,
             timeline: Downsampler::new(end_ns),
-            trend: Trend::default(),
             allocs: 0,
             frees: 0,
             last_alloc_ns: t_ns,
@@ -352,13 +418,8 @@ impl Curve {
 
     /// Live bytes rise (`alloc`) or fall by `weight` at `t_ns`.
     fn change(&mut self, t_ns: u64, weight: u64, alloc: bool, before_exit: bool) {
-        self.hold_until(t_ns, before_exit);
-        if alloc {
-            self.live = self.live.saturating_add(weight);
-            self.peak = self.peak.max(self.live);
-        } else {
-            self.live = self.live.saturating_sub(weight);
-        }
+        self.area += self.live as f64 * t_ns.saturating_sub(self.last_ns) as f64;
+        self.last_ns = t_ns;
         if before_exit {
             if alloc {
                 self.allocs += 1;
@@ -366,31 +427,20 @@ impl Curve {
             } else {
                 self.frees += 1;
             }
+        } else if self.kept.is_none() {
+            self.kept = Some(self.live);
+        }
+        if alloc {
+            self.live = self.live.saturating_add(weight);
+            self.peak = self.peak.max(self.live);
+        } else {
+            self.live = self.live.saturating_sub(weight);
         }
         self.timeline.set(t_ns, self.live);
     }
 
-    /// The current live bytes held from the last change until `t_ns`.
-    fn hold_until(&mut self, t_ns: u64, before_exit: bool) {
-        self.area += self.live as f64 * t_ns.saturating_sub(self.last_ns) as f64;
-        if before_exit {
-            let y = self.live as f64;
-            self.trend.hold(seconds(self.last_ns), seconds(t_ns), y);
-        }
-        self.last_ns = t_ns;
-    }
-
-    fn exit(&mut self, exit_ns: u64) {
-        if self.kept.is_none() {
-            let y = self.live as f64;
-            self.trend
-                .hold(seconds(self.last_ns), seconds(exit_ns.max(self.last_ns)), y);
-            self.kept = Some(self.live);
-        }
-    }
-
-    fn finish(mut self, fp: &Footprint, end_ns: u64, leaks: bool) -> Memory {
-        self.exit(fp.exit_ns);
+    /// The figures, and the evidence for the leak rule.
+    fn finish(mut self, end_ns: u64) -> (Memory, Evidence) {
         self.area += self.live as f64 * end_ns.saturating_sub(self.last_ns) as f64;
         let span = end_ns.saturating_sub(self.first_ns);
         let avg = if span == 0 {
@@ -398,26 +448,22 @@ impl Curve {
         } else {
             self.area / span as f64
         };
+        // No change after the exit point: what is live now was live there.
         let kept = self.kept.unwrap_or(self.live);
+        let memory = Memory {
+            peak_bytes: self.peak,
+            avg_bytes: avg.min(self.peak as f64),
+            growth_bytes: kept,
+            timeline: self.timeline.finish(),
+            ..Default::default()
+        };
         let evidence = Evidence {
             allocs: self.allocs,
             frees: self.frees,
             first_ns: self.first_ns,
             last_ns: self.last_alloc_ns,
             kept_bytes: kept,
-            fit: self.trend.fit(),
         };
-        Memory {
-            peak_bytes: self.peak,
-            avg_bytes: avg.min(self.peak as f64),
-            growth_bytes: kept,
-            timeline: self.timeline.finish(),
-            leak: if leaks {
-                leaks::assess(&evidence, end_ns, fp.max_bytes)
-            } else {
-                None
-            },
-            ..Default::default()
-        }
+        (memory, evidence)
     }
 }

@@ -11,6 +11,7 @@
 //! or module) and line.
 
 use crate::memory::{Footprint, Memory, MemoryAccumulator, Site};
+use rprof_format::marks::PYTHON_FINALIZING;
 use rprof_format::{
     mode, read_trace, Counters, End, Exec, Frame, FuncKind, Header, Record, Trace, TraceError,
 };
@@ -132,6 +133,8 @@ pub struct Profile {
     /// The latest allocator counters, if the trace has any.
     pub counters: Option<Counters>,
     pub footprint: Footprint,
+    /// Named moments of the run (ns since the start, label), in time order.
+    pub marks: Vec<(u64, String)>,
     /// What the reader found wrong with the file (each [`rprof_format::Damage`]'s text).
     pub damage: Vec<String>,
     /// Other things the report must mention (missing definitions, clamped samples, ...).
@@ -219,6 +222,8 @@ struct Accumulator {
     end: Option<End>,
     counters: Option<Counters>,
     memory: MemoryAccumulator,
+    /// Time and label id of each mark.
+    marks: Vec<(u64, u32)>,
 }
 
 impl Accumulator {
@@ -288,6 +293,7 @@ impl Accumulator {
                 self.last_t_ns = self.last_t_ns.max(c.t_ns);
                 self.memory.copy(&c);
             }
+            Record::Mark { t_ns, label } => self.marks.push((t_ns, label)),
         }
     }
 
@@ -355,9 +361,23 @@ impl Accumulator {
             missing_funcs,
             ..
         } = r;
-        let replayed = self
-            .memory
-            .replay(&sites, files.lines.len(), funcs.list.len(), elapsed_ns);
+        let mut marks: Vec<(u64, String)> = self
+            .marks
+            .iter()
+            .map(|&(t, label)| (t, names.get(label)))
+            .collect();
+        marks.sort();
+        let exit_ns = marks
+            .iter()
+            .find(|(_, label)| label == PYTHON_FINALIZING)
+            .map_or(elapsed_ns, |&(t, _)| t);
+        let replayed = self.memory.replay(
+            &sites,
+            files.lines.len(),
+            funcs.list.len(),
+            exit_ns,
+            elapsed_ns,
+        );
         let mut footprint = replayed.footprint;
         footprint.peak_at = replayed.peak_line.map(|l| files.location(l));
         if unknown_memory_stacks > 0 {
@@ -444,6 +464,7 @@ impl Accumulator {
             end: self.end,
             counters: self.counters,
             footprint,
+            marks,
             damage: trace.damage.iter().map(ToString::to_string).collect(),
             warnings,
         }

@@ -358,6 +358,10 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
             "python_live_bytes": c.python_live_bytes,
         })),
         "memory": memory_extras(p),
+        "marks": p.marks.iter().map(|(t, label)| json!({
+            "t_sec": *t as f64 / 1e9,
+            "label": label,
+        })).collect::<Vec<_>>(),
     })
 }
 

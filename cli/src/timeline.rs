@@ -11,6 +11,8 @@ pub struct Downsampler {
     end_ns: u64,
     /// The slice being filled: its index, and its highest value with its time.
     open: Option<(u64, u64, u64)>,
+    /// Where the open slice ends (the next one starts).
+    open_end: u64,
     /// The value now, which carries into slices with no change.
     value: u64,
     points: Vec<(u64, u64)>,
@@ -21,6 +23,7 @@ impl Downsampler {
         Downsampler {
             end_ns,
             open: None,
+            open_end: 0,
             value: 0,
             points: Vec::new(),
         }
@@ -43,7 +46,22 @@ impl Downsampler {
     /// counts as the end).
     pub fn set(&mut self, t_ns: u64, value: u64) {
         let t_ns = t_ns.min(self.end_ns);
+        // Most changes fall in the open slice.
+        if let Some((s, _, max)) = self.open {
+            if t_ns < self.open_end {
+                if value > max {
+                    self.open = Some((s, t_ns, value));
+                }
+                self.value = value;
+                return;
+            }
+        }
         let slice = self.slice(t_ns);
+        self.open_end = if slice + 1 == SLICES {
+            u64::MAX
+        } else {
+            self.slice_start(slice + 1)
+        };
         match self.open {
             Some((s, _, max)) if s == slice => {
                 if value > max {

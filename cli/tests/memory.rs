@@ -106,7 +106,8 @@ const MAIN_PY: &str = "def f():\n    a = []\n    b = bytes(10)\n";
 /// | 5     | alloc C, 8 (size 1), native, via ext    |             | 8           |
 /// | 6     | free B                                  | 0           |             |
 /// | 7     | alloc D, 1 (size 1), Python, via ext    |             | 9           |
-/// | 8     | free C (after the exit point, 7 s)      |             | 1           |
+/// | 7.5   | the interpreter begins finalizing       |             |             |
+/// | 8     | free C (teardown)                       |             | 1           |
 fn known_trace(cwd: &Path) -> Vec<u8> {
     let mut t = TraceBuilder::new(&header(cwd, true));
     t.string(1, "main.py")
@@ -131,7 +132,8 @@ fn known_trace(cwd: &Path) -> Vec<u8> {
         .counters(6 * S, 12 * MIB, 12 * MIB, 3 * MIB)
         .alloc(7 * S, 2, 0xd, MIB, MIB, Domain::Python)
         .chunk();
-    t.free(8 * S, 0xc)
+    t.finalizing(7500, 5)
+        .free(8 * S, 0xc)
         .counters(9 * S, 9 * MIB, 12 * MIB, 3 * MIB);
     end(&mut t, 10 * S);
     t.finish()
@@ -176,7 +178,7 @@ fn memory_figures_are_exact() {
     close(&l3["n_python_fraction"], 1.0 / 9.0);
     close(&l3["n_peak_mb"], 9.0);
     close(&l3["n_avg_mb"], (8.0 * 2.0 + 9.0 + 1.0 * 2.0) / 5.0);
-    // C is freed after the exit point (the last Python allocation, at 7 s): teardown.
+    // C is freed after the interpreter began finalizing: teardown.
     close(&l3["n_growth_mb"], 9.0);
     close(&l3["n_usage_fraction"], 0.6);
     close(&l3["n_copy_mb_s"], 0.2);
@@ -236,7 +238,11 @@ fn memory_figures_are_exact() {
         (&json!(3), &json!(0))
     );
     close(&m["estimated_peak_mb"], 10.0);
-    close(&m["exit_sec"], 7.0);
+    close(&m["exit_sec"], 7.5);
+    assert_eq!(
+        j["rprof"]["marks"],
+        json!([{"t_sec": 7.5, "label": "python-finalizing"}])
+    );
     assert_eq!(j["files"]["main.py"]["leaks"], json!({}));
 }
 
@@ -265,6 +271,7 @@ Memory footprint
   Live                  ▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅████████████████████▆▆▆▆▆▆  (full block: 12.0 MiB)
   Reached   at main.py:3  b = bytes(10) (estimated peak 10.0 MiB at 5.000 s)
   Allocated 15.0 MiB in all, 0.0 MiB in code with no Python frame; 60.0% still live at exit
+  Exit      the interpreter began finalizing at 7.500 s: later frees are teardown
   Copied    5.0 MiB
 
 Top lines by memory allocated (MiB, share of all allocated)
@@ -292,8 +299,8 @@ Threads
 /// A 10 s run with four allocating lines of `leaky.py` (module-level code), in MiB:
 /// line 1 keeps 200 in its first half second (a one-off, flat afterwards); line 2 churns 1
 /// every 10 ms, freed 5 ms later; line 3 leaks 1 every 100 ms from 0.5 s to 9.5 s (91 in
-/// all); line 4 keeps 50 once, at 5 s. Everything still held is freed at 9.95 s, after the
-/// exit point (the last allocation, at 9.9 s): interpreter teardown.
+/// all); line 4 keeps 50 once, at 5 s. The interpreter begins finalizing at 9.94 s and
+/// frees everything still held at 9.95 s.
 fn leaky_trace(cwd: &Path) -> Vec<u8> {
     let mut t = TraceBuilder::new(&header(cwd, true));
     t.string(1, "leaky.py")
@@ -325,7 +332,8 @@ fn leaky_trace(cwd: &Path) -> Vec<u8> {
             t.chunk();
         }
     }
-    t.counters(9000, 400 * MIB, 400 * MIB, 300 * MIB);
+    t.counters(9000, 400 * MIB, 400 * MIB, 300 * MIB)
+        .finalizing(9940, 3);
     for a in held {
         t.free(9950, a);
     }
@@ -345,8 +353,7 @@ fn only_the_steady_leak_is_flagged() {
     close(&leaks["3"]["velocity_mb_s"], 9.1);
     close(&line(&j, "leaky.py", 3)["n_growth_mb"], 91.0);
     close(&line(&j, "leaky.py", 1)["n_growth_mb"], 200.0);
-    // The block allocated at the exit point is freed after it: the one artefact of the cut.
-    close(&line(&j, "leaky.py", 2)["n_growth_mb"], 1.0);
+    close(&line(&j, "leaky.py", 2)["n_growth_mb"], 0.0);
     close(&line(&j, "leaky.py", 4)["n_growth_mb"], 50.0);
     close(&line(&j, "leaky.py", 3)["n_peak_mb"], 91.0);
     let r = &j["rprof"]["memory"]["leaks"][0];

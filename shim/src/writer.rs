@@ -98,18 +98,20 @@ struct Writer {
 /// no writer runs.
 static LINK: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" {
-    /// glibc's fork without the atfork handlers: the writer must not run the program's.
-    fn _Fork() -> libc::pid_t;
-}
+/// The writer's pid, for reaping it at exit.
+static WRITER_PID: AtomicI32 = AtomicI32::new(0);
+
+/// The writer process's stack (it shares nothing with the program once cloned).
+const WRITER_STACK: usize = 8 << 20;
 
 /// Starts the writer process for this (program) process. With `eager`, the trace is
 /// created now, and false is returned (after a warning) if it cannot be.
 ///
-/// The writer is a grandchild in a session of its own: the program never sees it as a
-/// child (no SIGCHLD, nothing for its `wait` to reap), and a Ctrl-C or a signal to the
-/// program's process group does not reach it. It learns that the program ended from the
-/// pipe: the program's end closes it, whether by exit, kill or exec.
+/// The writer is a child cloned with no exit signal, in a session of its own: the program
+/// gets no SIGCHLD for it, its `wait(-1)` never sees it (only `__WALL` waits would), and a
+/// Ctrl-C to the program's process group does not reach it. Unlike `fork`, `clone` runs no
+/// atfork handlers. The program reaps it at exit. It learns that the program ended from
+/// the pipe: the program's end closes it, whether by exit, kill or exec.
 pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> bool {
     let mut sink = Sink {
         path: path.to_owned(),
@@ -126,29 +128,67 @@ pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> 
         return false;
     }
     let program = std::process::id();
-    match unsafe { _Fork() } {
-        0 => {
-            if unsafe { _Fork() } != 0 {
-                unsafe { libc::_exit(0) };
-            }
-            unsafe { libc::close(fds[1]) };
-            writer_main(rt, sink, fds[0], program);
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            WRITER_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    let start = Box::new(Start {
+        rt,
+        sink,
+        link: fds[0],
+        other_end: fds[1],
+        program,
+    });
+    let arg = Box::into_raw(start);
+    let pid = if stack == libc::MAP_FAILED {
+        -1
+    } else {
+        let top = unsafe { (stack as *mut u8).add(WRITER_STACK) };
+        unsafe { libc::clone(writer_entry, top.cast(), 0, arg.cast()) }
+    };
+    unsafe {
+        // The child has its own copy of everything; the parent's copies go.
+        drop(Box::from_raw(arg));
+        if stack != libc::MAP_FAILED {
+            libc::munmap(stack, WRITER_STACK);
         }
-        -1 => {
-            unsafe { libc::close(fds[0]) };
-            unsafe { libc::close(fds[1]) };
-            log::warn("cannot start the trace writer process; this process runs unprofiled");
-            false
-        }
-        child => {
-            unsafe {
-                libc::waitpid(child, std::ptr::null_mut(), 0);
-                libc::close(fds[0]);
-            }
-            LINK.store(fds[1], Release);
-            true
-        }
+        libc::close(fds[0]);
     }
+    if pid <= 0 {
+        unsafe { libc::close(fds[1]) };
+        log::warn("cannot start the trace writer process; this process runs unprofiled");
+        return false;
+    }
+    WRITER_PID.store(pid, Release);
+    LINK.store(fds[1], Release);
+    true
+}
+
+struct Start {
+    rt: &'static Runtime,
+    sink: Sink,
+    link: i32,
+    other_end: i32,
+    program: u32,
+}
+
+extern "C" fn writer_entry(arg: *mut libc::c_void) -> i32 {
+    let s = unsafe { Box::from_raw(arg as *mut Start) };
+    unsafe { libc::close(s.other_end) };
+    let Start {
+        rt,
+        sink,
+        link,
+        program,
+        ..
+    } = *s;
+    writer_main(rt, sink, link, program)
 }
 
 /// At exit: asks the writer to drain, write the end record and close the trace, and waits
@@ -178,6 +218,7 @@ pub fn finish(end_ns: u64) -> Option<u64> {
 
 /// In a fork child: the pipe it inherited is the parent's writer's; let go of it.
 pub fn forget_parent() {
+    WRITER_PID.store(0, Release);
     let fd = LINK.swap(-1, AcqRel);
     if fd >= 0 {
         unsafe { libc::close(fd) };

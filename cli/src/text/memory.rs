@@ -150,6 +150,12 @@ fn footprint(out: &mut Out, p: &Profile, src: &Sources) {
         mib(fp.no_python_bytes),
         growth
     ));
+    if fp.exit_ns < p.elapsed_ns {
+        out.line(&format!(
+            "  Exit      the interpreter began finalizing at {}: later frees are teardown",
+            seconds(fp.exit_ns)
+        ));
+    }
     if fp.copy_samples > 0 {
         out.line(&format!("  Copied    {}", mib(fp.copy_bytes)));
     }

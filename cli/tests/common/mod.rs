@@ -133,6 +133,16 @@ impl TraceBuilder {
         }))
     }
 
+    /// The shim's mark that the interpreter began finalizing; `label` names the string id
+    /// to define with the mark's label.
+    pub fn finalizing(&mut self, t_ms: u64, label: u32) -> &mut Self {
+        self.string(label, rprof_format::marks::PYTHON_FINALIZING);
+        self.push(Record::Mark {
+            t_ns: t_ms * MS,
+            label,
+        })
+    }
+
     /// Ends the current chunk, as the shim's writer does at each flush.
     pub fn chunk(&mut self) -> &mut Self {
         if let Some(bytes) = self.enc.finish_chunk() {
