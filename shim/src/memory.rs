@@ -45,6 +45,11 @@ pub fn on_free(p: usize, n: usize) {
 #[inline(always)]
 fn count_free(t: &ThreadState, n: usize) {
     t.frees.set(t.frees.get() + 1);
+    count_freed_bytes(t, n);
+}
+
+#[inline(always)]
+fn count_freed_bytes(t: &ThreadState, n: usize) {
     t.freed_bytes.set(t.freed_bytes.get() + n as u64);
     let left = t.free_left.get() - n as i64;
     t.free_left.set(left);
@@ -59,9 +64,12 @@ fn count_free(t: &ThreadState, n: usize) {
 /// sum of every intermediate one. A sampled block's samples follow it to `q`.
 pub fn on_realloc(p: usize, old: usize, q: usize, new: usize) {
     thread_state::with(|t| {
-        count_free(t, old);
-        t.allocs.set(t.allocs.get() + 1);
-        t.alloc_bytes.set(t.alloc_bytes.get() + new as u64);
+        // Not a new allocation: the counters see only the change in size.
+        if new >= old {
+            t.alloc_bytes.set(t.alloc_bytes.get() + (new - old) as u64);
+        } else {
+            count_freed_bytes(t, old - new);
+        }
         t.realloc_old.set(old as u64);
         if t.in_python.get() {
             // The Python allocator's wrapper accounts for this block.
@@ -174,7 +182,7 @@ fn record_alloc(rt: &Runtime, p: usize, n: usize, weight: u64, python: bool) {
     let taken = thread_state::guarded(|t| {
         let mut native = [0u64; native_stack::NATIVE_DEPTH];
         let depth = native_stack::callers(t.stack_hi.get(), &mut native);
-        let Some(mut claim) = rt.queue.claim() else {
+        let Some(mut claim) = rt.queue.claim_patiently() else {
             return;
         };
         let ev = claim.event();
@@ -204,7 +212,7 @@ fn record_free(p: usize) {
     SAMPLED.remove_all(p, |id| {
         // A free must be recorded even from inside the shim, or the allocation would read
         // as a leak: it needs no stack, so it is safe anywhere.
-        let Some(mut claim) = rt.and_then(|rt| rt.queue.claim()) else {
+        let Some(mut claim) = rt.and_then(|rt| rt.queue.claim_patiently()) else {
             return;
         };
         let ev = claim.event();
@@ -248,7 +256,7 @@ fn slow_copy(t: &ThreadState) {
     thread_state::guarded(|t| {
         let mut native = [0u64; native_stack::NATIVE_DEPTH];
         let depth = native_stack::callers(t.stack_hi.get(), &mut native);
-        let Some(mut claim) = rt.queue.claim() else {
+        let Some(mut claim) = rt.queue.claim_patiently() else {
             return;
         };
         let ev = claim.event();

@@ -92,7 +92,8 @@ pub fn callers(stack_hi: usize, out: &mut [u64; NATIVE_DEPTH]) -> usize {
 }
 
 /// The interrupted code's stack: its PC, then the return addresses up its frame chain
-/// (`sp`..`stack_hi` bounds the chain). Async-signal-safe.
+/// (`sp`..`stack_hi` bounds the chain). Time in the shim itself (the allocator wrappers)
+/// is charged to their caller, so the shim's own frames are left out. Async-signal-safe.
 pub fn interrupted(
     pc: usize,
     fp: usize,
@@ -100,11 +101,13 @@ pub fn interrupted(
     stack_hi: usize,
     out: &mut [u64; NATIVE_DEPTH],
 ) -> usize {
-    out[0] = pc as u64;
-    let mut raw = [0usize; NATIVE_DEPTH - 1];
-    let n = unsafe { rprof_fp_walk(fp, sp, stack_hi, raw.as_mut_ptr(), raw.len()) };
-    for (dst, &pc) in out[1..].iter_mut().zip(&raw[..n]) {
-        *dst = pc as u64;
+    let mut raw = [0usize; NATIVE_DEPTH];
+    raw[0] = pc;
+    let n = 1 + unsafe { rprof_fp_walk(fp, sp, stack_hi, raw[1..].as_mut_ptr(), raw.len() - 1) };
+    let mut k = 0;
+    for &pc in raw[..n].iter().skip_while(|&&pc| in_shim(pc)) {
+        out[k] = pc as u64;
+        k += 1;
     }
-    n + 1
+    k
 }

@@ -138,6 +138,14 @@ impl Queue {
 
     /// Claims a slot, or counts a drop when the queue is full. Async-signal-safe.
     pub fn claim(&self) -> Option<Claim<'_>> {
+        let c = self.try_claim();
+        if c.is_none() {
+            self.count_drop();
+        }
+        c
+    }
+
+    fn try_claim(&self) -> Option<Claim<'_>> {
         let head = &self.header().head;
         let mut pos = head.load(Relaxed);
         loop {
@@ -148,13 +156,33 @@ impl Queue {
                     Ok(_) => return Some(Claim { slot, pos }),
                     Err(now) => pos = now,
                 },
-                d if d < 0 => {
-                    self.count_drop();
-                    return None;
-                }
+                d if d < 0 => return None,
                 _ => pos = head.load(Relaxed),
             }
         }
+    }
+
+    /// Claims a slot, waiting up to a few milliseconds for the writer to make room. Only
+    /// for producers outside signal handlers (the allocation paths): losing an allocation
+    /// or a free skews memory per line, and a program allocating faster than the writer
+    /// drains (or while the writer waits for a CPU) is better slowed for a moment than
+    /// misreported.
+    pub fn claim_patiently(&self) -> Option<Claim<'_>> {
+        for i in 0..256 {
+            if let Some(c) = self.try_claim() {
+                return Some(c);
+            }
+            if i < 16 {
+                unsafe { libc::sched_yield() };
+            } else {
+                let nap = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 20_000,
+                };
+                unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
+            }
+        }
+        self.claim()
     }
 
     pub fn count_drop(&self) {

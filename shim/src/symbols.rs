@@ -3,6 +3,53 @@
 //! both and resolves in-process (symbol tables, DWARF lines); a module the program loaded
 //! later is named by its path and offset, read from the program's /proc maps.
 
+use std::sync::mpsc::{channel, Receiver, Sender};
+
+/// A thread of the writer process that resolves PCs (the writer may have threads: only
+/// the program must not).
+pub struct Symbolizer {
+    requests: Option<Sender<(u64, bool, u32)>>,
+    results: Receiver<(u32, Symbol)>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Symbolizer {
+    pub fn start(program: u32) -> Symbolizer {
+        let (req_tx, req_rx) = channel::<(u64, bool, u32)>();
+        let (res_tx, res_rx) = channel();
+        let worker = std::thread::spawn(move || {
+            for (pc, exact, id) in req_rx {
+                if res_tx.send((id, resolve(program, pc, exact))).is_err() {
+                    return;
+                }
+            }
+        });
+        Symbolizer {
+            requests: Some(req_tx),
+            results: res_rx,
+            worker: Some(worker),
+        }
+    }
+
+    pub fn request(&self, pc: u64, exact: bool, id: u32) {
+        if let Some(tx) = &self.requests {
+            let _ = tx.send((pc, exact, id));
+        }
+    }
+
+    /// The resolutions ready now; with `all`, every one requested, waiting for the rest
+    /// (and no more requests are taken).
+    pub fn results(&mut self, all: bool) -> Vec<(u32, Symbol)> {
+        if all {
+            self.requests = None;
+            if let Some(w) = self.worker.take() {
+                let _ = w.join();
+            }
+        }
+        self.results.try_iter().collect()
+    }
+}
+
 pub struct Symbol {
     pub name: String,
     /// The source file when debug info has one, else the module's path.
@@ -12,8 +59,17 @@ pub struct Symbol {
 
 /// Resolves `pc`; a return address (`exact` false) is looked up one byte back, inside the
 /// call instruction, so the line is the call's and not the next statement's.
-pub fn resolve(program: u32, pc: u64, exact: bool) -> Symbol {
+fn resolve(program: u32, pc: u64, exact: bool) -> Symbol {
     let addr = if exact { pc } else { pc.saturating_sub(1) };
+    if !mapped_here(addr) {
+        // Loaded by the program after this process was forked: only its maps know it.
+        let (module, offset) = module_of(program, addr);
+        return Symbol {
+            name: format!("{}+0x{offset:x}", basename(&module)),
+            file: module,
+            line: 0,
+        };
+    }
     let mut found: Option<Symbol> = None;
     backtrace::resolve(addr as *mut libc::c_void, |s| {
         if found.is_none() {
@@ -42,6 +98,13 @@ pub fn resolve(program: u32, pc: u64, exact: bool) -> Symbol {
         }
     }
     sym
+}
+
+/// Whether a module containing `addr` is loaded in this process (as it was in the program
+/// when the writer was forked).
+fn mapped_here(addr: u64) -> bool {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) != 0 }
 }
 
 fn basename(path: &str) -> &str {

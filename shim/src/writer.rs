@@ -23,6 +23,11 @@ use std::time::{Duration, Instant};
 /// Chunks are also cut when they grow this large, between periodic flushes.
 const MAX_CHUNK: usize = 256 << 10;
 const POLL: Duration = Duration::from_millis(5);
+/// Events in one drain that mean the program is producing fast: drain again without pause.
+const BUSY: usize = 64;
+/// After events, the queue is polled this often until this many polls found it empty.
+const SHORT_POLL: Duration = Duration::from_micros(200);
+const QUIET_POLLS: u32 = 100;
 
 /// What the writer knows about one interned code object.
 struct Code {
@@ -81,9 +86,12 @@ struct Writer {
     enc: Encoder,
     strings: HashMap<String, u32>,
     funcs: HashMap<(u32, u32, u32), u32>,
+    next_func: u32,
     codes: Vec<Option<Code>>,
-    /// Native PCs resolved so far (exact PCs and return addresses resolve differently).
-    natives: HashMap<(u64, bool), Frame>,
+    /// Function ids of the native PCs seen (exact PCs and return addresses resolve
+    /// differently), and the symbolizer working on them.
+    natives: HashMap<(u64, bool), u32>,
+    symbolizer: symbols::Symbolizer,
     unknown_func: Option<u32>,
     stacks: HashMap<Vec<Frame>, u32>,
     threads: HashSet<u32>,
@@ -253,12 +261,22 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
     let mut w = Writer::new(rt, sink, program);
     let flush_every = Duration::from_millis(rt.config.flush_ms);
     let mut last_flush = Instant::now();
+    let mut quiet = 0u32;
     let ended = loop {
-        w.drain();
+        // A busy queue is drained again at once, and watched closely for a while after (a
+        // program allocating fast fills it in milliseconds); a quiet one is polled every
+        // few ms.
+        let n = w.drain();
+        quiet = if n > 0 { 0 } else { quiet.saturating_add(1) };
+        let pause = match (n, quiet) {
+            (n, _) if n >= BUSY => Duration::ZERO,
+            (_, q) if q < QUIET_POLLS => SHORT_POLL,
+            _ => POLL,
+        };
         if s.finish.load(Acquire) != 0 {
             break Ended::Exited;
         }
-        if !wait_readable(link, POLL) {
+        if !wait_readable(link, pause) {
             // The pipe closed: the program exited (with or without exit handlers), was
             // killed, exec'd, or closed the descriptor itself (some daemons close them all).
             match program_state(program) {
@@ -286,10 +304,12 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
     match ended {
         Ended::Exited => {
             w.drain();
+            w.symbolized(true);
             w.finish(s.end_ns.load(Relaxed));
         }
         Ended::Vanished => {
             w.drain();
+            w.symbolized(true);
             w.flush();
         }
         Ended::Execd => {}
@@ -366,8 +386,10 @@ impl Writer {
             enc: Encoder::new(),
             strings: HashMap::new(),
             funcs: HashMap::new(),
+            next_func: 0,
             codes: Vec::new(),
             natives: HashMap::new(),
+            symbolizer: symbols::Symbolizer::start(program),
             unknown_func: None,
             stacks: HashMap::new(),
             threads: HashSet::new(),
@@ -379,9 +401,13 @@ impl Writer {
         }
     }
 
-    fn drain(&mut self) {
+    /// Processes every published event; returns how many there were.
+    fn drain(&mut self) -> usize {
         let rt = self.rt;
-        while rt.queue.pop(|ev| self.on_event(ev)) {}
+        let mut n = 0;
+        while rt.queue.pop(|ev| self.on_event(ev)) {
+            n += 1;
+        }
         if !self.marked_finalizing {
             if let Some(t) = shared::page().and_then(|s| s.finalizing.load(Relaxed).checked_sub(1))
             {
@@ -390,6 +416,7 @@ impl Writer {
                 self.enc.push(&Record::Mark { t_ns: t, label });
             }
         }
+        n
     }
 
     fn on_event(&mut self, ev: &Event) {
@@ -467,18 +494,35 @@ impl Writer {
         stack
     }
 
+    /// A native frame: one function id per PC, whose record (name, file, and the PC's
+    /// line as its first line) is written once the symbolizer thread has resolved it.
+    /// Resolving reads debug info, which can take a while; the queue must not wait for it.
     fn native(&mut self, pc: u64, exact: bool) -> Frame {
-        if let Some(&f) = self.natives.get(&(pc, exact)) {
-            return f;
-        }
-        let sym = symbols::resolve(self.program, pc, exact);
-        let func = self.function(FuncKind::Native, &sym.name, &sym.file, 0);
-        let f = Frame {
-            func,
-            line: sym.line,
+        let func = match self.natives.get(&(pc, exact)) {
+            Some(&f) => f,
+            None => {
+                let f = self.new_func();
+                self.natives.insert((pc, exact), f);
+                self.symbolizer.request(pc, exact, f);
+                f
+            }
         };
-        self.natives.insert((pc, exact), f);
-        f
+        Frame { func, line: 0 }
+    }
+
+    /// Writes the function records of the PCs resolved so far; with `all`, waits for the
+    /// rest.
+    fn symbolized(&mut self, all: bool) {
+        for (id, sym) in self.symbolizer.results(all) {
+            let (name, file) = (self.string(&sym.name), self.string(&sym.file));
+            self.enc.push(&Record::Function {
+                id,
+                kind: FuncKind::Native,
+                name,
+                file,
+                first_line: sym.line,
+            });
+        }
     }
 
     fn string(&mut self, s: &str) -> u32 {
@@ -494,12 +538,17 @@ impl Writer {
         id
     }
 
+    fn new_func(&mut self) -> u32 {
+        self.next_func += 1;
+        self.next_func - 1
+    }
+
     fn function(&mut self, kind: FuncKind, name: &str, file: &str, first_line: u32) -> u32 {
         let key = (self.string(name), self.string(file), first_line);
         if let Some(&id) = self.funcs.get(&key) {
             return id;
         }
-        let id = self.funcs.len() as u32;
+        let id = self.new_func();
         self.funcs.insert(key, id);
         self.enc.push(&Record::Function {
             id,
@@ -587,6 +636,7 @@ impl Writer {
     }
 
     fn flush(&mut self) {
+        self.symbolized(false);
         self.counters();
         if self.events > 0 {
             self.sink.open();
