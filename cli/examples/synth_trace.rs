@@ -3,11 +3,17 @@
 //!     cargo run --release -p rprof-cli --example synth_trace -- /tmp/big.trace 200
 //!     time target/release/rprof-report /tmp/big.trace > /dev/null
 //!
+//! `synth_trace OUT MB cpu` leaves the memory records out, for comparison; `synth_trace OUT
+//! MB spread` is a worst case for the reader's caches: allocations from every stack, 100
+//! times as many blocks live, 1 in 50 kept.
+//!
 //! 8 threads, 400 files, 4,000 functions and 50,000 distinct stacks of depth 3 to 40, with
 //! samples interleaved with the definitions they use, in 64 KiB chunks, until the file holds
 //! the asked number of megabytes. Memory profiling is on: two sampled allocations per CPU
-//! sample, most freed a little later (a few kept for good), a copy sample now and then,
-//! and allocator counters every 100 ms; some stacks start with native frames.
+//! sample from 2,000 allocation sites, most freed a little later (1 in 1,000 kept for
+//! good: a leak), a copy sample now and then, and allocator counters every 100 ms; some
+//! stacks start with native frames. With a 512 KiB sampling rate, that is a program
+//! holding about 1 GB that allocates 1.6 GB per second of CPU.
 
 use rprof_format::{
     encode_header, mode, AllocSample, CopySample, Counters, CpuSample, Domain, Encoder, End, Exec,
@@ -22,21 +28,38 @@ const STACKS: u32 = 50_000;
 const THREADS: u32 = 8;
 /// Functions with ids above this are native (extension modules).
 const NATIVE_FROM: u32 = 3_800;
-/// Sampled blocks live at once, before the oldest is freed.
-const LIVE: usize = 20_000;
+/// Stacks that allocate, sampled blocks live at once (the oldest is freed), and one in
+/// how many is never freed; and the same in the `spread` worst case.
+const ALLOC_SITES: u32 = 2_000;
+const LIVE: usize = 2_000;
+const KEEP_ONE_IN: u64 = 1_000;
+const SPREAD_LIVE: usize = 200_000;
+const SPREAD_KEEP_ONE_IN: u64 = 50;
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(path), Some(mb)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
     else {
-        eprintln!("usage: synth_trace OUT.trace MEGABYTES");
+        eprintln!("usage: synth_trace OUT.trace MEGABYTES [cpu|spread]");
         std::process::exit(2);
+    };
+    let shape = args.get(3).map(String::as_str);
+    let memory = shape != Some("cpu");
+    let spread = shape == Some("spread");
+    let (live_blocks, keep_one_in) = if spread {
+        (SPREAD_LIVE, SPREAD_KEEP_ONE_IN)
+    } else {
+        (LIVE, KEEP_ONE_IN)
     };
     let want = mb * 1_000_000;
     let header = Header {
         pid: 1000,
         sample_hz: 100,
-        modes: mode::CPU | mode::MEMORY | mode::COPY,
+        modes: if memory {
+            mode::CPU | mode::MEMORY | mode::COPY
+        } else {
+            mode::CPU
+        },
         mem_rate: 512 << 10,
         copy_rate: 1 << 20,
         python_version: 0x030B07F0,
@@ -140,13 +163,18 @@ fn main() -> std::io::Result<()> {
                 Exec::Python
             },
         }));
-        for _ in 0..2 {
+        let alloc_stack = match defined_stacks {
+            _ if spread => stack,
+            0 => 0,
+            n => 1 + next(u64::from(n.min(ALLOC_SITES))) as u32,
+        };
+        for _ in 0..if memory { 2 } else { 0 } {
             next_addr += 16 * (1 + next(64));
             let size = 16 + next(1 << 20);
             enc.push(&Record::Alloc(AllocSample {
                 t_ns,
                 tid,
-                stack,
+                stack: alloc_stack,
                 addr: next_addr,
                 size,
                 weight: (512 << 10) * (1 + size / (512 << 10)),
@@ -156,22 +184,21 @@ fn main() -> std::io::Result<()> {
                     Domain::Native
                 },
             }));
-            // One in fifty is kept for good.
-            if next(50) != 0 {
+            if next(keep_one_in) != 0 {
                 live.push_back(next_addr);
             } else {
                 kept += 1;
             }
-            if live.len() > LIVE {
+            if live.len() > live_blocks {
                 let addr = live.pop_front().unwrap();
                 enc.push(&Record::Free(FreeSample { t_ns, addr }));
             }
         }
-        if next(8) == 0 {
+        if memory && next(8) == 0 {
             enc.push(&Record::Copy(CopySample {
                 t_ns,
                 tid,
-                stack,
+                stack: alloc_stack,
                 weight: 1 << 20,
             }));
         }

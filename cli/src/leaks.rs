@@ -104,20 +104,21 @@ pub fn likelihood(allocs: u64, frees: u64) -> f64 {
     1.0 - (frees + 1.0) / (allocs as f64 - frees + 2.0)
 }
 
-/// Whether a line passes the leak rule (module docs) but for its trend, in a run of
-/// `elapsed_ns` whose peak footprint was `footprint` bytes.
+/// Whether a line passes the leak rule's (module docs) tests of frees and of what it kept,
+/// in a run of `elapsed_ns` whose peak footprint was `footprint` bytes.
 pub fn candidate(e: &Evidence, elapsed_ns: u64, footprint: u64) -> bool {
-    let span = e.last_ns.saturating_sub(e.first_ns) as f64;
     let floor = (footprint as f64 * MIN_GROWTH_SHARE).max(MIN_GROWTH_BYTES as f64);
     elapsed_ns > 0
         && likelihood(e.allocs, e.frees) >= MIN_LIKELIHOOD
-        && span >= MIN_SPAN * elapsed_ns as f64
         && e.kept_bytes as f64 >= floor
 }
 
-/// The leak rule for a [`candidate`], given its trend.
+/// The rest of the leak rule for a [`candidate`]: the span of its allocations, and its
+/// trend.
 pub fn assess(e: &Evidence, fit: Fit, elapsed_ns: u64) -> Option<Leak> {
-    (fit.slope > 0.0 && fit.r2 >= MIN_R2 && elapsed_ns > 0).then(|| Leak {
+    let span = e.last_ns.saturating_sub(e.first_ns) as f64;
+    let grows = fit.slope > 0.0 && fit.r2 >= MIN_R2;
+    (grows && elapsed_ns > 0 && span >= MIN_SPAN * elapsed_ns as f64).then(|| Leak {
         likelihood: likelihood(e.allocs, e.frees),
         velocity: e.kept_bytes as f64 / (elapsed_ns as f64 / 1e9),
         r2: fit.r2,
@@ -195,10 +196,6 @@ mod tests {
         let not_candidates = [
             Evidence { frees: 10, ..leak },
             Evidence {
-                last_ns: 4_000_000_000,
-                ..leak
-            },
-            Evidence {
                 kept_bytes: 3 << 20,
                 ..leak
             },
@@ -219,6 +216,11 @@ mod tests {
         ] {
             assert_eq!(assess(&leak, bad, elapsed), None, "{bad:?}");
         }
+        let short = Evidence {
+            last_ns: 4_000_000_000,
+            ..leak
+        };
+        assert_eq!(assess(&short, fit, elapsed), None);
         // The floor is 1 MiB for a small program.
         let small = |kept_bytes| Evidence { kept_bytes, ..leak };
         assert!(candidate(&small(1 << 20), elapsed, 1 << 20));

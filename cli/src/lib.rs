@@ -3,6 +3,7 @@
 
 pub mod launch;
 pub mod leaks;
+pub mod mapped;
 pub mod memory;
 pub mod profile;
 pub mod report;

@@ -65,7 +65,8 @@ pub struct Footprint {
     pub peak_at: Option<(String, u32)>,
     /// Exact, from the allocator counters (0 and empty without them): the highest live
     /// bytes, the time of the first counters record that shows it, the Python allocator's
-    /// share of live bytes in that record, and live bytes over the run, downsampled.
+    /// share of live bytes in the record with the most live bytes (the snapshot nearest
+    /// the peak), and live bytes over the run, downsampled.
     pub max_bytes: u64,
     pub max_ns: u64,
     pub max_python_fraction: f64,
@@ -109,7 +110,8 @@ pub struct MemoryAccumulator {
     dense: Vec<u32>,
     sparse: FxHashMap<u32, u32>,
     stacks: Vec<(u32, StackTotals)>,
-    /// Sampled blocks not yet freed: address to (stack index, weight).
+    /// Sampled blocks not yet freed: sample id (`AllocSample::addr`) to (stack index,
+    /// weight).
     live: FxHashMap<u64, (u32, u64)>,
     events: Vec<Event>,
     counters: Vec<Counters>,
@@ -119,7 +121,9 @@ pub struct MemoryAccumulator {
     copy_samples: u64,
 }
 
+/// No stack index, no function slot.
 const NONE: u32 = u32::MAX;
+/// Stack ids below this are indexed through a vector.
 const DENSE_IDS: u32 = 1 << 20;
 
 impl MemoryAccumulator {
@@ -153,7 +157,7 @@ impl MemoryAccumulator {
         }
         s.allocs += 1;
         self.alloc_samples += 1;
-        // A block at an address still held was freed unseen: it is gone now.
+        // Ids are unique: one still held means a damaged trace lost its free. Gone now.
         if let Some((j, w)) = self.live.insert(a.addr, (i, a.weight)) {
             self.push(a.t_ns, w, j, false);
         }
@@ -206,6 +210,8 @@ impl MemoryAccumulator {
         exit_ns: u64,
         end_ns: u64,
     ) -> Replayed {
+        // Times never reach `UNSTARTED`.
+        let end_ns = end_ns.min(UNSTARTED - 1);
         let mut fp = Footprint {
             alloc_samples: self.alloc_samples,
             free_samples: self.free_samples,
@@ -216,8 +222,22 @@ impl MemoryAccumulator {
         exact_footprint(self.counters, end_ns, &mut fp);
         fp.exit_ns = exit_ns.min(end_ns);
 
-        let mut line_curves: Vec<Option<Curve>> = (0..lines).map(|_| None).collect();
-        let mut func_curves: Vec<Option<Curve>> = (0..funcs).map(|_| None).collect();
+        // Per stack: its line slot and function slot (NONE for none), compact for the cache.
+        let slots: Vec<(u32, u32)> = sites
+            .iter()
+            .map(|s| (s.line as u32, s.func.map_or(NONE, |f| f as u32)))
+            .collect();
+        // A function charged only with one line, itself charged only to that function, has
+        // the line's curve: the replay follows the line alone.
+        let twins = twin_lines(&slots, lines, funcs);
+        let followed: Vec<(u32, u32)> = slots
+            .iter()
+            .map(|&(l, f)| match twins.get(f as usize) {
+                Some(&Some(twin)) if twin == l as usize => (l, NONE),
+                _ => (l, f),
+            })
+            .collect();
+        let (mut line_curves, mut func_curves) = (Curves::new(lines), Curves::new(funcs));
         let (mut now, mut total, mut at_exit) = (0u64, 0u64, false);
         let mut peak_line = None;
         for e in &self.events {
@@ -226,18 +246,16 @@ impl MemoryAccumulator {
                 at_exit = true;
                 fp.kept_bytes = total;
             }
-            let site = sites[e.stack as usize];
-            let new = || Curve::new(end_ns, now, !at_exit);
-            let line = line_curves[site.line].get_or_insert_with(new);
-            line.change(now, e.weight, e.alloc, !at_exit);
-            if let Some(f) = site.func {
-                let func = func_curves[f].get_or_insert_with(new);
-                func.change(now, e.weight, e.alloc, !at_exit);
+            let (line, func) = followed[e.stack as usize];
+            line_curves.change(line as usize, now, e, at_exit, end_ns);
+            if func != NONE {
+                func_curves.change(func as usize, now, e, at_exit, end_ns);
             }
             if e.alloc {
                 total = total.saturating_add(e.weight);
                 if total > fp.peak_bytes {
-                    (fp.peak_bytes, fp.peak_ns, peak_line) = (total, now, Some(site.line));
+                    (fp.peak_bytes, fp.peak_ns) = (total, now);
+                    peak_line = Some(line as usize);
                 }
             } else {
                 total = total.saturating_sub(e.weight);
@@ -251,30 +269,31 @@ impl MemoryAccumulator {
             (fp.max_bytes, fp.max_ns) = (fp.peak_bytes, fp.peak_ns);
         }
 
-        let finish = |curves: Vec<Option<Curve>>| -> Vec<(Memory, Evidence)> {
-            let none = || (Memory::default(), Evidence::default());
-            curves
-                .into_iter()
-                .map(|c| c.map_or_else(none, |c| c.finish(end_ns)))
-                .collect()
-        };
-        let lines = finish(line_curves);
-        let mut func_memory: Vec<Memory> =
-            finish(func_curves).into_iter().map(|(m, _)| m).collect();
-        // Only lines that pass every other test of the leak rule need their trend.
-        let candidates: Vec<bool> = lines
+        let line_figures = line_curves.finish(end_ns);
+        let mut func_memory: Vec<Memory> = func_curves
+            .finish(end_ns)
+            .into_iter()
+            .zip(twins)
+            .map(|((m, _), twin)| twin.map_or(m, |l| line_figures[l].0.clone()))
+            .collect();
+        // Only lines that pass the leak rule's other tests need the second look.
+        let candidates: Vec<bool> = line_figures
             .iter()
             .map(|(_, e)| leaks::candidate(e, end_ns, fp.max_bytes))
             .collect();
-        let fits = fit_trends(&self.events, sites, &candidates, fp.exit_ns, end_ns);
-        let mut line_memory: Vec<Memory> = lines
+        let trends = trends(&self.events, &slots, &candidates, fp.exit_ns, end_ns);
+        let mut line_memory: Vec<Memory> = line_figures
             .into_iter()
-            .zip(fits)
-            .map(|((mut m, e), fit)| {
-                m.leak = fit.and_then(|fit| leaks::assess(&e, fit, end_ns));
+            .zip(trends)
+            .map(|((mut m, mut e), trend)| {
+                if let Some((fit, first_ns, last_ns)) = trend {
+                    (e.first_ns, e.last_ns) = (first_ns, last_ns);
+                    m.leak = leaks::assess(&e, fit, end_ns);
+                }
                 m
             })
             .collect();
+        let (mut line_mallocs, mut func_mallocs) = (vec![0.0; lines], vec![0.0; funcs]);
         for ((_, s), site) in self.stacks.iter().zip(sites) {
             fp.malloc_bytes = fp.malloc_bytes.saturating_add(s.malloc_bytes);
             fp.copy_bytes = fp.copy_bytes.saturating_add(s.copy_bytes);
@@ -282,9 +301,16 @@ impl MemoryAccumulator {
                 fp.no_python_bytes = fp.no_python_bytes.saturating_add(s.malloc_bytes);
             }
             line_memory[site.line].add_totals(s);
+            line_mallocs[site.line] += s.mallocs;
             if let Some(f) = site.func {
                 func_memory[f].add_totals(s);
+                func_mallocs[f] += s.mallocs;
             }
+        }
+        // Rounded once per slot (a float-to-int cast saturates).
+        let memory = line_memory.iter_mut().chain(&mut func_memory);
+        for (m, mallocs) in memory.zip(line_mallocs.into_iter().chain(func_mallocs)) {
+            m.mallocs = mallocs.round() as u64;
         }
         Replayed {
             lines: line_memory,
@@ -305,10 +331,9 @@ pub struct Replayed {
 }
 
 impl Memory {
+    /// Adds a stack's sums, but for the allocation count (a float until the end).
     fn add_totals(&mut self, s: &StackTotals) {
         self.malloc_bytes = self.malloc_bytes.saturating_add(s.malloc_bytes);
-        // Rounded once per stack: within u64 range, as a float-to-int cast saturates.
-        self.mallocs = self.mallocs.saturating_add(s.mallocs.round() as u64);
         self.python_bytes = self.python_bytes.saturating_add(s.python_bytes);
         self.alloc_samples = self.alloc_samples.saturating_add(s.allocs);
         self.copy_bytes = self.copy_bytes.saturating_add(s.copy_bytes);
@@ -319,33 +344,63 @@ impl Memory {
 fn exact_footprint(mut counters: Vec<Counters>, end_ns: u64, fp: &mut Footprint) {
     counters.sort_by_key(|c| c.t_ns);
     let mut timeline = Downsampler::new(end_ns);
+    let (mut live, mut most_live) = (0, 0);
     for c in &counters {
-        timeline.set(c.t_ns, c.live_bytes);
+        timeline.set(c.t_ns, live, c.live_bytes);
+        live = c.live_bytes;
         if c.peak_live_bytes > fp.max_bytes {
             fp.max_bytes = c.peak_live_bytes;
             fp.max_ns = c.t_ns.min(end_ns);
-            fp.max_python_fraction = if c.live_bytes == 0 {
-                0.0
-            } else {
-                (c.python_live_bytes as f64 / c.live_bytes as f64).min(1.0)
-            };
+        }
+        if c.live_bytes > most_live {
+            most_live = c.live_bytes;
+            fp.max_python_fraction = (c.python_live_bytes as f64 / c.live_bytes as f64).min(1.0);
         }
     }
-    fp.timeline = timeline.finish();
+    fp.timeline = timeline.finish(live);
 }
 
-/// The least-squares fit of live bytes over time, from the first allocation to the exit
-/// point, of each line marked in `lines` (by line slot): a second pass over the changes, as
-/// only the few lines that may leak need it.
-fn fit_trends(
+/// Per function slot, the line slot that is its twin: the only line the function is
+/// charged with, charged to no other function.
+fn twin_lines(slots: &[(u32, u32)], lines: usize, funcs: usize) -> Vec<Option<usize>> {
+    const MANY: u32 = NONE - 1;
+    let join = |one: &mut u32, v: u32| *one = if *one == NONE || *one == v { v } else { MANY };
+    let (mut line_of, mut func_of) = (vec![NONE; funcs], vec![NONE; lines]);
+    for &(l, f) in slots {
+        if f == NONE {
+            func_of[l as usize] = MANY;
+        } else {
+            join(&mut line_of[f as usize], l);
+            join(&mut func_of[l as usize], f);
+        }
+    }
+    line_of
+        .iter()
+        .enumerate()
+        .map(|(f, &l)| (l < MANY && func_of[l as usize] == f as u32).then_some(l as usize))
+        .collect()
+}
+
+/// For each line marked in `lines` (by line slot), up to the exit point: the least-squares
+/// fit of its live bytes over time from its first allocation, and its first and last
+/// sampled allocation. A second pass over the changes, as only the few lines that may leak
+/// need it.
+fn trends(
     events: &[Event],
-    sites: &[Site],
+    slots: &[(u32, u32)],
     lines: &[bool],
     exit_ns: u64,
     end_ns: u64,
-) -> Vec<Option<Fit>> {
-    // Per line: live bytes, when they last changed, and the fit so far.
-    let mut state: Vec<Option<(u64, u64, Trend)>> = vec![None; lines.len()];
+) -> Vec<Option<(Fit, u64, u64)>> {
+    #[derive(Clone)]
+    struct State {
+        live: u64,
+        last_change: u64,
+        first_alloc: u64,
+        last_alloc: u64,
+        trend: Trend,
+    }
+    let mut state: Vec<Option<State>> = vec![None; lines.len()];
     if lines.iter().any(|&l| l) {
         let mut now = 0u64;
         for e in events {
@@ -353,26 +408,35 @@ fn fit_trends(
             if now > exit_ns {
                 break;
             }
-            let line = sites[e.stack as usize].line;
+            let line = slots[e.stack as usize].0 as usize;
             if !lines[line] {
                 continue;
             }
-            let (live, last, trend) = state[line].get_or_insert((0, now, Trend::default()));
-            trend.hold(seconds(*last), seconds(now), *live as f64);
-            *live = if e.alloc {
-                live.saturating_add(e.weight)
+            let s = state[line].get_or_insert(State {
+                live: 0,
+                last_change: now,
+                first_alloc: now,
+                last_alloc: now,
+                trend: Trend::default(),
+            });
+            let y = s.live as f64;
+            s.trend.hold(seconds(s.last_change), seconds(now), y);
+            s.last_change = now;
+            if e.alloc {
+                s.live = s.live.saturating_add(e.weight);
+                s.last_alloc = now;
             } else {
-                live.saturating_sub(e.weight)
-            };
-            *last = now;
+                s.live = s.live.saturating_sub(e.weight);
+            }
         }
     }
     state
         .into_iter()
         .map(|s| {
-            s.map(|(live, last, mut trend)| {
-                trend.hold(seconds(last), seconds(exit_ns), live as f64);
-                trend.fit()
+            s.map(|mut s| {
+                let y = s.live as f64;
+                s.trend.hold(seconds(s.last_change), seconds(exit_ns), y);
+                (s.trend.fit(), s.first_alloc, s.last_alloc)
             })
         })
         .collect()
@@ -382,88 +446,142 @@ fn seconds(ns: u64) -> f64 {
     ns as f64 / 1e9
 }
 
-/// One slot's live bytes as they change.
+/// Slots' live bytes as they change: what each change touches in one cache line, the rest
+/// beside it.
+struct Curves {
+    hot: Vec<Curve>,
+    cold: Vec<Cold>,
+}
+
+/// Not started yet (in `Curve::last_ns`).
+const UNSTARTED: u64 = u64::MAX;
+
+/// One slot's live bytes: what a change touches, in one cache line.
+#[repr(C, align(64))]
 struct Curve {
     live: u64,
     peak: u64,
-    first_ns: u64,
     last_ns: u64,
     /// Live bytes integrated over time (byte-ns), from the first change.
     area: f64,
+    /// Sampled allocations and frees before the exit point (saturating).
+    allocs: u32,
+    frees: u32,
+    /// Its first 24 bytes are hot (see [`Downsampler`]).
     timeline: Downsampler,
-    /// Up to the exit point: sampled allocations and frees, the last allocation; then
-    /// what was live there (set at the first change after it).
-    allocs: u64,
-    frees: u64,
-    last_alloc_ns: u64,
+}
+
+/// What a slot's first change and its first change after the exit point set.
+struct Cold {
+    first_ns: u64,
+    /// Live bytes at the exit point, once a change comes after it.
     kept: Option<u64>,
 }
 
-impl Curve {
-    /// A slot whose first change is at `t_ns`, before the exit point or not.
-    fn new(end_ns: u64, t_ns: u64, before_exit: bool) -> Curve {
-        Curve {
-            live: 0,
-            peak: 0,
-            first_ns: t_ns,
-            last_ns: t_ns,
-            area: 0.0,
-            timeline: Downsampler::new(end_ns),
-            allocs: 0,
-            frees: 0,
-            last_alloc_ns: t_ns,
-            kept: (!before_exit).then_some(0),
+impl Curves {
+    fn new(n: usize) -> Curves {
+        Curves {
+            hot: (0..n)
+                .map(|_| Curve {
+                    live: 0,
+                    peak: 0,
+                    last_ns: UNSTARTED,
+                    area: 0.0,
+                    allocs: 0,
+                    frees: 0,
+                    timeline: Downsampler::new(0),
+                })
+                .collect(),
+            cold: (0..n)
+                .map(|_| Cold {
+                    first_ns: 0,
+                    kept: None,
+                })
+                .collect(),
         }
     }
 
-    /// Live bytes rise (`alloc`) or fall by `weight` at `t_ns`.
-    fn change(&mut self, t_ns: u64, weight: u64, alloc: bool, before_exit: bool) {
-        self.area += self.live as f64 * t_ns.saturating_sub(self.last_ns) as f64;
-        self.last_ns = t_ns;
-        if before_exit {
-            if alloc {
-                self.allocs += 1;
-                self.last_alloc_ns = t_ns;
+    /// Slot `i`'s live bytes rise (an allocation) or fall by `e.weight` at `t_ns`.
+    #[inline]
+    fn change(&mut self, i: usize, t_ns: u64, e: &Event, at_exit: bool, end_ns: u64) {
+        let c = &mut self.hot[i];
+        if c.last_ns == UNSTARTED {
+            self.cold[i] = Cold {
+                first_ns: t_ns,
+                // A slot that starts after the exit point had nothing there.
+                kept: at_exit.then_some(0),
+            };
+            c.last_ns = t_ns;
+            c.timeline = Downsampler::new(end_ns);
+        }
+        c.area += c.live as f64 * t_ns.saturating_sub(c.last_ns) as f64;
+        c.last_ns = t_ns;
+        if !at_exit {
+            if e.alloc {
+                c.allocs = c.allocs.saturating_add(1);
             } else {
-                self.frees += 1;
+                c.frees = c.frees.saturating_add(1);
             }
-        } else if self.kept.is_none() {
-            self.kept = Some(self.live);
+        } else if self.cold[i].kept.is_none() {
+            self.cold[i].kept = Some(c.live);
         }
-        if alloc {
-            self.live = self.live.saturating_add(weight);
-            self.peak = self.peak.max(self.live);
+        let before = c.live;
+        if e.alloc {
+            c.live = c.live.saturating_add(e.weight);
+            c.peak = c.peak.max(c.live);
         } else {
-            self.live = self.live.saturating_sub(weight);
+            c.live = c.live.saturating_sub(e.weight);
         }
-        self.timeline.set(t_ns, self.live);
+        c.timeline.set(t_ns, before, c.live);
     }
 
-    /// The figures, and the evidence for the leak rule.
-    fn finish(mut self, end_ns: u64) -> (Memory, Evidence) {
-        self.area += self.live as f64 * end_ns.saturating_sub(self.last_ns) as f64;
-        let span = end_ns.saturating_sub(self.first_ns);
-        let avg = if span == 0 {
-            self.live as f64
-        } else {
-            self.area / span as f64
-        };
-        // No change after the exit point: what is live now was live there.
-        let kept = self.kept.unwrap_or(self.live);
-        let memory = Memory {
-            peak_bytes: self.peak,
-            avg_bytes: avg.min(self.peak as f64),
-            growth_bytes: kept,
-            timeline: self.timeline.finish(),
-            ..Default::default()
-        };
-        let evidence = Evidence {
-            allocs: self.allocs,
-            frees: self.frees,
-            first_ns: self.first_ns,
-            last_ns: self.last_alloc_ns,
-            kept_bytes: kept,
-        };
-        (memory, evidence)
+    /// Per slot, the figures and the evidence for the leak rule (its span left to
+    /// [`trends`]).
+    fn finish(self, end_ns: u64) -> Vec<(Memory, Evidence)> {
+        self.hot
+            .into_iter()
+            .zip(self.cold)
+            .map(|(c, cold)| {
+                if c.last_ns == UNSTARTED {
+                    return (Memory::default(), Evidence::default());
+                }
+                let area = c.area + c.live as f64 * end_ns.saturating_sub(c.last_ns) as f64;
+                let span = end_ns.saturating_sub(cold.first_ns);
+                let avg = if span == 0 {
+                    c.live as f64
+                } else {
+                    area / span as f64
+                };
+                // No change after the exit point: what is live now was live there.
+                let kept = cold.kept.unwrap_or(c.live);
+                let memory = Memory {
+                    peak_bytes: c.peak,
+                    avg_bytes: avg.min(c.peak as f64),
+                    growth_bytes: kept,
+                    timeline: c.timeline.finish(c.live),
+                    ..Default::default()
+                };
+                let evidence = Evidence {
+                    allocs: c.allocs.into(),
+                    frees: c.frees.into(),
+                    kept_bytes: kept,
+                    ..Default::default()
+                };
+                (memory, evidence)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twins_are_one_line_for_one_function() {
+        // Function 0 has two lines; 1 has line 2 alone; 2 and 3 share line 3; line 4 has
+        // none.
+        let slots = [(0, 0), (1, 0), (2, 1), (3, 2), (3, 3), (4, NONE)];
+        assert_eq!(twin_lines(&slots, 5, 4), [None, Some(2), None, None]);
     }
 }

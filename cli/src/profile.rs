@@ -7,8 +7,8 @@
 //!
 //! A sample is charged to its stack's innermost Python frame (native frames come first
 //! when native code was running, as in an extension module's allocation), or, in a stack
-//! with no Python frame, to its innermost native frame: that function's file (source file
-//! or module) and line.
+//! with no Python frame, to its innermost native frame outside the C library and the
+//! loader: that function's file (source file or module) and line.
 
 use crate::memory::{Footprint, Memory, MemoryAccumulator, Site};
 use rprof_format::marks::PYTHON_FINALIZING;
@@ -78,8 +78,11 @@ pub struct LineProfile {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileProfile {
-    /// As recorded (Python's `co_filename`), or a pseudo-file such as [`NO_PYTHON_FRAME`].
+    /// As recorded (Python's `co_filename`, a native function's source file or module), or
+    /// a pseudo-file such as [`NO_PYTHON_FRAME`].
     pub path: String,
+    /// Whether native functions are charged here (its source is often not at hand).
+    pub native: bool,
     pub times: Times,
     /// Sorted by line number.
     pub lines: Vec<LineProfile>,
@@ -318,7 +321,7 @@ impl Accumulator {
             let Some(site) = r.site(stack_id) else {
                 unknown_stacks.add(t);
                 unknown_stack_ids += 1;
-                let line = r.files.slot(UNDEFINED, 0);
+                let line = r.files.slot(UNDEFINED, 0, false);
                 r.files.lines[line].times.add(t);
                 continue;
             };
@@ -347,7 +350,7 @@ impl Accumulator {
                 r.site(id).unwrap_or_else(|| {
                     unknown_memory_stacks += 1;
                     Site {
-                        line: r.files.slot(UNDEFINED, 0),
+                        line: r.files.slot(UNDEFINED, 0, false),
                         func: None,
                         python: false,
                     }
@@ -523,6 +526,11 @@ impl FunctionTable {
             return i;
         }
         let (name, file, first_line, kind) = match defs.get(&id) {
+            // The shim writes one record per native PC, with that PC's line as its first
+            // line: the function itself is its name and file.
+            Some(d) if d.kind == FuncKind::Native => {
+                (names.get(d.name), names.get(d.file), 0, d.kind)
+            }
             Some(d) => (names.get(d.name), names.get(d.file), d.first_line, d.kind),
             None => {
                 missing.insert(id);
@@ -559,7 +567,8 @@ impl FunctionTable {
 #[derive(Default)]
 struct FileTable {
     by_path: FxHashMap<String, usize>,
-    paths: Vec<String>,
+    /// Path, and whether native code is charged to it.
+    paths: Vec<(String, bool)>,
     by_line: FxHashMap<(usize, u32), usize>,
     lines: Vec<LineSlot>,
 }
@@ -571,15 +580,16 @@ struct LineSlot {
 }
 
 impl FileTable {
-    fn slot(&mut self, path: &str, line: u32) -> usize {
+    fn slot(&mut self, path: &str, line: u32, native: bool) -> usize {
         let file = match self.by_path.get(path) {
             Some(&f) => f,
             None => {
-                self.paths.push(path.to_string());
+                self.paths.push((path.to_string(), false));
                 self.by_path.insert(path.to_string(), self.paths.len() - 1);
                 self.paths.len() - 1
             }
         };
+        self.paths[file].1 |= native;
         let lines = &mut self.lines;
         *self.by_line.entry((file, line)).or_insert_with(|| {
             lines.push(LineSlot {
@@ -593,7 +603,7 @@ impl FileTable {
 
     fn location(&self, slot: usize) -> (String, u32) {
         let l = &self.lines[slot];
-        (self.paths[l.file].clone(), l.line)
+        (self.paths[l.file].0.clone(), l.line)
     }
 
     /// The files with their lines, given each line slot's memory.
@@ -601,8 +611,9 @@ impl FileTable {
         let mut files: Vec<FileProfile> = self
             .paths
             .into_iter()
-            .map(|path| FileProfile {
+            .map(|(path, native)| FileProfile {
                 path,
+                native,
                 times: Times::default(),
                 lines: Vec::new(),
             })
@@ -651,6 +662,29 @@ impl Resolver<'_> {
         !matches!(self.defs.get(&id), Some(d) if d.kind == FuncKind::Native)
     }
 
+    /// Whether a native function lives in the C library, the loader or the kernel's vDSO
+    /// (judged by its file: installed libraries, or glibc's own build paths). With no
+    /// Python frame, time and memory go to the innermost frame outside them: the program's
+    /// line that called malloc, rather than malloc's internals.
+    fn is_system(&mut self, id: u32) -> bool {
+        let Some(d) = self.defs.get(&id) else {
+            return false;
+        };
+        if d.kind != FuncKind::Native {
+            return false;
+        }
+        let file = self.names.get(d.file);
+        const SYSTEM: [&str; 6] = [
+            "/lib/",
+            "/lib64/",
+            "/usr/lib/",
+            "/usr/include/",
+            "./",
+            "[vdso]",
+        ];
+        SYSTEM.iter().any(|p| file.starts_with(p))
+    }
+
     /// Where a stack's samples are charged (module docs); `None` for a stack id that is
     /// never defined.
     fn site(&mut self, stack_id: u32) -> Option<Site> {
@@ -660,17 +694,23 @@ impl Resolver<'_> {
             None => return None,
         };
         let python = frames.iter().position(|f| self.is_python(f.func));
-        let Some(frame) = frames.get(python.unwrap_or(0)) else {
+        let charged = python.or_else(|| frames.iter().position(|f| !self.is_system(f.func)));
+        let Some(frame) = frames.get(charged.unwrap_or(0)) else {
             return Some(Site {
-                line: self.files.slot(NO_PYTHON_FRAME, 0),
+                line: self.files.slot(NO_PYTHON_FRAME, 0, false),
                 func: None,
                 python: false,
             });
         };
         let func = self.function(frame.func);
-        let file = self.funcs.list[func].file.clone();
+        let f = &self.funcs.list[func];
+        let (file, native) = (f.file.clone(), f.kind == FuncKind::Native);
+        let line = match (frame.line, self.defs.get(&frame.func)) {
+            (0, Some(d)) if native => d.first_line,
+            (line, _) => line,
+        };
         Some(Site {
-            line: self.files.slot(&file, frame.line),
+            line: self.files.slot(&file, line, native),
             func: Some(func),
             python: python.is_some(),
         })

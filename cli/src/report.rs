@@ -1,5 +1,6 @@
 //! What both binaries share: report options, loading a trace file, writing a report out.
 
+use crate::mapped::Bytes;
 use crate::profile::{aggregate, Profile};
 use rprof_format::TraceError;
 use std::fmt;
@@ -11,7 +12,8 @@ pub struct ReportOptions {
     /// Show every line with samples, however little time it has.
     #[arg(long)]
     pub all_lines: bool,
-    /// Hide lines and files with less than PCT percent of the sampled time.
+    /// Hide lines and files with less than PCT percent of the sampled time (and, when memory
+    /// was profiled, of the bytes allocated and of the peak footprint).
     #[arg(long, value_name = "PCT", default_value_t = 1.0, value_parser = parse_percent)]
     pub threshold: f64,
     /// How many functions the function summary lists.
@@ -45,7 +47,7 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 pub fn load(path: &Path) -> Result<Profile, LoadError> {
-    let data = std::fs::read(path).map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
+    let data = Bytes::of_file(path).map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
     aggregate(&data).map_err(|e| LoadError::Trace(path.to_path_buf(), e))
 }
 

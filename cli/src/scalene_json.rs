@@ -156,12 +156,18 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
                 })
                 .collect();
             let mut fns = functions.remove(f.path.as_str()).unwrap_or_default();
-            fns.sort_by_key(|fp| fp.first_line);
+            fns.sort_by_key(|func| func.first_line);
             let functions = fns
                 .iter()
-                .map(|fp| {
-                    let lineno = fp.first_line.max(1);
-                    detail(fp.name.clone(), lineno, &fp.self_times, &fp.memory, &totals)
+                .map(|func| {
+                    let lineno = func.first_line.max(1);
+                    detail(
+                        func.name.clone(),
+                        lineno,
+                        &func.self_times,
+                        &func.memory,
+                        &totals,
+                    )
                 })
                 .collect();
             let leaks = f

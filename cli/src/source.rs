@@ -62,6 +62,8 @@ impl Sources {
             let full = Path::new(&profile.header.cwd).join(&f.path);
             let data = match read_source(&full) {
                 Ok(d) => d,
+                // Native code's sources (libc's, say) are often not installed: no news.
+                Err(_) if f.native => continue,
                 Err(e) => {
                     unreadable.push(format!("{} ({e})", f.path));
                     continue;

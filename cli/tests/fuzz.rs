@@ -55,10 +55,13 @@ fn addr(rng: &mut Rng) -> u64 {
 }
 
 fn random_record(rng: &mut Rng) -> Record {
-    match rng.below(12) {
+    match rng.below(13) {
         0 => Record::String {
             id: rng.id(),
-            text: format!("f{}\u{1b}[31m.py", rng.below(4)),
+            text: match rng.below(8) {
+                0 => rprof_format::marks::PYTHON_FINALIZING.to_string(),
+                _ => format!("f{}\u{1b}[31m.py", rng.below(4)),
+            },
         },
         1 => Record::Function {
             id: rng.id(),
@@ -111,6 +114,10 @@ fn random_record(rng: &mut Rng) -> Record {
             t_ns: rng.big(),
             addr: addr(rng),
         }),
+        12 => Record::Mark {
+            t_ns: rng.big(),
+            label: rng.id(),
+        },
         11 => Record::Copy(CopySample {
             t_ns: rng.big(),
             tid: rng.id(),

@@ -267,7 +267,7 @@ main.py: 100.0% of the time (Python 25.0%, native 75.0%, system 0.0%); 15.0 MiB 
      3           75.0%           75.0%     5.4     9.0     9.0     9.0   11%    0.20       ████▁      b = bytes(10)
 
 Memory footprint
-  Peak      12.0 MiB by 6.000 s, 25% of live bytes in Python's allocator then
+  Peak      12.0 MiB by 6.000 s, 25% of it in Python's allocator
   Live                  ▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅████████████████████▆▆▆▆▆▆  (full block: 12.0 MiB)
   Reached   at main.py:3  b = bytes(10) (estimated peak 10.0 MiB at 5.000 s)
   Allocated 15.0 MiB in all, 0.0 MiB in code with no Python frame; 60.0% still live at exit
@@ -463,4 +463,31 @@ fn native_stacks_report_c_functions_per_line() {
         text.contains("\nnative_alloc.c: 90.5% of the time"),
         "{text}"
     );
+}
+
+/// Time in libc (whose source is not installed) is charged to libc's lines, without a
+/// warning; a Python file that is missing still gets one.
+#[test]
+fn missing_native_sources_are_not_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = TraceBuilder::new(&header(dir.path(), true));
+    t.string(1, "./malloc/malloc.c")
+        .string(2, "_int_free")
+        .string(3, "gone.py")
+        .string(4, "f")
+        .native_function(1, 2, 1)
+        .function(2, 4, 3, 1)
+        .stack(1, &[(1, 4433)])
+        .stack(2, &[(2, 2)]);
+    t.sample(10, 1, 1, 10, 0, Exec::Native)
+        .sample(20, 1, 2, 10, 0, Exec::Python);
+    end(&mut t, 100);
+    let (text, _) = report(dir.path(), t.finish());
+    assert!(text.contains("\n  4433           50.0%"), "{text}");
+    let warnings = &text[text.find("\nWarnings\n").unwrap()..];
+    assert!(
+        warnings.contains("cannot read the source of gone.py ("),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("malloc.c"), "{warnings}");
 }

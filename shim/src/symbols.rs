@@ -74,7 +74,8 @@ fn resolve(program: u32, pc: u64, exact: bool) -> Symbol {
     backtrace::resolve(addr as *mut libc::c_void, |s| {
         if found.is_none() {
             found = Some(Symbol {
-                name: s.name().map(|n| n.to_string()).unwrap_or_default(),
+                // `{:#}` demangles without Rust's `::h<hash>` suffix.
+                name: s.name().map(|n| format!("{n:#}")).unwrap_or_default(),
                 file: s
                     .filename()
                     .map(|f| f.to_string_lossy().into_owned())

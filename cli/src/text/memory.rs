@@ -52,8 +52,14 @@ pub fn header(out: &mut Out, p: &Profile) {
 pub fn share(p: &Profile, l: &LineProfile) -> f64 {
     let fp = &p.footprint;
     let alloc = percent(l.memory.malloc_bytes, fp.malloc_bytes as f64);
-    let peak = percent(l.memory.peak_bytes, fp.max_bytes as f64);
+    let peak = percent(l.memory.peak_bytes, peak_base(p) as f64);
     alloc.max(peak)
+}
+
+/// What shares of the peak are shares of: the exact peak footprint, or the estimate when
+/// that is larger (the samples saw frees of sampled blocks go missing).
+fn peak_base(p: &Profile) -> u64 {
+    p.footprint.max_bytes.max(p.footprint.peak_bytes)
 }
 
 /// What a file allocated, after its time share.
@@ -120,7 +126,7 @@ fn footprint(out: &mut Out, p: &Profile, src: &Sources) {
         ));
     } else {
         out.line(&format!(
-            "  Peak      {} by {}, {:.0}% of live bytes in Python's allocator then",
+            "  Peak      {} by {}, {:.0}% of it in Python's allocator",
             mib(fp.max_bytes),
             seconds(fp.max_ns),
             100.0 * fp.max_python_fraction
@@ -195,7 +201,7 @@ fn top(out: &mut Out, p: &Profile, src: &Sources) {
     list(
         "Top lines by peak memory (MiB, share of the peak footprint)",
         |m| m.peak_bytes,
-        fp.max_bytes,
+        peak_base(p),
     );
 }
 

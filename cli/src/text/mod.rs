@@ -22,12 +22,10 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
         memory::header(&mut out, p);
     }
     let shown = Shown { p, opts };
-    if p.total.samples == 0 && !memory::has_samples(p) {
+    if p.total.samples == 0 {
         out.text.push_str("\nNo CPU samples in this trace.\n");
-    } else {
-        if p.total.samples == 0 {
-            out.text.push_str("\nNo CPU samples in this trace.\n");
-        }
+    }
+    if p.total.samples > 0 || memory::has_samples(p) {
         files(&mut out, p, src, &shown);
         if mem {
             memory::sections(&mut out, p, src);
