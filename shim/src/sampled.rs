@@ -88,18 +88,24 @@ impl Sampled {
         }
     }
 
-    /// The block at `p` moved to `q` (realloc): its samples follow it.
+    /// The block at `p` moved to `q` (realloc): its samples (a block grown many times can
+    /// carry many) follow it.
     pub fn rekey(&self, p: usize, q: usize) {
-        let mut ids = [0u64; 8];
-        let mut n = 0;
-        self.remove_all(p, |id| {
-            if n < ids.len() {
-                ids[n] = id;
-                n += 1;
+        for at in Self::probes(p) {
+            let key = &self.keys[at];
+            match key.load(Acquire) {
+                EMPTY => return,
+                v if v == p as u64 => {
+                    let id = self.ids[at].load(Acquire);
+                    if key.compare_exchange(v, TOMBSTONE, AcqRel, Relaxed).is_ok() {
+                        let _ = self.counter(p).fetch_update(Relaxed, Relaxed, |c| {
+                            (c != u8::MAX).then(|| c.saturating_sub(1))
+                        });
+                        self.insert(q, id);
+                    }
+                }
+                _ => {}
             }
-        });
-        for &id in &ids[..n] {
-            self.insert(q, id);
         }
     }
 }
@@ -124,12 +130,16 @@ mod tests {
             assert!(s.may_contain(p));
         }
         assert!(ids(&s, 0x7777_0000).is_empty());
-        s.insert(ptrs[0], 99);
+        // A block grown many times carries many samples; all of them follow it.
+        for id in 0..100 {
+            s.insert(ptrs[0], 10_000 + id);
+        }
         s.rekey(ptrs[0], 0x9000_0000);
         assert!(!s.may_contain(ptrs[0]));
-        let mut both = [ptrs[0] as u64 / 3, 99];
-        both.sort();
-        assert_eq!(ids(&s, 0x9000_0000), both);
+        let mut all: Vec<u64> = (0..100).map(|id| 10_000 + id).collect();
+        all.push(ptrs[0] as u64 / 3);
+        all.sort();
+        assert_eq!(ids(&s, 0x9000_0000), all);
         for &p in &ptrs[1..] {
             assert_eq!(ids(&s, p), [p as u64 / 3], "{p:#x}");
             assert!(ids(&s, p).is_empty());
