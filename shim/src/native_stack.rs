@@ -54,7 +54,7 @@ pub fn init() {
     unsafe { libc::dl_iterate_phdr(Some(visit), std::ptr::null_mut()) };
 }
 
-fn in_shim(pc: usize) -> bool {
+pub fn in_shim(pc: usize) -> bool {
     (SHIM_TEXT[0].load(Relaxed)..SHIM_TEXT[1].load(Relaxed)).contains(&pc)
 }
 

@@ -83,9 +83,16 @@ pub fn install() -> bool {
     true
 }
 
-unsafe fn orig(ctx: *mut c_void) -> PyMemAllocatorEx {
-    (*(ctx as *const Option<PyMemAllocatorEx>)).unwrap_unchecked()
+unsafe fn orig<'a>(ctx: *mut c_void) -> &'a PyMemAllocatorEx {
+    (*(ctx as *const Option<PyMemAllocatorEx>))
+        .as_ref()
+        .unwrap_unchecked()
 }
+
+/// pymalloc serves requests up to this size from its pools; only larger ones reach malloc,
+/// whose own accounting then has to stand aside. Small ones skip that bookkeeping: most
+/// of a Python program's allocations are small objects.
+const SMALL_REQUEST: usize = 512;
 
 #[inline(always)]
 fn sampled(p: *mut c_void, n: usize) -> *mut c_void {
@@ -97,15 +104,23 @@ fn sampled(p: *mut c_void, n: usize) -> *mut c_void {
 
 unsafe extern "C" fn py_malloc(ctx: *mut c_void, n: size_t) -> *mut c_void {
     let o = orig(ctx);
-    sampled(memory::inside_python_allocator(|| (o.malloc)(o.ctx, n)), n)
+    let p = if n <= SMALL_REQUEST {
+        (o.malloc)(o.ctx, n)
+    } else {
+        memory::inside_python_allocator(|| (o.malloc)(o.ctx, n))
+    };
+    sampled(p, n)
 }
 
 unsafe extern "C" fn py_calloc(ctx: *mut c_void, k: size_t, n: size_t) -> *mut c_void {
     let o = orig(ctx);
-    sampled(
-        memory::inside_python_allocator(|| (o.calloc)(o.ctx, k, n)),
-        k.saturating_mul(n),
-    )
+    let bytes = k.saturating_mul(n);
+    let p = if bytes <= SMALL_REQUEST {
+        (o.calloc)(o.ctx, k, n)
+    } else {
+        memory::inside_python_allocator(|| (o.calloc)(o.ctx, k, n))
+    };
+    sampled(p, bytes)
 }
 
 /// Only growth spends the budget, as for malloc's realloc: the old size is known when the
