@@ -7,11 +7,10 @@ import pytest
 
 from harness import NO_SHARED, OWN, PROFILE_HZ, SHARED, other_stderr, run_profiled
 
-# (source, arguments for 4 threads at 1/10 of the work); each program's own work divisor.
-PROGRAMS = [
-    pytest.param(OWN / "alloc_api.c", ["4", "10"], id="own-alloc_api"),
-    pytest.param(SHARED / "native_alloc.c", ["4", "run", "10"], id="shared-native_alloc", marks=NO_SHARED),
-]
+SOURCES = [pytest.param(OWN / "alloc_api.c", id="own-alloc_api"),
+           pytest.param(SHARED / "native_alloc.c", id="shared-native_alloc", marks=NO_SHARED)]
+# 4 threads at 1/10 of the work, through each program's own divisor argument.
+STRESS_ARGS = {"alloc_api": ["4", "10"], "native_alloc": ["4", "run", "10"]}
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +27,13 @@ def build(tmp_path_factory):
     return get
 
 
-def plain_run(argv):
+def unprofiled(argv):
     plain = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=60)
     assert plain.returncode == 0, plain.stderr
     return plain
 
 
-def assert_like_plain(argv, plain, tmp_path):
+def assert_like_unprofiled(argv, plain, tmp_path):
     """argv under the shim, 60 s at most: exit 0, the unprofiled run's stdout, and its
     stderr plus only the shim's closing line.  Removes the trace it wrote."""
     proc, trace = run_profiled(argv, tmp_path, timeout=60, RPROF_CPU_HZ=PROFILE_HZ)
@@ -45,19 +44,19 @@ def assert_like_plain(argv, plain, tmp_path):
 
 
 @pytest.mark.parametrize("threads", ["1", "4"])
-@pytest.mark.parametrize(("source", "stress_args"), PROGRAMS)
-def test_native_output_unchanged(source, stress_args, threads, build, tmp_path):
+@pytest.mark.parametrize("source", SOURCES)
+def test_native_output_unchanged(source, threads, build, tmp_path):
     """The full work, 1 and 4 threads."""
     argv = [build(source), threads]
-    assert_like_plain(argv, plain_run(argv), tmp_path)
+    assert_like_unprofiled(argv, unprofiled(argv), tmp_path)
 
 
-@pytest.mark.parametrize(("source", "stress_args"), PROGRAMS)
-def test_native_threads_repeated(source, stress_args, build, tmp_path):
+@pytest.mark.parametrize("source", SOURCES)
+def test_native_threads_repeated(source, build, tmp_path):
     """20 runs with 4 threads, 60 s each at most.  To keep the suite within its time
     budget these run 1/10 of the work (the program's own divisor argument); the
     full-work runs are in test_native_output_unchanged."""
-    argv = [build(source), *stress_args]
-    plain = plain_run(argv)
+    argv = [build(source), *STRESS_ARGS[source.stem]]
+    plain = unprofiled(argv)
     for _ in range(20):
-        assert_like_plain(argv, plain, tmp_path)
+        assert_like_unprofiled(argv, plain, tmp_path)

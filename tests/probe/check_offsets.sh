@@ -11,7 +11,12 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="$root/tests/build/probe"
 mkdir -p "$build"
-pythons=(${RPROF_TEST_PYTHONS:-python3 /usr/bin/python3.11})
+# The two 3.11 builds are required; the other versions pyenv has here are checked too.
+default=(python3 /usr/bin/python3.11)
+for v in 3.12.1 3.13.0; do
+    [ -x "$HOME/.pyenv/versions/$v/bin/python3" ] && default+=("$HOME/.pyenv/versions/$v/bin/python3")
+done
+pythons=(${RPROF_TEST_PYTHONS:-${default[@]}})
 status=0
 
 for py in "${pythons[@]}"; do
