@@ -13,10 +13,13 @@ build:
 venv:
 	scripts/test-env.sh
 
+# Each layer runs even when an earlier one fails, so that one run shows every failure.
 test: build venv
-	cargo nextest run --workspace --release --no-tests=warn
-	if [ -f tests/probe/check_offsets.sh ]; then bash tests/probe/check_offsets.sh; fi
-	$(VENV_PY) -m pytest $(PYTEST_FLAGS) tests
+	fail=0; \
+	cargo nextest run --workspace --release --no-tests=warn --no-fail-fast || fail=1; \
+	if [ -f tests/probe/check_offsets.sh ]; then bash tests/probe/check_offsets.sh || fail=1; fi; \
+	$(VENV_PY) -m pytest $(PYTEST_FLAGS) tests || fail=1; \
+	exit $$fail
 
 demo: build
 	target/release/rprof run -- python3 tests/workloads/demo.py

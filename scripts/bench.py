@@ -1,18 +1,17 @@
 #!/usr/bin/env python3
-"""Overhead of CPU sampling at default settings: for each workload (ours, and
+"""Overhead of the shim at its default settings: for each workload (ours, and
 ../shared's when present), interleaved pairs of runs, unprofiled then under the shim;
 prints the median/min/max of the profiled/unprofiled wall-time ratio per workload and
 writes the table into BENCHMARKS.md between the bench markers.
 
     python3 scripts/bench.py          5 pairs per workload (`make bench`)
     BENCH_QUICK=1 ...                 1 pair
-    BENCH_PYTHON=/path/python3 ...    the interpreter for the Python workloads (python3)
+    BENCH_PYTHON=/path/python3 ...    the interpreter for the Python workloads (python3's)
 """
 import datetime
 import os
 import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -77,10 +76,11 @@ def environment(python, pairs):
     return [
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit {commit}"
         f" with `{command}`: {pairs} interleaved pair(s) per workload (unprofiled, then profiled with"
-        " CPU sampling at default settings); ratio = profiled / unprofiled wall time of a pair.",
+        " the shim at its default settings, no RPROF_* variable set); ratio = profiled / unprofiled"
+        " wall time of a pair.",
         "",
         f"Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}, glibc {platform.libc_ver()[1]}."
-        f" Python workloads: {first_line([python, '-VV'])} ({shutil.which(python) or python})."
+        f" Python workloads: {first_line([python, '-VV'])} ({python})."
         f" {first_line(['rustc', '--version'])}; {first_line(['gcc', '--version'])}.",
     ]
 
@@ -98,7 +98,9 @@ def main():
     if not SHIM.exists():
         sys.exit(f"{SHIM} is missing: run `make build` first")
     pairs = 1 if os.environ.get("BENCH_QUICK") == "1" else 5
-    python = os.environ.get("BENCH_PYTHON", "python3")
+    # The interpreter itself, not a launcher such as pyenv's shim script, which would run
+    # (and be profiled) on every call.
+    python = os.environ.get("BENCH_PYTHON") or first_line(["python3", "-c", "import sys; print(sys.executable)"])
     header = ["| workload | unprofiled wall (median) | ratio median | min | max |", "|---|---|---|---|---|"]
     print("\n".join(header))
     rows, failed = [], []
