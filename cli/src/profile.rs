@@ -48,7 +48,8 @@ impl Times {
         let user = cpu_ns - sys_ns;
         match exec {
             Exec::Python => self.python_ns = self.python_ns.saturating_add(user),
-            Exec::Native => self.native_ns = self.native_ns.saturating_add(user),
+            // Profiler samples never get here: the accumulator keeps them apart.
+            Exec::Native | Exec::Profiler => self.native_ns = self.native_ns.saturating_add(user),
         }
         self.sys_ns = self.sys_ns.saturating_add(sys_ns);
         self.samples += 1;
@@ -123,6 +124,8 @@ pub struct ThreadProfile {
 pub struct Profile {
     pub header: Header,
     pub total: Times,
+    /// Sampled time spent in rprof's own hooks, left out of `total` and every share.
+    pub profiler_ns: u64,
     /// Sorted by time, largest first.
     pub files: Vec<FileProfile>,
     /// Sorted by self time, largest first.
@@ -220,6 +223,7 @@ struct Accumulator {
     per_stack: IdTable,
     per_thread: FxHashMap<u32, Times>,
     total: Times,
+    profiler_ns: u64,
     last_t_ns: u64,
     sys_clamped: u64,
     end: Option<End>,
@@ -233,6 +237,11 @@ impl Accumulator {
     #[inline]
     fn visit(&mut self, r: Record) {
         match r {
+            // The profiler's own overhead: kept apart, charged to no line.
+            Record::Cpu(s) if s.exec == Exec::Profiler => {
+                self.profiler_ns = self.profiler_ns.saturating_add(s.cpu_ns);
+                self.last_t_ns = self.last_t_ns.max(s.t_ns);
+            }
             Record::Cpu(s) => {
                 let sys = if s.sys_ns > s.cpu_ns {
                     self.sys_clamped += 1;
@@ -461,6 +470,7 @@ impl Accumulator {
             elapsed_ns,
             header: trace.header,
             total: self.total,
+            profiler_ns: self.profiler_ns,
             files: files.into_sorted(replayed.lines),
             functions,
             threads,

@@ -346,6 +346,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
         "modes": modes,
         "python_version": python_version(h.python_version),
         "cpu_time_sec": p.total.total_ns() as f64 / 1e9,
+        "profiler_overhead_sec": p.profiler_ns as f64 / 1e9,
         "samples": p.total.samples,
         "samples_taken": p.end.map(|e| e.samples),
         "dropped": p.end.map(|e| e.dropped),

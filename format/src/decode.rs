@@ -246,6 +246,7 @@ fn decode_record(t: u8, body: &[u8]) -> Result<Option<Record>, Short> {
             exec: match c.u8()? {
                 0 => Exec::Python,
                 1 => Exec::Native,
+                2 => Exec::Profiler,
                 _ => return Err(Short),
             },
         }),

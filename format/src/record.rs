@@ -66,6 +66,9 @@ pub enum Exec {
     Python = 0,
     /// Anything else: extension modules, libc, other libraries.
     Native = 1,
+    /// rprof's own hooks (the allocator and Python allocator wrappers): the profiler's
+    /// overhead, which reports leave out of every line's share.
+    Profiler = 2,
 }
 
 /// What a function record names.

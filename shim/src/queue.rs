@@ -43,6 +43,8 @@ pub enum Kind {
 pub struct Event {
     pub kind: Kind,
     pub python: bool,
+    /// A CPU sample that landed in the shim's own code: profiler overhead.
+    pub profiler: bool,
     pub truncated: bool,
     pub depth: u16,
     pub native_depth: u16,

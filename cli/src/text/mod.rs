@@ -94,6 +94,14 @@ fn header(out: &mut Out, p: &Profile) {
         seconds(p.total.total_ns()),
         p.total.samples
     ));
+    if p.profiler_ns > 0 {
+        let all = (p.total.total_ns() + p.profiler_ns) as f64;
+        out.line(&format!(
+            "Overhead  {} ({:.1}%) more in rprof's own hooks, charged to no line",
+            seconds(p.profiler_ns),
+            100.0 * p.profiler_ns as f64 / all
+        ));
+    }
     let clock = clock.map_or_else(
         || format!("unknown clock {}", h.clock),
         |c| c.name().to_string(),
