@@ -71,15 +71,10 @@ impl Sampled {
     /// Forgets every sample the block at `p` carries, handing each id to `f`.
     pub fn remove_all(&self, p: usize, mut f: impl FnMut(u64)) {
         for at in Self::probes(p) {
-            let key = &self.keys[at];
-            match key.load(Acquire) {
+            match self.keys[at].load(Acquire) {
                 EMPTY => return,
                 v if v == p as u64 => {
-                    let id = self.ids[at].load(Acquire);
-                    if key.compare_exchange(v, TOMBSTONE, AcqRel, Relaxed).is_ok() {
-                        let _ = self.counter(p).fetch_update(Relaxed, Relaxed, |c| {
-                            (c != u8::MAX).then(|| c.saturating_sub(1))
-                        });
+                    if let Some(id) = self.take(at, p) {
                         f(id);
                     }
                 }
@@ -91,22 +86,22 @@ impl Sampled {
     /// The block at `p` moved to `q` (realloc): its samples (a block grown many times can
     /// carry many) follow it.
     pub fn rekey(&self, p: usize, q: usize) {
-        for at in Self::probes(p) {
-            let key = &self.keys[at];
-            match key.load(Acquire) {
-                EMPTY => return,
-                v if v == p as u64 => {
-                    let id = self.ids[at].load(Acquire);
-                    if key.compare_exchange(v, TOMBSTONE, AcqRel, Relaxed).is_ok() {
-                        let _ = self.counter(p).fetch_update(Relaxed, Relaxed, |c| {
-                            (c != u8::MAX).then(|| c.saturating_sub(1))
-                        });
-                        self.insert(q, id);
-                    }
-                }
-                _ => {}
-            }
-        }
+        self.remove_all(p, |id| {
+            self.insert(q, id);
+        });
+    }
+
+    /// Empties the slot at `at`, which held `p`; its sample id, unless another thread
+    /// emptied it first.
+    fn take(&self, at: usize, p: usize) -> Option<u64> {
+        let id = self.ids[at].load(Acquire);
+        self.keys[at]
+            .compare_exchange(p as u64, TOMBSTONE, AcqRel, Relaxed)
+            .ok()?;
+        let _ = self.counter(p).fetch_update(Relaxed, Relaxed, |c| {
+            (c != u8::MAX).then(|| c.saturating_sub(1))
+        });
+        Some(id)
     }
 }
 

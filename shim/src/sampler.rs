@@ -158,13 +158,11 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
         ev.cpu_ns = weight;
         ev.sys_ns = kernel.min(weight);
         ev.tid = t.tid.get();
-        // Time in the shim's own hooks is spent on behalf of their caller: classify it by
-        // the first frame outside the shim (`interrupted` leaves the shim's frames out).
-        let who = if native_stack::in_shim(pc) {
-            native[0] as usize
-        } else {
-            pc
-        };
+        // Time in the shim's own hooks is profiler overhead, which the report keeps apart;
+        // it is classified by the first frame outside the shim (`interrupted` leaves the
+        // shim's frames out), the code it was spent for.
+        ev.profiler = native_stack::in_shim(pc);
+        let who = if ev.profiler { native[0] as usize } else { pc };
         ev.python = depth > 0 && rt.probe.as_ref().is_some_and(|p| p.is_interpreter_pc(who));
         stack::capture(rt, ev, &native[..depth]);
         if let Some(s) = shared::get() {

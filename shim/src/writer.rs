@@ -446,10 +446,10 @@ impl Writer {
                     stack,
                     cpu_ns: ev.cpu_ns,
                     sys_ns: ev.sys_ns,
-                    exec: if ev.python {
-                        Exec::Python
-                    } else {
-                        Exec::Native
+                    exec: match (ev.profiler, ev.python) {
+                        (true, _) => Exec::Profiler,
+                        (false, true) => Exec::Python,
+                        (false, false) => Exec::Native,
                     },
                 })
             }
