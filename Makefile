@@ -5,7 +5,7 @@ VENV_PY := .venv-test/bin/python
 # the tests that share one profiled run (tests/harness.py: cases) on one worker.
 PYTEST_FLAGS ?= -n 2 --dist loadgroup
 
-.PHONY: build test venv demo bench fmt lint clean
+.PHONY: build test venv demo bench bench-quick bench-env fmt lint clean
 
 build:
 	cargo build --release
@@ -24,8 +24,17 @@ test: build venv
 demo: build
 	target/release/rprof run -- python3 tests/workloads/demo.py
 
-bench: build
+# rprof beside scalene, memray, py-spy, austin, pyinstrument, cProfile, heaptrack and
+# gperftools on the same workloads; writes BENCHMARKS.md and docs/bench-overhead.svg.
+# Never fails on timing. bench-quick: one pair per workload and profiler, a smaller trace.
+bench-env:
+	scripts/bench-env.sh
+
+bench: build bench-env
 	python3 scripts/bench.py
+
+bench-quick: build bench-env
+	BENCH_QUICK=1 python3 scripts/bench.py
 
 fmt:
 	cargo fmt --all
@@ -36,4 +45,4 @@ lint:
 
 clean:
 	cargo clean
-	rm -rf .venv-test
+	rm -rf .venv-test .venv-bench

@@ -1,17 +1,34 @@
 #!/usr/bin/env python3
-"""Overhead of the shim at its default settings: for each workload (ours, and
-../shared's when present), interleaved pairs of runs, unprofiled then under the shim;
-prints the median/min/max of the profiled/unprofiled wall-time ratio per workload and
-writes the table into BENCHMARKS.md between the bench markers.
+"""rprof beside the profilers users would pick instead, on the same workloads, in one run.
 
-    python3 scripts/bench.py          5 pairs per workload (`make bench`)
-    BENCH_QUICK=1 ...                 1 pair
-    BENCH_PYTHON=/path/python3 ...    the interpreter for the Python workloads (python3's)
+For each workload (tests/workloads' cpu_split, native_mix, threads3; ../shared/workloads'
+cpu_python, native_split, threads, alloc_heavy when present; the C native_alloc) and each
+profiler that can run it: interleaved pairs of runs, unprofiled then profiled (A B A B ...).
+Per profiler and workload it reports the wall-time ratio (median, min, max over the pairs),
+the peak-RSS ratio (largest process of the run's tree, from wait4), the output written per
+second of profiled wall time, and, for the profilers whose output gives per-line CPU shares
+(rprof, scalene, py-spy, austin), the error against the workload's measured ground truth
+(tests/truth.py): |profile - truth| in percentage points, mean and max over its hot lines.
+Then rprof-only figures: malloc+free pair cost with and without the shim, report
+throughput on a large synthetic trace, report start-up, trace size per CPU-minute.
+Writes the tables into BENCHMARKS.md between the bench markers and the overhead chart into
+docs/bench-overhead.svg.
+
+    python3 scripts/bench.py          3 pairs per workload and profiler (`make bench`)
+    BENCH_QUICK=1 ...                 1 pair, a 50 MB synthetic trace (`make bench-quick`)
+    BENCH_PAIRS=N                     N pairs
+    BENCH_ONLY=cpu_split,py-spy       only workloads / profilers whose name holds one of these
+    BENCH_PYTHON=/path/python3        the interpreter (default pyenv's 3.11.7; the peers run
+                                      from .venv-bench/, a venv of it: scripts/bench-env.sh)
 """
 import datetime
+import json
+import math
 import os
 import platform
+import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,47 +37,284 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+import truth  # noqa: E402  (tests/truth.py: the workloads' ground truth)
+
 SHIM = REPO / "target/release/librprof.so"
+REPORT = REPO / "target/release/rprof-report"
+VENV = REPO / ".venv-bench"
 SHARED = Path(os.environ.get("RPROF_SHARED_WORKLOADS") or REPO.parent / "shared/workloads")
-OWN = ["cpu_split.py", "native_mix.py", "threads3.py", "demo.py", "alloc_api.c"]
-SHARED_NAMES = ["cpu_python.py", "native_split.py", "threads.py", "alloc_heavy.py", "seed_techniques.py", "native_alloc.c"]
+OWN = ["cpu_split.py", "native_mix.py", "threads3.py"]
+SHARED_NAMES = ["cpu_python.py", "native_split.py", "threads.py", "alloc_heavy.py"]
+C_WORKLOAD = "native_alloc.c"
+C_ARGS = ["1", "run", "10"]           # 1/10 of the work: heaptrack is ~20x slower than plain
+C_ARGS_HEAP = ["1", "run", "100"]     # tcmalloc's heap profiler records every call: ~500x
+LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+SVG = REPO / "docs/bench-overhead.svg"
+TIMEOUT = 900
 
 
-def workloads(python, build_dir):
-    found = [("own", REPO / "tests/workloads" / n) for n in OWN]
-    if SHARED.is_dir():
-        found += [("shared", SHARED / n) for n in SHARED_NAMES]
-    for origin, path in found:
-        if path.suffix == ".c":
-            exe = build_dir / path.stem
-            subprocess.run(["gcc", "-O2", "-g", "-pthread", "-fno-omit-frame-pointer", "-o", exe, path], check=True)
-            yield f"{origin}/{path.name}", [str(exe)]
-        else:
-            yield f"{origin}/{path.name}", [python, str(path)]
+# ---------------------------------------------------------------- profilers
+# Each: name -> (applies to "py" / "c", argv builder (argv, outdir) -> (argv, extra env)).
+def vbin(name):
+    return str(VENV / "bin" / name)
 
 
-def timed(argv, env):
+def rprof(mode):
+    def build(argv, out):
+        env = {"LD_PRELOAD": str(SHIM), "RPROF_OUTPUT": str(out / "rprof-%p.trace")}
+        if mode:
+            env["RPROF_MODE"] = mode
+        return argv, env
+    return build
+
+
+PROFILERS = {
+    "rprof cpu": ("py c", rprof("cpu")),
+    "rprof full": ("py c", rprof(None)),
+    "scalene cpu": ("py", lambda a, o: ([vbin("scalene"), "run", "--cpu-only", "-o", str(o / "scalene.json"), a[1], "---", *a[2:]], {})),
+    "scalene full": ("py", lambda a, o: ([vbin("scalene"), "run", "-o", str(o / "scalene.json"), a[1], "---", *a[2:]], {})),
+    "memray": ("py", lambda a, o: ([vbin("memray"), "run", "-q", "-f", "-o", str(o / "memray.bin"), *a[1:]], {})),
+    "memray native": ("py", lambda a, o: ([vbin("memray"), "run", "--native", "-q", "-f", "-o", str(o / "memray.bin"), *a[1:]], {})),
+    "py-spy": ("py", lambda a, o: ([vbin("py-spy"), "record", "--format", "raw", "-o", str(o / "pyspy.txt"), "--", *a], {})),
+    "austin": ("py", lambda a, o: ([vbin("austin"), "-s", "-o", str(o / "austin.txt"), *a], {})),
+    "pyinstrument": ("py", lambda a, o: ([vbin("pyinstrument"), "-r", "json", "-o", str(o / "pyinstrument.json"), *a[1:]], {})),
+    "cProfile": ("py", lambda a, o: ([a[0], "-m", "cProfile", "-o", str(o / "cprofile.out"), *a[1:]], {})),
+    "heaptrack": ("c", lambda a, o: (["heaptrack", "-o", str(o / "heaptrack"), *a], {})),
+    "gperftools cpu": ("c", lambda a, o: (a, {"LD_PRELOAD": str(LIBDIR / "libprofiler.so.0"), "CPUPROFILE": str(o / "cpu.prof")})),
+    "gperftools heap": ("c", lambda a, o: (a, {"LD_PRELOAD": str(LIBDIR / "libtcmalloc.so.4"), "HEAPPROFILE": str(o / "heap")})),
+}
+
+
+def available(name):
+    """None when the profiler can run here, else why not."""
+    if name.startswith("rprof"):
+        return None if SHIM.exists() else f"{SHIM} missing (make build)"
+    if name == "cProfile":
+        return None
+    if name == "heaptrack":
+        return None if shutil.which("heaptrack") else "heaptrack not installed"
+    if name.startswith("gperftools"):
+        lib = "libprofiler.so.0" if name.endswith("cpu") else "libtcmalloc.so.4"
+        return None if (LIBDIR / lib).exists() else f"{lib} not installed"
+    tool = name.split()[0]
+    return None if Path(vbin(tool)).exists() else f"{vbin(tool)} missing (scripts/bench-env.sh)"
+
+
+# ---------------------------------------------------------------- line shares
+def rprof_shares(out, path):
+    traces = sorted(out.glob("rprof-*.trace"))
+    if len(traces) != 1:
+        return None
+    js = out / "rprof.json"
+    subprocess.run([str(REPORT), str(traces[0]), "--json", "-o", str(js)], check=True, capture_output=True)
+    return scalene_shares_of(js, path)
+
+
+def scalene_shares_of(js, path):
+    data = json.loads(js.read_text())
+    for key, f in data.get("files", {}).items():
+        if os.path.realpath(key) == os.path.realpath(path):
+            return {r["lineno"]: r["n_cpu_percent_python"] + r["n_cpu_percent_c"] + r.get("n_sys_percent", 0)
+                    for r in f["lines"]}
+    return {}
+
+
+def collapsed_shares(lines, path, frame_re):
+    """Collapsed stacks, `frame;frame;... count`: each stack's count goes to the innermost
+    frame in `path`; a stack without one counts in the total only."""
+    base, counts, total = os.path.basename(path), {}, 0
+    for line in lines:
+        stack, _, n = line.rstrip("\n").rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        total += int(n)
+        for fr in reversed(stack.split(";")):
+            m = frame_re.search(fr)
+            if m and os.path.basename(m.group(1)) == base:
+                counts[int(m.group(2))] = counts.get(int(m.group(2)), 0) + int(n)
+                break
+    return {k: 100 * v / total for k, v in counts.items()} if total else {}
+
+
+PYSPY_FRAME = re.compile(r"\((.+):(\d+)\)$")            # `func (file.py:LINE)`
+AUSTIN_FRAME = re.compile(r"^(.+):[^:]*:(\d+)$")         # `/path/file.py:func:LINE`
+
+
+def shares(profiler, out, path):
+    """{line: % of CPU} of `path` in this run's output, or None where the profiler gives none."""
+    if profiler.startswith("rprof"):
+        return rprof_shares(out, path)
+    if profiler.startswith("scalene") and (out / "scalene.json").exists():
+        return scalene_shares_of(out / "scalene.json", path)
+    if profiler == "py-spy":
+        return collapsed_shares(open(out / "pyspy.txt"), path, PYSPY_FRAME)
+    if profiler == "austin":
+        return collapsed_shares((l for l in open(out / "austin.txt") if not l.startswith("#")), path, AUSTIN_FRAME)
+    return None
+
+
+# ---------------------------------------------------------------- running
+def run(argv, env, cwd):
+    """Runs argv; returns its wall time in seconds."""
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"{shlex.join(argv)} ran past {TIMEOUT} s")
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {proc.stderr[-500:]}")
+        err = re.sub(r"\x1b\[[0-9;]*m", "", err).strip()
+        raise RuntimeError(f"{shlex.join(argv)} exited {proc.returncode}: {err[-400:]}")
     return wall
 
 
-def measure(argv, pairs, trace_dir):
-    plain_env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_")}
-    shim_env = dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(trace_dir / "bench-%p.trace"))
-    plain, ratios = [], []
+def run_measured(argv, env, extra, cwd):
+    """(wall s, peak RSS KiB, CPU s): /usr/bin/time reports the largest RSS of the run's
+    process tree (its own and its waited-for children's), and their CPU time.  The
+    profiler's variables (LD_PRELOAD...) are set by `env` under it, so that they reach
+    the measured program only, not /usr/bin/time."""
+    rfile = Path(cwd) / ".rusage"
+    timer = Path("/usr/bin/time").exists()
+    setenv = ["env", *(f"{k}={v}" for k, v in extra.items())] if extra else []
+    full = ["/usr/bin/time", "-q", "-o", str(rfile), "-f", "%M %U %S", *setenv, *argv] if timer else argv
+    wall = run(full, env if timer else dict(env, **extra), cwd)
+    if timer:
+        rss, user, sys_ = rfile.read_text().split()[-3:]
+        rfile.unlink()
+        return wall, int(rss), float(user) + float(sys_)
+    return wall, None, None
+
+
+def out_size(out):
+    return sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name not in ("rprof.json", ".rusage"))
+
+
+def measure(name, argv, profs, pairs, tmp, truth_lines, path):
+    """Interleaved pairs for each profiler; returns {profiler: result dict}."""
+    plain_env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_") and k != "LD_PRELOAD"}
+    res = {p: {"ratios": [], "rss": [], "kbps": [], "err": [], "cpu_s": [], "bytes": [], "plain": [], "retries": 0} for p in profs}
+    failed = {}
     for _ in range(pairs):
-        plain.append(timed(argv, plain_env))
-        ratios.append(timed(argv, shim_env) / plain[-1])
-        for trace in trace_dir.glob("bench-*.trace"):
-            trace.unlink()
-    return statistics.median(plain), statistics.median(ratios), min(ratios), max(ratios)
+        for p in profs:
+            if p in failed:
+                continue
+            out = tmp / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            pargv, extra = PROFILERS[p][1](argv, out)
+            args = C_ARGS_HEAP if p == "gperftools heap" else C_ARGS
+            base = argv + args if path.suffix == ".c" else argv
+            if path.suffix == ".c":
+                pargv = pargv + args
+            try:
+                w0, r0, _ = run_measured(base, plain_env, {}, out.parent)
+                for attempt in range(3):
+                    try:
+                        w1, r1, cpu = run_measured(pargv, plain_env, extra, out)
+                        break
+                    except RuntimeError as e:
+                        # austin now and then fails to attach at start-up (its EPROC, exit 32)
+                        # on a busy machine: a user would run it again, and so do we, counting it.
+                        if attempt == 2 or p != "austin":
+                            raise
+                        res[p]["retries"] = res[p].get("retries", 0) + 1
+                        print(f"  {p}: retrying after: {str(e)[-160:]}", flush=True)
+                        shutil.rmtree(out)
+                        out.mkdir()
+                r = res[p]
+                r["plain"].append(w0)
+                r["ratios"].append(w1 / w0)
+                if r0 and r1:
+                    r["rss"].append(r1 / r0)
+                size = out_size(out)
+                r["bytes"].append(size)
+                r["kbps"].append(size / 1024 / w1)
+                if cpu:
+                    r["cpu_s"].append(cpu)
+                if truth_lines:
+                    got = shares(p, out, path)
+                    if got is not None:
+                        r["err"].append([abs(got.get(h.lineno, 0.0) - h.pct) for h in truth_lines])
+            except (RuntimeError, OSError, subprocess.CalledProcessError, ValueError) as e:
+                failed[p] = str(e).replace("\n", " ")[:300]
+    for p, why in failed.items():
+        res[p]["failed"] = why
+    return res
 
 
+def workloads(python, build):
+    found = [("own", REPO / "tests/workloads" / n) for n in OWN]
+    if SHARED.is_dir():
+        found += [("shared", SHARED / n) for n in SHARED_NAMES if (SHARED / n).exists()]
+        if (SHARED / C_WORKLOAD).exists():
+            found.append(("shared", SHARED / C_WORKLOAD))
+    for origin, path in found:
+        if path.suffix == ".c":
+            exe = build / path.stem
+            subprocess.run(["gcc", "-O2", "-g", "-pthread", "-fno-omit-frame-pointer", "-o", exe, path], check=True)
+            yield f"{origin}/{path.name}", [str(exe)], path
+        else:
+            yield f"{origin}/{path.name}", [python, str(path)], path
+
+
+# ---------------------------------------------------------------- rprof-only figures
+def median_of(f, n):
+    return statistics.median(f() for _ in range(n))
+
+
+def rprof_figures(tmp, quick, lines):
+    reps = 1 if quick else 3
+    exe = tmp / "malloc_pairs"
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", exe, REPO / "tests/native/malloc_pairs.c"], check=True)
+    plain_env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_") and k != "LD_PRELOAD"}
+    lines += ["### rprof alone", "",
+              "malloc+free pair cost (`tests/native/malloc_pairs.c THREADS PAIRS`, 16-128 B blocks; its"
+              " ns_per_pair = whole run's wall ns / pairs per thread, so 4 threads on 2 cores show about twice"
+              f" the per-call cost; median of {reps}; the shim at its defaults, memory sampling on):", "",
+              "| threads | pairs per thread | without the shim | with the shim | added per pair |", "|---|---|---|---|---|"]
+    for threads in (1, 4):
+        pairs = 20_000_000
+        def ns(env):
+            r = subprocess.run([str(exe), str(threads), str(pairs)], env=env, cwd=tmp, capture_output=True, text=True, check=True)
+            return float(r.stdout.split("ns_per_pair")[1])
+        a, b = [], []
+        for _ in range(reps):
+            a.append(ns(plain_env))
+            b.append(ns(dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(tmp / "mp-%p.trace"))))
+        a, b = statistics.median(a), statistics.median(b)
+        lines.append(f"| {threads} | {pairs:,} | {a:.1f} ns | {b:.1f} ns | {b - a:+.1f} ns |")
+        print(lines[-1], flush=True)
+    for t in tmp.glob("mp-*.trace"):
+        t.unlink()
+
+    mb = 50 if quick else 200
+    big = tmp / "big.trace"
+    subprocess.run(["cargo", "run", "--quiet", "--release", "-p", "rprof-cli", "--example", "synth_trace", "--", str(big), str(mb)],
+                   cwd=REPO, check=True, capture_output=True)
+    size = big.stat().st_size / 1e6
+    def report_time(trace):
+        t0 = time.perf_counter()
+        subprocess.run([str(REPORT), str(trace)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        return time.perf_counter() - t0
+    big_s = median_of(lambda: report_time(big), reps)
+    big.unlink()
+    small = tmp / "small.trace"
+    subprocess.run([sys.executable, "-c", "pass"], env=dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(small)),
+                   check=True, capture_output=True)
+    small_s = median_of(lambda: report_time(small), 5)
+    lines += ["", f"`rprof-report` (text report to /dev/null, median of {reps}): {size:.0f} MB synthetic trace"
+              f" (`synth_trace OUT {mb}`: 8 threads, 50,000 stacks, memory records on) in {big_s:.2f} s ="
+              f" **{size / big_s:.0f} MB/s**; start-up on a {small.stat().st_size / 1024:.1f} KiB trace"
+              f" (`python3 -c pass`, median of 5): **{small_s * 1000:.0f} ms**.", ""]
+    print(lines[-2], flush=True)
+
+
+# ---------------------------------------------------------------- output
 def first_line(argv):
     try:
         return subprocess.run(argv, capture_output=True, text=True).stdout.splitlines()[0].strip()
@@ -68,21 +322,144 @@ def first_line(argv):
         return "unknown"
 
 
-def environment(python, pairs):
+def versions():
+    out = []
+    pip = VENV / "bin/python"
+    if pip.exists():
+        frozen = subprocess.run([str(pip), "-m", "pip", "freeze"], capture_output=True, text=True).stdout.lower()
+        for pkg in ("scalene", "memray", "py-spy", "austin-dist", "pyinstrument"):
+            m = re.search(rf"^{re.escape(pkg)}==(\S+)", frozen, re.M)
+            out.append(f"{pkg} {m.group(1) if m else 'missing'}")
+    for pkg in ("heaptrack", "libgoogle-perftools4"):
+        v = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True, text=True).stdout
+        out.append(f"{pkg} {v or 'missing'} (Debian)")
+    return ", ".join(out)
+
+
+def environment(python, pairs, took):
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     commit = first_line(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_PYTHON") if k in os.environ)
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_QUICK", "BENCH_PAIRS", "BENCH_ONLY", "BENCH_PYTHON") if k in os.environ)
     command = " ".join(filter(None, [env, "python3 scripts/bench.py", *sys.argv[1:]]))
     return [
-        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit {commit}"
-        f" with `{command}`: {pairs} interleaved pair(s) per workload (unprofiled, then profiled with"
-        " the shim at its default settings, no RPROF_* variable set); ratio = profiled / unprofiled"
-        " wall time of a pair.",
+        f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit {commit} with"
+        f" `{command}` (`make bench`), which took {took / 60:.0f} min: {pairs} interleaved pair(s) per workload"
+        " and profiler (unprofiled, then profiled; ratio = profiled / unprofiled of a pair), each profiler at"
+        " its defaults apart from where its output goes.",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores, Linux {platform.release()}, glibc {platform.libc_ver()[1]}."
-        f" Python workloads: {first_line([python, '-VV'])} ({python})."
-        f" {first_line(['rustc', '--version'])}; {first_line(['gcc', '--version'])}.",
+        f"Machine: {cpu}, {os.cpu_count()} cores (shared with other work while measured), Linux {platform.release()},"
+        f" glibc {platform.libc_ver()[1]}. Python: {first_line([python, '-VV'])} ({python}; the peers run from"
+        f" .venv-bench/, a venv of it). {first_line(['rustc', '--version'])}; {first_line(['gcc', '--version'])}.",
+        "",
+        f"Peers: {versions()}.",
     ]
+
+
+def fmt_ratio(r):
+    if "failed" in r and not r["ratios"]:
+        return "failed"
+    return f"{statistics.median(r['ratios']):.2f}x" if r["ratios"] else ""
+
+
+def tables(results, profs_seen):
+    main = ["### Overhead: wall-time ratio, median", "",
+            "| workload | " + " | ".join(profs_seen) + " |", "|---|" + "---|" * len(profs_seen)]
+    for wl, (plain, res) in results.items():
+        main.append(f"| {wl} ({plain:.2f} s) | " + " | ".join(fmt_ratio(res[p]) if p in res else "–" for p in profs_seen) + " |")
+    acc_profs = [p for p in profs_seen if any(res.get(p, {}).get("err") for _, res in results.values())]
+    acc = ["### CPU accuracy: error against ground truth, percentage points", "",
+           "Mean over the workload's hot lines of |profile share − measured share| (max in brackets),"
+           " averaged over the pairs' profiled runs; – where the profiler gives no line shares.", "",
+           "| workload | " + " | ".join(acc_profs) + " |", "|---|" + "---|" * len(acc_profs)]
+    for wl, (_, res) in results.items():
+        cells = []
+        for p in acc_profs:
+            errs = res.get(p, {}).get("err")
+            if not errs:
+                cells.append("–")
+                continue
+            mean = statistics.mean(statistics.mean(e) for e in errs)
+            worst = statistics.mean(max(e) for e in errs)
+            cells.append(f"{mean:.1f} ({worst:.1f})")
+        if any(c != "–" for c in cells):
+            acc.append(f"| {wl} | " + " | ".join(cells) + " |")
+    detail = ["### All figures", "",
+              "Wall ratio median [min–max]; peak RSS ratio (median; the largest process of the run's tree, so"
+              " a profiler that runs beside the program counts itself or the program, whichever is larger);"
+              " output written per second of profiled wall time.", "",
+              "| workload | profiler | wall ratio | RSS ratio | output |", "|---|---|---|---|---|"]
+    for wl, (_, res) in results.items():
+        for p in profs_seen:
+            if p not in res:
+                continue
+            r = res[p]
+            if not r["ratios"]:
+                detail.append(f"| {wl} | {p} | failed: {r.get('failed', '')} | | |")
+                continue
+            rss = f"{statistics.median(r['rss']):.2f}x" if r["rss"] else "?"
+            kb = statistics.median(r["kbps"])
+            note = f" (failed later: {r['failed'][:120]})" if "failed" in r else ""
+            if r.get("retries"):
+                note += f" ({r['retries']} failed start(s) retried)"
+            detail.append(f"| {wl} | {p} | {statistics.median(r['ratios']):.2f}x [{min(r['ratios']):.2f}–{max(r['ratios']):.2f}]{note}"
+                          f" | {rss} | {kb:.1f} KB/s |")
+    if not acc_profs:
+        acc = []
+    return main, acc, detail
+
+
+def trace_per_cpu_minute(results):
+    sizes, cpus = [], []
+    for wl, (_, res) in results.items():
+        r = res.get("rprof cpu")
+        if r and r["cpu_s"] and not wl.endswith(".c"):
+            sizes += r["bytes"]
+            cpus += r["cpu_s"]
+    if not cpus:
+        return []
+    per_min = sum(sizes) / sum(cpus) * 60
+    return [f"Trace size in CPU-only mode (`RPROF_MODE=cpu`, 100 Hz), over the Python workloads above:"
+            f" {sum(sizes) / 1024:.0f} KiB for {sum(cpus):.1f} CPU-s = **{per_min / 1024:.0f} KiB per CPU-minute**.", ""]
+
+
+def svg_chart(results, profs_seen):
+    """Horizontal bars, one group per workload, log-scale overhead ratio."""
+    colors = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#9467bd",
+              "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    color = {p: colors[i % len(colors)] for i, p in enumerate(profs_seen)}
+    rows = []
+    for wl, (_, res) in results.items():
+        rows.append(("head", wl, None))
+        for p in profs_seen:
+            r = res.get(p)
+            if r and r["ratios"]:
+                rows.append(("bar", p, statistics.median(r["ratios"])))
+    top = max([v for k, _, v in rows if k == "bar"] + [2])
+    hi = 10 ** math.ceil(math.log10(top))
+    left, width, bh = 260, 560, 14
+    x = lambda v: left + width * math.log10(max(v, 1)) / math.log10(hi)
+    h = 40 + sum(bh + 4 if k == "bar" else 22 for k, _, _ in rows) + 20
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 80}" height="{h}" font-family="sans-serif" font-size="11">',
+         f'<rect width="100%" height="100%" fill="white"/>',
+         f'<text x="10" y="18" font-size="14" font-weight="bold">Profiler overhead: profiled / unprofiled wall time (median, log scale)</text>']
+    ticks = [t for t in (1, 1.5, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= hi]
+    for t in ticks:
+        o.append(f'<line x1="{x(t):.1f}" y1="30" x2="{x(t):.1f}" y2="{h - 20}" stroke="#ddd"/>'
+                 f'<text x="{x(t):.1f}" y="{h - 6}" text-anchor="middle" fill="#555">{t}x</text>')
+    y = 40
+    for kind, label, v in rows:
+        if kind == "head":
+            o.append(f'<text x="10" y="{y + 14}" font-weight="bold">{label}</text>')
+            y += 22
+            continue
+        bold = ' font-weight="bold"' if label.startswith("rprof") else ""
+        o.append(f'<text x="{left - 6}" y="{y + 11}" text-anchor="end"{bold}>{label}</text>'
+                 f'<rect x="{left}" y="{y}" width="{max(x(v) - left, 1):.1f}" height="{bh}" fill="{color[label]}"/>'
+                 f'<text x="{x(v) + 4:.1f}" y="{y + 11}">{v:.2f}x</text>')
+        y += bh + 4
+    o.append("</svg>")
+    SVG.parent.mkdir(exist_ok=True)
+    SVG.write_text("\n".join(o) + "\n")
 
 
 def write_benchmarks(lines):
@@ -95,29 +472,73 @@ def write_benchmarks(lines):
 
 
 def main():
+    t_start = time.time()
     if not SHIM.exists():
         sys.exit(f"{SHIM} is missing: run `make build` first")
-    pairs = 1 if os.environ.get("BENCH_QUICK") == "1" else 5
+    quick = os.environ.get("BENCH_QUICK") == "1"
+    pairs = int(os.environ.get("BENCH_PAIRS") or (1 if quick else 3))
+    only = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
+    prof_only = [t for t in only if any(t in p for p in PROFILERS)]
+    wl_only = [t for t in only if t not in prof_only]
     # The interpreter itself, not a launcher such as pyenv's shim script, which would run
     # (and be profiled) on every call.
-    python = os.environ.get("BENCH_PYTHON") or first_line(["python3", "-c", "import sys; print(sys.executable)"])
-    header = ["| workload | unprofiled wall (median) | ratio median | min | max |", "|---|---|---|---|---|"]
-    print("\n".join(header))
-    rows, failed = [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    default_py = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions/3.11.7/bin/python3"
+    python = os.environ.get("BENCH_PYTHON") or (str(default_py) if default_py.exists() else
+                                                first_line(["python3", "-c", "import sys; print(sys.executable)"]))
+    skipped = {p: why for p in PROFILERS if (why := available(p))}
+    for p, why in skipped.items():
+        print(f"skipping {p}: {why}", flush=True)
+    results, failed = {}, []
+    with tempfile.TemporaryDirectory(prefix="rprof-bench-") as tmp:
         tmp = Path(tmp)
-        for name, argv in workloads(python, tmp):
+        for name, argv, path in workloads(python, tmp):
+            kind = "c" if path.suffix == ".c" else "py"
+            profs = [p for p, (kinds, _) in PROFILERS.items() if kind in kinds.split() and p not in skipped]
+            if wl_only and not any(t in name for t in wl_only):
+                continue
+            if prof_only:
+                profs = [p for p in profs if any(t in p for t in prof_only)]
+            if not profs:
+                continue
+            truth_lines = None
+            if kind == "py":
+                try:
+                    truth_lines = [h for h in truth.ground_truth(str(path), python) if h.pct > 0]
+                except truth.TruthError as e:
+                    print(f"{name}: no ground truth ({e})", flush=True)
+            print(f"{name}: {', '.join(profs)}", flush=True)
+            res = measure(name, argv, profs, pairs, tmp, truth_lines, path)
+            plains = [w for r in res.values() for w in r["plain"]]
+            results[name] = (statistics.median(plains) if plains else float("nan"), res)
+            for p, r in res.items():
+                err = f"  err {statistics.mean(statistics.mean(e) for e in r['err']):.1f} pts" if r["err"] else ""
+                print(f"  {p:16s} {fmt_ratio(r):>8s}{err}  {r.get('failed', '')}", flush=True)
+                if "failed" in r:
+                    failed.append(f"{name} {p}")
+        profs_seen = [p for p in PROFILERS if any(p in res for _, res in results.values())]
+        main_t, acc_t, detail_t = tables(results, profs_seen)
+        extra = []
+        if not only:
             try:
-                plain, med, lo, hi = measure(argv, pairs, tmp)
-                rows.append(f"| {name} | {plain:.2f} s | {med:.2f}x | {lo:.2f}x | {hi:.2f}x |")
-            except RuntimeError as e:
-                failed.append(name)
-                rows.append(f"| {name} | failed: {e} | | | |".replace("\n", " "))
-            print(rows[-1], flush=True)
-    write_benchmarks([*environment(python, pairs), "", *header, *rows])
-    print(f"wrote the table into {REPO / 'BENCHMARKS.md'}")
+                rprof_figures(tmp, quick, extra)
+            except (subprocess.CalledProcessError, OSError) as e:
+                extra += [f"rprof-only figures failed: {e}", ""]
+                failed.append("rprof-only figures")
+        extra += trace_per_cpu_minute(results)
+    svg_chart(results, profs_seen)
+    notes = [f"Not run: {p} ({why})." for p, why in skipped.items()]
+    c_note = (f"`native_alloc.c` runs as `native_alloc {' '.join(C_ARGS)}` (1/10 of its work) for every profiler"
+              f" but gperftools' heap profiler, which records every call and runs `native_alloc {' '.join(C_ARGS_HEAP)}`"
+              " against an unprofiled run of the same size; the Python-only peers do not apply to it, and heaptrack"
+              " and gperftools are run on it only.")
+    lines = [*environment(python, pairs, time.time() - t_start), "", *notes, c_note, "",
+             f"![overhead chart]({SVG.relative_to(REPO)})", "",
+             *main_t, "", *acc_t, "", *extra, *detail_t]
+    write_benchmarks(lines)
+    print("\n".join(main_t + [""] + acc_t + [""] + extra))
+    print(f"wrote {REPO / 'BENCHMARKS.md'} and {SVG} in {(time.time() - t_start) / 60:.1f} min")
     if failed:
-        sys.exit(f"failed: {', '.join(failed)}")
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the peer profilers that `make bench` compares rprof with:
+#   * .venv-bench/ (pyenv's CPython 3.11.7) with scripts/bench-requirements.txt: scalene,
+#     memray, py-spy, austin, pyinstrument, by exact version;
+#   * Debian's heaptrack and gperftools (libprofiler / libtcmalloc, google-pprof), with
+#     apt-get when dpkg says they are missing.
+# Idempotent: a stamp keyed on the requirements, the interpreter and this script makes a
+# re-run of the venv part a no-op; an installed Debian package is not touched again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=.venv-bench
+req=scripts/bench-requirements.txt
+py=${RPROF_VENV_PYTHON:-${PYENV_ROOT:-$HOME/.pyenv}/versions/3.11.7/bin/python3}
+[ -x "$py" ] || { echo "bench-env: $py not found (install CPython 3.11.7 with pyenv, or set RPROF_VENV_PYTHON)" >&2; exit 1; }
+
+missing=()
+for pkg in heaptrack google-perftools libgoogle-perftools4; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "bench-env: apt-get install ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bench-env: not root: install ${missing[*]} by hand; the bench skips what is missing" >&2
+    else
+        # An old or empty package list cannot find them: update once, then install.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; } ||
+            echo "bench-env: apt-get failed for ${missing[*]}; the bench skips what is missing" >&2
+    fi
+fi
+
+key=$(cat "$req" "$0" <(echo "$py") | sha256sum | cut -d' ' -f1)
+stamp=$venv/.rprof-stamp
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
+    exit 0
+fi
+
+echo "bench-env: creating $venv from $py"
+rm -rf "$venv"
+"$py" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --no-input -r "$req"
+echo "$key" >"$stamp"
