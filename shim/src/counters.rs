@@ -4,17 +4,8 @@
 
 use crate::shared;
 use crate::thread_state::ThreadState;
+use rprof_format::Counters;
 use std::sync::atomic::Ordering::Relaxed;
-
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Snapshot {
-    pub allocs: u64,
-    pub frees: u64,
-    pub alloc_bytes: u64,
-    pub live_bytes: u64,
-    pub peak_live_bytes: u64,
-    pub python_live_bytes: u64,
-}
 
 /// Moves a thread's pending counts into the shared page (from the slow paths and at thread
 /// exit). Before the page exists, the counts wait in the thread's cells.
@@ -48,9 +39,11 @@ fn live(s: &shared::Shared) -> u64 {
     malloc + s.arena_bytes.load(Relaxed)
 }
 
-pub fn snapshot(s: &shared::Shared) -> Snapshot {
+/// The counters as the trace records them, stamped `t_ns`.
+pub fn snapshot(s: &shared::Shared, t_ns: u64) -> Counters {
     let live = live(s);
-    Snapshot {
+    Counters {
+        t_ns,
         allocs: s.allocs.load(Relaxed),
         frees: s.frees.load(Relaxed),
         alloc_bytes: s.alloc_bytes.load(Relaxed),

@@ -622,17 +622,10 @@ impl Writer {
     }
 
     fn counters(&mut self) {
-        let Some(s) = shared::page() else { return };
-        let c = counters::snapshot(s);
-        self.enc.push(&Record::Counters(rprof_format::Counters {
-            t_ns: self.rt.elapsed_ns(),
-            allocs: c.allocs,
-            frees: c.frees,
-            alloc_bytes: c.alloc_bytes,
-            live_bytes: c.live_bytes,
-            peak_live_bytes: c.peak_live_bytes,
-            python_live_bytes: c.python_live_bytes,
-        }));
+        if let Some(s) = shared::page() {
+            let c = counters::snapshot(s, self.rt.elapsed_ns());
+            self.enc.push(&Record::Counters(c));
+        }
     }
 
     fn flush(&mut self) {
