@@ -14,14 +14,14 @@ ALL = cases("cpu", "native", "threads")
 
 def assert_shares(request, profile, hot, tol):
     """Each ground-truth line's share of sampled CPU within `tol` points of the truth;
-    the header's and --check's figures are printed beside the profile's."""
+    the header's and the measured figures are printed beside the profile's."""
     lines = file_lines(profile.data, request.node.callspec.params["workload"])
     rows, bad = [], []
     for h in hot:
         got = cpu_share(lines.get(h.lineno))
         measured = "   n/a" if h.measured_pct is None else f"{h.measured_pct:5.1f}%"
         rows.append(f"{request.node.callspec.id:34s} line {h.lineno:3d}  header ~{h.header_pct:3.0f}%  "
-                    f"--check {measured}  profile {got:5.1f}%  diff {got - h.pct:+5.1f} (tolerance {tol})")
+                    f"{h.measured_by:>7s} {measured}  profile {got:5.1f}%  diff {got - h.pct:+5.1f} (tolerance {tol})")
         if abs(got - h.pct) > tol:
             bad.append(rows[-1])
     request.node.user_properties.extend(("rprof", row) for row in rows)
@@ -30,7 +30,8 @@ def assert_shares(request, profile, hot, tol):
 
 @pytest.mark.parametrize(("workload", "python"), cases("cpu"))
 def test_cpu_line_shares(workload, python, profile_of, truth_of, request):
-    assert_shares(request, profile_of(workload, python), truth_of(workload, python), tol=3)
+    profile = profile_of(workload, python)
+    assert_shares(request, profile, truth_of(workload, python, profile), tol=3)
 
 
 @pytest.mark.parametrize(("workload", "python"), cases("threads"))
@@ -39,7 +40,7 @@ def test_thread_line_shares(workload, python, profile_of, truth_of, request):
     thread's join() (when the header lists it) at ~0% CPU; and three threads, not one,
     each with a worker's share (>= 10%) of the samples."""
     profile = profile_of(workload, python)
-    assert_shares(request, profile, truth_of(workload, python), tol=5)
+    assert_shares(request, profile, truth_of(workload, python, profile), tol=5)
     threads = profile.data["rprof"]["threads"]
     assert len([t for t in threads if t["cpu_percent"] >= 10]) == 3, threads
 

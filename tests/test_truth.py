@@ -62,6 +62,17 @@ def test_prose_header_and_check(tmp_path):
     assert [(h.lineno, h.measured_pct) for h in truth.ground_truth(path, sys.executable)] == [(10, 61), (11, 39)]
 
 
+def test_in_run_shares_win_over_check(tmp_path):
+    """A profiled run that printed its own shares is held to those; --check is not run
+    (the file's --check here would say 61/39)."""
+    path = write(tmp_path, PROSE)
+    out = "result 42\nin-run total cpu 1.0s\n  line10(a)  cpu-share 58.5%\n  line11(b)  cpu-share 41.5%\n"
+    assert [(h.lineno, h.measured_pct, h.measured_by) for h in truth.ground_truth(path, sys.executable, out)] \
+        == [(10, 58.5, "in-run"), (11, 41.5, "in-run")]
+    with pytest.raises(truth.TruthError):
+        truth.ground_truth(path, sys.executable, out.replace("line11(b)", "line12(b)"))
+
+
 @pytest.mark.parametrize(("old", "new"), [
     ("line 11 `y", "line 10 `y"),                   # line number that does not hold the quoted code
     ("~60% of CPU", "most of the CPU"),             # no share

@@ -7,7 +7,8 @@ Two header styles are read:
   * the shared ones (../shared/workloads/): prose, e.g.
       `#     line 29 `for i in range(n): s += str(i)`   ~75% of CPU  (Python)`.
 The header's shares are approximate; the shares used as truth are the ones the
-workload's own `--check` mode measures with the interpreter under test.  The kind (and
+workload measures with the interpreter under test: in the profiled run itself when the
+workload prints them there (ours do), else in a separate `--check` run.  The kind (and
 so the expected native fraction of a line) comes from the header.  Anything that cannot
 be parsed or that disagrees with the file raises TruthError: a silently empty truth
 would make every accuracy test pass.
@@ -32,11 +33,12 @@ class HotLine:
     kind: str                    # "python" or "native"
     native_pct: float            # share of this line's own CPU that is native
     thread: Optional[str] = None
-    measured_pct: Optional[float] = None   # share measured by --check (None: not measured)
+    measured_pct: Optional[float] = None   # share measured (None: not measured)
+    measured_by: str = "--check"           # "--check", or "in-run" (the profiled run)
 
     @property
     def pct(self):
-        """The share the profile is held to: measured when --check measures the line."""
+        """The share the profile is held to: measured when the workload measures the line."""
         return self.header_pct if self.measured_pct is None else self.measured_pct
 
 
@@ -130,33 +132,41 @@ def parse_prose(path, header):
 CHECK_SHARE = re.compile(r"^\s+(\S+)\s.*\bcpu-share\s+(\d+(?:\.\d+)?)%", re.M)
 
 
+def shares_in(output):
+    """The {label: cpu share} lines a workload printed (none: {})."""
+    return {label: float(pct) for label, pct in CHECK_SHARE.findall(output)}
+
+
 def measure(path, python, timeout=300):
     """Runs `python path --check`; returns its {label: cpu share}."""
     proc = subprocess.run([python, path, "--check"], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise TruthError(f"{python} {path} --check exited {proc.returncode}: {proc.stderr[-2000:]}")
-    shares = {label: float(pct) for label, pct in CHECK_SHARE.findall(proc.stdout)}
+    shares = shares_in(proc.stdout)
     if not shares:
         raise TruthError(f"{python} {path} --check printed no cpu-share lines:\n{proc.stdout}")
     return shares
 
 
-def ground_truth(path, python):
-    """The header's hot lines with the shares --check measures on this machine.  A check
-    label names its line (`line29(...)`) or, for threads, its thread (`w-fib`)."""
+def ground_truth(path, python, run_output=""):
+    """The header's hot lines with the shares measured on this machine: those the profiled
+    run printed (`run_output`, its stdout) when it printed any, else --check's.  A label
+    names its line (`line29(...)`) or, for threads, its thread (`w-fib`)."""
     lines = parse_header(path)
-    shares = measure(path, python)
+    shares, by = shares_in(run_output), "in-run"
+    if not shares:
+        shares, by = measure(path, python), "--check"
     by_label = {f"line{h.lineno}": h for h in lines} | {h.thread: h for h in lines if h.thread}
     measured = {}
     for label, pct in shares.items():
         h = by_label.get(re.sub(r"\(.*", "", label))
         if h is None:
-            raise TruthError(f"{path}: --check measures {label!r}, which no header line names")
+            raise TruthError(f"{path}: {by} measures {label!r}, which no header line names")
         measured[h.lineno] = pct
     for h in lines:
         if h.lineno not in measured and h.header_pct > 0:
-            raise TruthError(f"{path}: --check does not measure line {h.lineno} (header ~{h.header_pct}%)")
-    return [replace(h, measured_pct=measured.get(h.lineno)) for h in lines]
+            raise TruthError(f"{path}: {by} does not measure line {h.lineno} (header ~{h.header_pct}%)")
+    return [replace(h, measured_pct=measured.get(h.lineno), measured_by=by) for h in lines]
 
 if __name__ == "__main__":
     if len(sys.argv) not in (2, 3):

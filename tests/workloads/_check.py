@@ -8,7 +8,12 @@ what the process spent before them (interpreter start-up, imports, set-up), whic
 normal run spends too and a profile counts.  That is ~3% of these ~1.5 s workloads
 with an interpreter whose site-packages run code at start-up.
 tests/truth.py parses this output and cross-checks NN against the file's TRUTH lines.
+
+`Meter` measures the same shares inside a normal run (each part on its own thread's CPU
+clock, the whole on the process's), so that a profiled run carries its own truth: a
+separate --check run on a shared machine can see other load than the profiled run did.
 """
+import threading
 import time
 
 
@@ -17,6 +22,32 @@ def marker_line(path, marker):
     if len(lines) != 1:
         raise SystemExit(f"{path}: marker {marker!r} found on lines {lines}, expected exactly one")
     return lines[0]
+
+
+def print_shares(path, total, cpu):
+    """cpu: {marker: seconds}; prints each as a share of `total` CPU seconds."""
+    for marker, seconds in cpu.items():
+        label = f"line{marker_line(path, marker)}({marker})"
+        print(f"  {label:24s} cpu-share {100 * seconds / total:5.1f}%")
+
+
+class Meter:
+    """Times the parts of a normal run; `report` prints their shares as --check does."""
+
+    def __init__(self, path):
+        self.path, self.cpu, self.lock = path, {}, threading.Lock()
+
+    def part(self, marker, run, *args):
+        c0 = time.thread_time()
+        result = run(*args)
+        with self.lock:
+            self.cpu[marker] = self.cpu.get(marker, 0.0) + time.thread_time() - c0
+        return result
+
+    def report(self):
+        total = time.process_time()
+        print(f"in-run total cpu {total:.3f}s")
+        print_shares(self.path, total, self.cpu)
 
 
 def check(path, parts, reps=3):
@@ -31,6 +62,4 @@ def check(path, parts, reps=3):
     med = {m: sorted(v)[len(v) // 2] for m, v in cpu.items()}
     total = before + sum(med.values())
     print(f"total cpu {total:.3f}s, of which {before:.3f}s before the parts")
-    for marker, _ in parts:
-        label = f"line{marker_line(path, marker)}({marker})"
-        print(f"  {label:24s} cpu-share {100 * med[marker] / total:5.1f}%")
+    print_shares(path, total, med)

@@ -4,12 +4,13 @@
 # on this machine (each function alone, time.process_time, median of 3).
 # Native share of both lines ~0%: no C call lasts more than a microsecond.
 # The run alternates the two parts in 10 rounds, so that a change in the machine's speed
-# during the run (other load on a shared host) hits both lines alike.
-# TRUTH line=19 cpu=70 kind=python
-# TRUTH line=25 cpu=30 kind=python
+# during the run (other load on a shared host) hits both lines alike.  A normal run also
+# prints the shares it measured itself (tests hold its profile to those).
+# TRUTH line=20 cpu=70 kind=python
+# TRUTH line=26 cpu=30 kind=python
 import sys
 
-from _check import check
+from _check import Meter, check
 
 N_A, N_B, ROUNDS = 11_000_000, 3_000_000, 10
 
@@ -27,11 +28,13 @@ def part_b(n):
 
 
 def main():
+    meter = Meter(__file__)
     a = b = 0
     for _ in range(ROUNDS):
-        a += part_a(N_A // ROUNDS)
-        b += part_b(N_B // ROUNDS)
+        a += meter.part("HOT-A", part_a, N_A // ROUNDS)
+        b += meter.part("HOT-B", part_b, N_B // ROUNDS)
     print("cpu_split", a, b)
+    meter.report()
 
 
 if __name__ == "__main__":

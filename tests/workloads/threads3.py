@@ -2,15 +2,16 @@
 # threads3.py -- rprof test workload: three Python threads with different CPU shares.
 # ~1.5 s unprofiled; the GIL serialises the workers (process CPU ~= wall, ~1 core).
 # Shares of total process CPU are design figures; `--check` runs each worker function
-# alone (no threads) and measures them on this machine.  All CPU is Python; the main
+# alone (no threads) and measures them on this machine; a normal run prints the shares
+# it measured itself (each worker's thread CPU time).  All CPU is Python; the main
 # thread only waits in join() (~0% CPU).
-# TRUTH line=20 cpu=50 kind=python thread=t-fib
-# TRUTH line=26 cpu=30 kind=python thread=t-str
-# TRUTH line=32 cpu=20 kind=python thread=t-dict
+# TRUTH line=21 cpu=50 kind=python thread=t-fib
+# TRUTH line=27 cpu=30 kind=python thread=t-str
+# TRUTH line=33 cpu=20 kind=python thread=t-dict
 import sys
 import threading
 
-from _check import check
+from _check import Meter, check
 
 N_FIB, N_STR, N_DICT = 12_000_000, 2_000_000, 2_000_000
 
@@ -36,15 +37,21 @@ def worker_dict(n):
 WORKERS = (("t-fib", worker_fib, N_FIB), ("t-str", worker_str, N_STR), ("t-dict", worker_dict, N_DICT))
 
 
+MARKERS = {"t-fib": "T-FIB", "t-str": "T-STR", "t-dict": "T-DICT"}
+
+
 def main():
+    meter = Meter(__file__)
     results = {}
-    threads = [threading.Thread(target=lambda f=f, n=n, name=name: results.update({name: f(n)}), name=name)
+    threads = [threading.Thread(target=lambda f=f, n=n, name=name:
+                                results.update({name: meter.part(MARKERS[name], f, n)}), name=name)
                for name, f, n in WORKERS]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     print("threads3", sorted(results.items()))
+    meter.report()
 
 
 if __name__ == "__main__":
