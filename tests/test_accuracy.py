@@ -52,6 +52,7 @@ def test_native_fraction(workload, python, profile_of, request):
     lines = file_lines(profile_of(workload, python).data, workload)
     rows, bad = [], []
     for h in truth.parse_header(workload):
+        assert h.kind is not None, f"{workload}: the header states no kind for line {h.lineno}"
         rec = lines.get(h.lineno)
         total = cpu_share(rec)
         native = 100 * rec["n_cpu_percent_c"] / total if total else math.nan

@@ -13,6 +13,10 @@ SHARED_HEADERS = {
     "native_split.py": [(30, 50, "native", 100, None), (36, 50, "python", 0, None)],
     "threads.py": [(26, 50, "python", 0, "w-fib"), (32, 30, "python", 0, "w-str"),
                    (38, 20, "python", 0, "w-dict"), (50, 0, "python", 0, None)],
+    # LINE B's quote paraphrases its code (`base` for `rounds_base + j`): its marker anchors it;
+    # lines 36 and 46 state no kind; line 46's share is a range, ~2-3%.
+    "alloc_heavy.py": [(36, 10, None, None, None), (41, 31, "native", 100, None),
+                       (46, 2.5, None, None, None), (50, 56, "python", 0, None)],
 }
 
 
@@ -76,14 +80,53 @@ def test_in_run_shares_win_over_check(tmp_path):
 @pytest.mark.parametrize(("old", "new"), [
     ("line 11 `y", "line 10 `y"),                   # line number that does not hold the quoted code
     ("~60% of CPU", "most of the CPU"),             # no share
-    ("  All CPU is Python (interpreter) time", ""),  # line 10 then has no kind
     ("`x = sum(range(10))`", "x = sum(range(10))"),  # no quoted code
     ("#     line", "#     Line"),                   # no entries at all
-], ids=["wrong-line", "no-share", "no-kind", "no-code", "no-entries"])
+], ids=["wrong-line", "no-share", "no-code", "no-entries"])
 def test_unreadable_prose_header_fails(tmp_path, old, new):
     assert old in PROSE
     with pytest.raises(truth.TruthError):
         truth.parse_header(write(tmp_path, PROSE.replace(old, new)))
+
+
+def test_prose_line_without_kind(tmp_path):
+    """A line whose entry and header state no kind keeps its share, with kind unknown."""
+    path = write(tmp_path, PROSE.replace("  All CPU is Python (interpreter) time", ""))
+    assert summary(truth.parse_header(path))[0] == (10, 60, None, None, None)
+
+
+# alloc_heavy.py's style: entries anchored by the marker their code line carries (the
+# quote may paraphrase), kinds in words or unstated, a share range, and --check's
+# `line NN X: cpu-share` labels.
+MARKED = """\
+#!/usr/bin/env python3
+# GROUND TRUTH
+#   line 8 LINE A `a = list(range(1000))`   kept ~1 MB, CPU ~2-3%
+#   line 9 LINE B `b = [i * 2 for i in a]`  pure Python, CPU ~60%
+#   line 10 `c = sorted(b, reverse=True)`   CPU ~37% (all in C sort code)
+import sys
+
+a = list(range(2000))   # LINE A: paraphrased above
+b = [i + i for i in a]  # LINE B: paraphrased above
+c = sorted(b, reverse=True)
+if "--check" in sys.argv:
+    print("  line 8 A: cpu-share   2.0%")
+    print("  line 9 B: cpu-share  60.5%")
+    print("  line 10 C: cpu-share  37.5%")
+"""
+
+
+def test_marked_header_and_check(tmp_path):
+    path = write(tmp_path, MARKED)
+    assert summary(truth.parse_header(path)) == [(8, 2.5, None, None, None), (9, 60, "python", 0, None),
+                                                 (10, 37, "native", 100, None)]
+    assert [(h.lineno, h.measured_pct) for h in truth.ground_truth(path, sys.executable)] \
+        == [(8, 2.0), (9, 60.5), (10, 37.5)]
+
+
+def test_marker_missing_from_its_line_fails(tmp_path):
+    with pytest.raises(truth.TruthError, match="names LINE B"):
+        truth.parse_header(write(tmp_path, MARKED.replace("# LINE B: paraphrased above", "")))
 
 
 @pytest.mark.parametrize(("old", "new"), [

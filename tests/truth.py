@@ -5,7 +5,9 @@ whether their time is Python or native.
 Two header styles are read:
   * our workloads (tests/workloads/): `# TRUTH line=17 cpu=70 kind=python [thread=NAME]`;
   * the shared ones (../shared/workloads/): prose, e.g.
-      `#     line 29 `for i in range(n): s += str(i)`   ~75% of CPU  (Python)`.
+      `#     line 29 `for i in range(n): s += str(i)`   ~75% of CPU  (Python)`;
+    a share may be a range (`CPU ~2-3%`: its middle), and a line whose header states
+    no kind has kind None (its CPU share is truth, its native fraction unknown).
 The header's shares are approximate; the shares used as truth are the ones the
 workload measures with the interpreter under test: in the profiled run itself when the
 workload prints them there (ours do), else in a separate `--check` run.  The kind (and
@@ -16,6 +18,7 @@ would make every accuracy test pass.
     python3 tests/truth.py WORKLOAD [PYTHON]    prints the header and measured truth
 """
 import re
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -30,8 +33,8 @@ class TruthError(Exception):
 class HotLine:
     lineno: int
     header_pct: float            # share of total CPU stated by the header
-    kind: str                    # "python" or "native"
-    native_pct: float            # share of this line's own CPU that is native
+    kind: Optional[str]          # "python", "native", or None: the header does not say
+    native_pct: Optional[float]  # share of this line's own CPU that is native (None: unknown)
     thread: Optional[str] = None
     measured_pct: Optional[float] = None   # share measured (None: not measured)
     measured_by: str = "--check"           # "--check", or "in-run" (the profiled run)
@@ -79,17 +82,19 @@ def parse_tagged(path, tagged):
 
 
 ENTRY = re.compile(r"^(\s+)line (\d+)\b(.*)$")
-SHARE = re.compile(r"~(\d+(?:\.\d+)?)%")
+MARKER = re.compile(r"^\s*(LINE \w+)\b")
+SHARE = re.compile(r"~(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?%")   # ~NN% or a range, ~NN-MM%
 LINE_KIND = re.compile(r"~(\d+)% of (?:it )?(native|python)\b", re.I)
 PAREN_KIND = re.compile(r"\((python|native)\)", re.I)
+WORD_KIND = re.compile(r"\b(?:pure (?P<python>Python)|all in (?P<native>C|native)\b)", re.I)
 HEADER_KIND = re.compile(r"\ball (?:CPU is|of it) (python|native)\b", re.I)
 THREAD = re.compile(r'\(thread "([^"]+)"\)')
 
 
 def parse_prose(path, header):
     """Entries are `line NN ...` comment lines plus their deeper-indented continuation
-    lines; each must quote its code in backticks (checked against the file), give a
-    `~NN%` share, and have a kind of its own or inherit the header's `all CPU is X`."""
+    lines; each must be anchored to its line (check_anchor) and give a `~NN%` share.  Its kind is its own (`~NN% of it native`, `(Python)`, `pure Python`,
+    `all in C`), else the header's `all CPU is X`, else None."""
     source = open(path).read().splitlines()
     whole = " ".join(text for _, text in header)
     default_kind = HEADER_KIND.search(whole)
@@ -106,35 +111,55 @@ def parse_prose(path, header):
     lines = []
     for lineno, _, body in entries:
         where = f"{path}: header entry for line {lineno}"
-        code = re.findall(r"`([^`]+)`", body)
-        if not code:
-            raise TruthError(f"{where}: no `code` quoted")
-        actual = source[lineno - 1] if lineno <= len(source) else "past the end of the file"
-        if not all(part.strip() in actual for part in code[0].split("...")):
-            raise TruthError(f"{where}: quotes `{code[0]}`, but that line is {actual!r}")
+        check_anchor(where, body, source[lineno - 1] if lineno <= len(source) else "past the end of the file")
         body = re.sub(r"`[^`]*`", "", body)
         share = SHARE.search(body)
         if not share:
             raise TruthError(f"{where}: no ~NN% share in {body!r}")
-        if m := LINE_KIND.search(body):
-            kind = m.group(2).lower()
-            native = float(m.group(1)) if kind == "native" else 100 - float(m.group(1))
-        elif m := PAREN_KIND.search(body) or default_kind:
-            kind = m.group(1).lower()
-            native = 100.0 if kind == "native" else 0.0
-        else:
-            raise TruthError(f"{where}: says neither Python nor native, nor does the header")
+        pct = statistics.mean(float(g) for g in share.groups() if g)
         thread = THREAD.search(body)
-        lines.append(HotLine(lineno, float(share.group(1)), kind, native, thread and thread.group(1)))
+        lines.append(HotLine(lineno, pct, *line_kind(body, default_kind), thread and thread.group(1)))
     return lines
 
 
-CHECK_SHARE = re.compile(r"^\s+(\S+)\s.*\bcpu-share\s+(\d+(?:\.\d+)?)%", re.M)
+def check_anchor(where, body, actual):
+    """An entry's line must be the code it describes: the line carries the marker the
+    entry names (`line 41 LINE B ...` -> `# LINE B:` on line 41; its quote may then
+    paraphrase the code), else it holds the entry's quoted code (`...` for elisions)."""
+    if m := MARKER.match(body):
+        if f"# {m.group(1)}:" not in actual:
+            raise TruthError(f"{where}: names {m.group(1)}, but that line is {actual!r}")
+        return
+    code = re.findall(r"`([^`]+)`", body)
+    if not code:
+        raise TruthError(f"{where}: no `code` quoted")
+    if not all(part.strip() in actual for part in code[0].split("...")):
+        raise TruthError(f"{where}: quotes `{code[0]}`, but that line is {actual!r}")
+
+
+def line_kind(body, default_kind):
+    """(kind, native share of the line) an entry states, or the header's default, or
+    (None, None) where neither says."""
+    if m := LINE_KIND.search(body):
+        kind = m.group(2).lower()
+        return kind, float(m.group(1)) if kind == "native" else 100 - float(m.group(1))
+    if m := WORD_KIND.search(body):
+        kind = "python" if m.group("python") else "native"
+    elif m := PAREN_KIND.search(body) or default_kind:
+        kind = m.group(1).lower()
+    else:
+        return None, None
+    return kind, 100.0 if kind == "native" else 0.0
+
+
+# `  LABEL ... cpu-share NN%`; LABEL is a word (`line29(str)`, `w-fib`) or `line NN`.
+CHECK_SHARE = re.compile(r"^\s+(line \d+\b|\S+)\s.*\bcpu-share\s+(\d+(?:\.\d+)?)%", re.M)
 
 
 def shares_in(output):
-    """The {label: cpu share} lines a workload printed (none: {})."""
-    return {label: float(pct) for label, pct in CHECK_SHARE.findall(output)}
+    """The {label: cpu share} lines a workload printed (none: {}); `line NN` is read as
+    `lineNN`."""
+    return {label.replace(" ", ""): float(pct) for label, pct in CHECK_SHARE.findall(output)}
 
 
 def measure(path, python, timeout=300):
@@ -173,5 +198,6 @@ if __name__ == "__main__":
         sys.exit(__doc__.split("\n\n")[-1])
     for h in ground_truth(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else sys.executable):
         measured = "not measured" if h.measured_pct is None else f"{h.measured_pct:5.1f}%"
-        print(f"line {h.lineno:4d}  header ~{h.header_pct:4.0f}%  --check {measured}  "
-              f"{h.kind} (native {h.native_pct:.0f}% of the line){'  thread ' + h.thread if h.thread else ''}")
+        kind = "kind not stated" if h.kind is None else f"{h.kind} (native {h.native_pct:.0f}% of the line)"
+        print(f"line {h.lineno:4d}  header ~{h.header_pct:4.1f}%  {h.measured_by} {measured}  "
+              f"{kind}{'  thread ' + h.thread if h.thread else ''}")
