@@ -1,8 +1,8 @@
 //! The interposed malloc family. Each entry point forwards to glibc's allocator and counts
 //! (`memory.rs`); the fast path is a few thread-local adds and one branch, with no lock, no
-//! allocation and no shared write.
+//! allocation and no shared write. Without memory mode it only forwards.
 
-use crate::memory::{on_alloc, on_free, on_realloc};
+use crate::memory::{accounting, on_alloc, on_free, on_realloc};
 use crate::real::{self, usable_size};
 use libc::{c_int, c_void, size_t};
 
@@ -16,16 +16,40 @@ unsafe fn counted(p: *mut c_void) -> *mut c_void {
 
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
+    if accounting() {
+        counted_malloc(size)
+    } else {
+        real::__libc_malloc(size)
+    }
+}
+
+// The counting paths are out of line so that the entry points' other branch is a plain
+// tail jump into glibc.
+#[inline(never)]
+unsafe fn counted_malloc(size: size_t) -> *mut c_void {
     counted(real::__libc_malloc(size))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
-    counted(real::__libc_calloc(n, size))
+    if accounting() {
+        counted(real::__libc_calloc(n, size))
+    } else {
+        real::__libc_calloc(n, size)
+    }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
+    if accounting() {
+        counted_free(p)
+    } else {
+        real::__libc_free(p)
+    }
+}
+
+#[inline(never)]
+unsafe fn counted_free(p: *mut c_void) {
     if !p.is_null() {
         on_free(p as usize, usable_size(p));
         real::__libc_free(p);
@@ -36,6 +60,9 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
     if p.is_null() {
         return malloc(size);
+    }
+    if !accounting() {
+        return real::__libc_realloc(p, size);
     }
     let old = usable_size(p);
     let q = real::__libc_realloc(p, size);

@@ -12,7 +12,12 @@ use crate::runtime::{self, Runtime};
 use crate::sampled::Sampled;
 use crate::thread_state::{self, ThreadState};
 use crate::{counters, native_stack, stack};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// Whether the malloc family counts at all. On until the constructor reads the modes; off
+/// for the run when memory mode is (CPU-only profiling then costs a C program's allocator
+/// one predictable branch, not a TLS update and a filter probe per call).
+static ACCOUNTING: AtomicBool = AtomicBool::new(true);
 
 /// The live sampled allocations.
 static SAMPLED: Sampled = Sampled::new();
@@ -24,6 +29,17 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 const FOLD_BYTES: i64 = 256 << 10;
 /// A budget that never runs out in practice (mode off).
 const NEVER: i64 = i64::MAX / 4;
+
+/// Switches the malloc family's accounting off for the run (memory mode off). Runs in the
+/// constructor: blocks allocated before it may be freed uncounted, never the reverse.
+pub fn stop_accounting() {
+    ACCOUNTING.store(false, Relaxed);
+}
+
+#[inline(always)]
+pub fn accounting() -> bool {
+    ACCOUNTING.load(Relaxed)
+}
 
 /// Counts an allocation of `n` usable bytes at `p` made through the malloc family.
 #[inline(always)]

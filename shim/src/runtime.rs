@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::{
-    copy, log, native_stack, output, pyalloc, python, real, sampler, shared, signals, thread_state,
+    copy, log, memory, native_stack, output, pyalloc, python, real, sampler, shared, signals, thread_state,
     writer,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -85,6 +85,9 @@ pub fn start() {
     native_stack::init();
     thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     let config = Config::from_env();
+    if config.mem_rate == 0 {
+        memory::stop_accounting();
+    }
     let root = output::is_root();
     let (probe, native_only) = match Probe::detect() {
         Ok(p) => (Some(p), None),

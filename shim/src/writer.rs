@@ -17,6 +17,7 @@ use rprof_format::{
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering::*};
 use std::time::{Duration, Instant};
 
@@ -150,7 +151,6 @@ pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> 
         rt,
         sink,
         link: fds[0],
-        other_end: fds[1],
         program,
     });
     let arg = Box::into_raw(start);
@@ -182,21 +182,63 @@ struct Start {
     rt: &'static Runtime,
     sink: Sink,
     link: i32,
-    other_end: i32,
     program: u32,
 }
 
 extern "C" fn writer_entry(arg: *mut libc::c_void) -> i32 {
     let s = unsafe { Box::from_raw(arg as *mut Start) };
-    unsafe { libc::close(s.other_end) };
+    let keep = [s.link, s.sink.file.as_ref().map_or(-1, |f| f.as_raw_fd())];
+    close_inherited(keep);
     let Start {
         rt,
         sink,
         link,
         program,
-        ..
     } = *s;
     writer_main(rt, sink, link, program)
+}
+
+/// Closes every descriptor the writer inherited from the program except `keep` and stderr
+/// (for its warnings); stdin and stdout become /dev/null. A copy of the program's pipe or
+/// socket left open here would keep its peer from seeing it close: a parent waiting for
+/// EOF on a pipe its child closed (perf, a forking server's connections) would wait for
+/// the writer instead.
+fn close_inherited(mut keep: [i32; 2]) {
+    keep.sort_unstable();
+    let mut from = 3u32;
+    for fd in keep.into_iter().filter(|&fd| fd > 2).map(|fd| fd as u32).chain([u32::MAX]) {
+        if fd > from {
+            close_range(from, fd - 1);
+        }
+        from = fd.saturating_add(1);
+    }
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+}
+
+/// Closes descriptors `first..=last`: close_range(2) where the kernel has it (5.9+), else
+/// one by one up to the descriptor limit.
+fn close_range(first: u32, last: u32) {
+    if unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0 {
+        return;
+    }
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as u32
+    } else {
+        1024
+    };
+    for fd in first..=last.min(max.saturating_sub(1)) {
+        unsafe { libc::close(fd as i32) };
+    }
 }
 
 /// At exit: asks the writer to drain, write the end record and close the trace, and waits
