@@ -10,12 +10,12 @@ Scalene's, gives MiB = 2^20 bytes (memory_truth.MIB).  Every comparison converts
 to MiB first.
 
 Sampling rates (RPROF_MEM_RATE, the mean bytes between allocation samples; default
-512 KiB).  An estimate of B bytes made of blocks much smaller than the rate has a
+128 KiB).  An estimate of B bytes made of blocks much smaller than the rate has a
 relative standard deviation of about sqrt(rate / B); each rate below keeps every
 tolerance at 5 standard deviations or more, so that a failure means a wrong profile,
 not bad luck:
   * alloc_heavy.py: 64 KiB.  LINE A's 210 MB: 1.8%; LINE C's 100 MB in 1 MB blocks:
-    2.6% (against 10% and 15%).  The default's 512 KiB would give 5% and 7%.
+    2.6% (against 10% and 15%).  The default's 128 KiB would give 2.5% and 3.7%.
   * mem_alloc.py: 16 KiB.  Its kept line is 82 MB: 1.4% (64 KiB would give 2.8%).
   * seed_techniques.py: 16 KiB.  Its object lines hold 52-72 MB: 1.7%.
   * mem_split.py: 16 KiB.  Its fractions are near 0 or 1 whatever the rate; the 50 MB

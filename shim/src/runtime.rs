@@ -6,8 +6,8 @@ use crate::config::Config;
 use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::{
-    copy, log, memory, native_stack, output, pyalloc, python, real, sampler, shared, signals, thread_state,
-    writer,
+    copy, log, memory, native_stack, output, pyalloc, python, real, sampler, shared, signals,
+    thread_state, writer,
 };
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};

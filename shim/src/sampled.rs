@@ -1,8 +1,10 @@
 //! The sampled allocations still live, so a free of one is recorded (net memory per line).
 //! Each entry maps a block's current address to its sample's id; a realloc that moves the
 //! block re-keys its entries without any event. A free of any pointer must ask, so a
-//! counting filter answers "surely not" with one load for almost every free; only filter
-//! hits search the table.
+//! counting filter answers "surely not" for almost every free; only filter hits search
+//! the table. The free path reads only the filter's summary bitmap (one bit per counter,
+//! "non-zero"), 8 KiB that stay in L1 where the 64 KiB of counters would not: every
+//! Python object's free asks.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::*};
 
@@ -16,6 +18,7 @@ pub struct Sampled {
     keys: [AtomicU64; SLOTS],
     ids: [AtomicU64; SLOTS],
     filter: [AtomicU8; FILTER],
+    nonzero: [AtomicU64; FILTER / 64],
 }
 
 #[inline(always)]
@@ -29,12 +32,20 @@ impl Sampled {
             keys: [const { AtomicU64::new(EMPTY) }; SLOTS],
             ids: [const { AtomicU64::new(0) }; SLOTS],
             filter: [const { AtomicU8::new(0) }; FILTER],
+            nonzero: [const { AtomicU64::new(0) }; FILTER / 64],
         }
     }
 
     #[inline(always)]
     fn counter(&self, p: usize) -> &AtomicU8 {
         &self.filter[mix(p) & (FILTER - 1)]
+    }
+
+    /// The summary word holding `p`'s counter's bit, and the bit.
+    #[inline(always)]
+    fn summary(&self, p: usize) -> (&AtomicU64, u64) {
+        let i = mix(p) & (FILTER - 1);
+        (&self.nonzero[i / 64], 1 << (i % 64))
     }
 
     fn probes(p: usize) -> impl Iterator<Item = usize> {
@@ -45,7 +56,8 @@ impl Sampled {
     /// Whether `p` may be a sampled block. The hot-path test on every free.
     #[inline(always)]
     pub fn may_contain(&self, p: usize) -> bool {
-        self.counter(p).load(Relaxed) != 0
+        let (word, bit) = self.summary(p);
+        word.load(Relaxed) & bit != 0
     }
 
     /// Remembers that the block at `p` carries sample `id`; false if the table is too full
@@ -61,7 +73,9 @@ impl Sampled {
                 // A saturated counter stays saturated: it can no longer be decremented safely.
                 let _ = self
                     .counter(p)
-                    .fetch_update(Relaxed, Relaxed, |c| c.checked_add(1));
+                    .fetch_update(SeqCst, SeqCst, |c| c.checked_add(1));
+                let (word, bit) = self.summary(p);
+                word.fetch_or(bit, SeqCst);
                 return true;
             }
         }
@@ -98,9 +112,19 @@ impl Sampled {
         self.keys[at]
             .compare_exchange(p as u64, TOMBSTONE, AcqRel, Relaxed)
             .ok()?;
-        let _ = self.counter(p).fetch_update(Relaxed, Relaxed, |c| {
+        let counter = self.counter(p);
+        let was = counter.fetch_update(SeqCst, SeqCst, |c| {
             (c != u8::MAX).then(|| c.saturating_sub(1))
         });
+        if was == Ok(1) {
+            // Cleared, then re-set if an insert raced in between: the bit is never left
+            // clear over a live entry (at worst briefly, while this thread re-checks).
+            let (word, bit) = self.summary(p);
+            word.fetch_and(!bit, SeqCst);
+            if counter.load(SeqCst) != 0 {
+                word.fetch_or(bit, SeqCst);
+            }
+        }
         Some(id)
     }
 }

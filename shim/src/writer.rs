@@ -206,7 +206,12 @@ extern "C" fn writer_entry(arg: *mut libc::c_void) -> i32 {
 fn close_inherited(mut keep: [i32; 2]) {
     keep.sort_unstable();
     let mut from = 3u32;
-    for fd in keep.into_iter().filter(|&fd| fd > 2).map(|fd| fd as u32).chain([u32::MAX]) {
+    for fd in keep
+        .into_iter()
+        .filter(|&fd| fd > 2)
+        .map(|fd| fd as u32)
+        .chain([u32::MAX])
+    {
         if fd > from {
             close_range(from, fd - 1);
         }

@@ -9,7 +9,7 @@ use crate::profile::{percent, python_version, FileProfile, LineProfile, Profile,
 use crate::report::ReportOptions;
 use crate::source::Sources;
 use layout::{bar, clean, expand_tabs, fit, fit_left, mib, pct, seconds, shell_quote, Out};
-use rprof_format::{Clock, FuncKind};
+use rprof_format::{mode, Clock, FuncKind};
 
 const WIDTH: usize = 100;
 const BAR: usize = 10;
@@ -109,13 +109,15 @@ fn header(out: &mut Out, p: &Profile) {
     out.line(&format!("Clock     {clock}, {} Hz", h.sample_hz));
     let py = python_version(h.python_version).unwrap_or_else(|| "not Python".to_string());
     out.line(&format!("Python    {py}"));
-    if let Some(c) = p.counters {
-        out.line(&format!(
+    match p.counters {
+        Some(c) if h.modes & mode::MEMORY != 0 => out.line(&format!(
             "Memory    peak {} live, {} allocations of {} in all",
             mib(c.peak_live_bytes),
             c.allocs,
             mib(c.alloc_bytes)
-        ));
+        )),
+        _ if h.modes & mode::MEMORY == 0 => out.line("Memory    not recorded (memory mode off)"),
+        _ => {}
     }
 }
 
