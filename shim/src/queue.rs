@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 /// Deepest Python stack recorded per event; deeper stacks keep their innermost frames.
 pub const MAX_DEPTH: usize = 128;
-const CAPACITY: usize = 4096;
+const CAPACITY: usize = 1024;
 
 /// Code id of a frame whose code object could not be interned.
 pub const UNKNOWN_CODE: u32 = u32::MAX;
