@@ -130,6 +130,7 @@ Elapsed   2.500 s wall
 Sampled   0.200 s of CPU time in 7 samples, 1 dropped
 Clock     cpu, 100 Hz
 Python    3.11.7
+Memory    not recorded (memory mode off)
 
 main.py: 55.0% of the time (Python 35.0%, native 15.0%, system 5.0%)
   Line  Python  Native  System   Total              Source
@@ -176,6 +177,7 @@ Elapsed   at least 0.060 s wall (the trace has no end)
 Sampled   0.160 s of CPU time in 6 samples, dropped unknown
 Clock     cpu, 100 Hz
 Python    3.11.7
+Memory    not recorded (memory mode off)
 
 main.py: 68.8% of the time (Python 43.8%, native 18.8%, system 6.2%)
   Line  Python  Native  System   Total              Source
@@ -458,6 +460,7 @@ Elapsed   0.005 s wall
 Sampled   0.000 s of wall time in 0 samples, 0 dropped
 Clock     wall, 250 Hz
 Python    not Python
+Memory    not recorded (memory mode off)
 
 No CPU samples in this trace.
 "
