@@ -501,8 +501,8 @@ def mem_table(results, mem_truths):
         return []
     return ["### Memory accuracy: against ground truth", "",
             "From each profiler's first profiled run, at its defaults: rprof samples allocations every"
-            " 512 KiB on average (so a line's B bytes carry a sampling spread of about sqrt(512 KiB / B):"
-            " 8% at 80 MB, 5% at 210 MB), Scalene by its own sampling threshold, memray records every"
+            " 128 KiB on average (so a line's B bytes carry a sampling spread of about sqrt(128 KiB / B):"
+            " 4% at 80 MB, 2.5% at 210 MB), Scalene by its own sampling threshold, memray records every"
             " malloc-level call but not pymalloc's objects, only its 1 MiB arenas. MB = 10^6 bytes."
             " Kept line: its peak (rprof, Scalene: `n_peak_mb`;"
             " memray: its bytes live at the run's high-water mark). Churning line: the bytes it"

@@ -16,6 +16,9 @@ pub struct Config {
     /// is off.
     pub mem_rate: u64,
     pub copy_rate: u64,
+    /// `RPROF_MEM_RATE` was given: the mean stays as set. By default it starts at
+    /// `mem_rate` and adapts per thread to bound the sampling cost (`memory::adapt`).
+    pub mem_rate_fixed: bool,
 }
 
 const DEFAULT_OUTPUT: &str = "rprof-%p.trace";
@@ -57,6 +60,7 @@ impl Config {
             flush_ms: number("RPROF_FLUSH_MS", 10, 60_000, DEFAULT_FLUSH_MS),
             mem_rate: rate("RPROF_MEM_RATE", DEFAULT_MEM_RATE, mode::MEMORY),
             copy_rate: rate("RPROF_COPY_RATE", DEFAULT_COPY_RATE, mode::COPY),
+            mem_rate_fixed: given("RPROF_MEM_RATE", 1, 1 << 40).is_some(),
         }
     }
 }
@@ -67,15 +71,21 @@ fn var(name: &str) -> Option<String> {
 
 fn number(name: &str, lo: u64, hi: u64, default: u64) -> u64 {
     let Some(s) = var(name) else { return default };
-    match s.trim().parse::<u64>() {
-        Ok(v) if (lo..=hi).contains(&v) => v,
-        _ => {
-            warn(&format!(
-                "{name}={s:?} is not a number from {lo} to {hi}; using {default}"
-            ));
-            default
-        }
-    }
+    given(name, lo, hi).unwrap_or_else(|| {
+        warn(&format!(
+            "{name}={s:?} is not a number from {lo} to {hi}; using {default}"
+        ));
+        default
+    })
+}
+
+/// The setting's value when it is set to a number in `lo..=hi`.
+fn given(name: &str, lo: u64, hi: u64) -> Option<u64> {
+    var(name)?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (lo..=hi).contains(v))
 }
 
 /// Modes this build can record; the default is all of them.

@@ -102,8 +102,19 @@ fn sampled(p: *mut c_void, n: usize) -> *mut c_void {
     p
 }
 
+/// The object allocator's fast path, one call per Python object: a small request that
+/// stays within the thread's budget spends it first, then tail-calls pymalloc (no frame
+/// of ours around the call).
 unsafe extern "C" fn py_malloc(ctx: *mut c_void, n: size_t) -> *mut c_void {
     let o = orig(ctx);
+    if n <= SMALL_REQUEST && thread_state::with(|t| memory::spend_ahead(t, n)) {
+        return (o.malloc)(o.ctx, n);
+    }
+    py_malloc_slow(o, n)
+}
+
+#[inline(never)]
+unsafe fn py_malloc_slow(o: &PyMemAllocatorEx, n: size_t) -> *mut c_void {
     let p = if n <= SMALL_REQUEST {
         (o.malloc)(o.ctx, n)
     } else {

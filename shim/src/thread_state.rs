@@ -19,6 +19,11 @@ pub struct ThreadState {
     pub alloc_armed: Cell<i64>,
     /// Bytes from the armed point to the next allocation sample point.
     pub sample_gap: Cell<i64>,
+    /// The thread's sampling mean is `mem_rate << rate_shift` (`memory::adapt`), and the
+    /// window over which it counts its samples: start and count.
+    pub rate_shift: Cell<u32>,
+    pub window_ns: Cell<u64>,
+    pub window_samples: Cell<u32>,
     /// Freed bytes until the free path folds the counters.
     pub free_left: Cell<i64>,
     /// Copied bytes until the next copy sample point.
