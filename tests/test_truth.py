@@ -1,5 +1,6 @@
 """The ground-truth reader: the shared workloads' prose headers, ours, and loud failure
 on anything it cannot read (a silently empty truth would pass every accuracy test)."""
+import subprocess
 import sys
 
 import pytest
@@ -145,3 +146,37 @@ def test_check_disagreeing_with_header_fails(tmp_path, old, new):
 def test_unreadable_truth_tag_fails(tmp_path, bad):
     with pytest.raises(truth.TruthError):
         truth.parse_header(write(tmp_path, bad + "\nx = 1\n"))
+
+
+TWO_PARTS = """\
+import time
+def spin(s):
+    end = time.thread_time() + s
+    while time.thread_time() < end: pass
+def a():
+    spin(0.3)
+def b():
+    spin(0.1)
+PARTS = (a, b)          # a reference taken at import time: it must be the timed one too
+def main():
+    for f in PARTS: f()
+    a()
+"""
+
+
+def test_inrun_times_the_lines_functions(tmp_path):
+    """tests/inrun.py: a() runs 0.6 s, b() 0.1 s, of ~0.7 s (+ start-up) in all."""
+    path = write(tmp_path, TWO_PARTS)
+    out = subprocess.run([sys.executable, OWN.parent / "inrun.py", path, "6,8"], capture_output=True,
+                         text=True, check=True).stdout
+    shares = truth.shares_in(out)
+    assert list(shares) == ["line6(a)", "line8(b)"], out
+    assert 75 < shares["line6(a)"] <= 86 and 12 < shares["line8(b)"] <= 15, out
+
+
+@pytest.mark.parametrize(("lines", "why"), [("3,4", "share a function"), ("6,13", "not inside a top-level function")],
+                         ids=["same-function", "outside-a-function"])
+def test_inrun_refuses_lines_it_cannot_time_apart(tmp_path, lines, why):
+    path = write(tmp_path, TWO_PARTS + "x = 1\n")
+    proc = subprocess.run([sys.executable, OWN.parent / "inrun.py", path, lines], capture_output=True, text=True)
+    assert proc.returncode != 0 and why in proc.stderr, proc
