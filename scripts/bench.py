@@ -8,7 +8,9 @@ Per profiler and workload it reports the wall-time ratio (median, min, max over 
 the peak-RSS ratio (largest process of the run's tree, from wait4), the output written per
 second of profiled wall time, and, for the profilers whose output gives per-line CPU shares
 (rprof, scalene, py-spy, austin), the error against the workload's measured ground truth
-(tests/truth.py): |profile - truth| in percentage points, mean and max over its hot lines;
+(tests/truth.py): |profile - truth| in percentage points, mean and max over its hot lines,
+and, where a hot line is native and the profiler splits Python from native time (rprof,
+scalene), the error of each hot line's native share;
 on the memory workloads (alloc_heavy, mem_alloc), for the profilers that give per-line
 memory (rprof full, scalene full, memray, memray native), their kept line's peak, churning
 line's allocated bytes and leaking line against tests/memory_truth.py, from the first pair.
@@ -139,6 +141,26 @@ def scalene_shares_of(js, path):
     return {}
 
 
+def scalene_native_of(js, path):
+    """{line: native share of the line's CPU, in %} from Scalene-shaped JSON (rprof's or
+    Scalene's): n_cpu_percent_c over n_cpu_percent_python + n_cpu_percent_c."""
+    data = json.loads(js.read_text())
+    lines = next((f["lines"] for key, f in data.get("files", {}).items() if same_file(key, path)), [])
+    return {r["lineno"]: 100 * r["n_cpu_percent_c"] / (r["n_cpu_percent_python"] + r["n_cpu_percent_c"])
+            for r in lines if r["n_cpu_percent_python"] + r["n_cpu_percent_c"] > 0}
+
+
+def native_split(profiler, out, path):
+    """{line: native %} in this run's output, or None where the profiler does not split
+    Python from native time (py-spy and austin at their defaults, memray, the tracers)."""
+    if profiler.startswith("rprof"):
+        js = rprof_json(out)
+        return scalene_native_of(js, path) if js else None
+    if profiler.startswith("scalene") and (out / "scalene.json").exists():
+        return scalene_native_of(out / "scalene.json", path)
+    return None
+
+
 def collapsed_shares(lines, path, frame_re):
     """Collapsed stacks, `frame;frame;... count`: each stack's count goes to the innermost
     frame in `path`; a stack without one counts in the total only."""
@@ -257,7 +279,10 @@ def measure(name, argv, profs, pairs, tmp, truth_lines, mem_truth, path):
     """Interleaved pairs for each profiler; returns {profiler: result dict}.  Memory
     figures come from each profiler's first successful run."""
     plain_env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_") and k != "LD_PRELOAD"}
-    res = {p: {"ratios": [], "rss": [], "kbps": [], "err": [], "cpu_s": [], "bytes": [], "plain": [], "retries": 0} for p in profs}
+    res = {p: {"ratios": [], "rss": [], "kbps": [], "err": [], "split": [], "cpu_s": [], "bytes": [], "plain": [],
+               "retries": 0} for p in profs}
+    # The split is scored on the workloads with a native hot line (native_mix, native_split).
+    split_lines = [h for h in truth_lines if h.kind] if any(h.kind == "native" for h in truth_lines) else []
     failed = {}
     for _ in range(pairs):
         for p in profs:
@@ -300,6 +325,11 @@ def measure(name, argv, profs, pairs, tmp, truth_lines, mem_truth, path):
                     got = shares(p, out, path)
                     if got is not None:
                         r["err"].append([abs(got.get(h.lineno, 0.0) - h.pct) for h in truth_lines])
+                    split = native_split(p, out, path) if split_lines else None
+                    if split is not None:
+                        # A hot line missing from the profile counts as all wrong.
+                        r["split"].append([abs(split[h.lineno] - h.native_pct) if h.lineno in split else 100.0
+                                           for h in split_lines])
                 if mem_truth and p in MEM_PROFILERS and "mem" not in r:
                     try:
                         r["mem"] = memory(p, out, path, mem_truth)
@@ -431,23 +461,17 @@ def tables(results, profs_seen):
             "| workload | " + " | ".join(profs_seen) + " |", "|---|" + "---|" * len(profs_seen)]
     for wl, (plain, res) in results.items():
         main.append(f"| {wl} ({plain:.2f} s) | " + " | ".join(fmt_ratio(res[p]) if p in res else "–" for p in profs_seen) + " |")
-    acc_profs = [p for p in profs_seen if any(res.get(p, {}).get("err") for _, res in results.values())]
-    acc = ["### CPU accuracy: error against ground truth, percentage points", "",
-           "Mean over the workload's hot lines of |profile share − measured share| (max in brackets),"
-           " averaged over the pairs' profiled runs; – where the profiler gives no line shares.", "",
-           "| workload | " + " | ".join(acc_profs) + " |", "|---|" + "---|" * len(acc_profs)]
-    for wl, (_, res) in results.items():
-        cells = []
-        for p in acc_profs:
-            errs = res.get(p, {}).get("err")
-            if not errs:
-                cells.append("–")
-                continue
-            mean = statistics.mean(statistics.mean(e) for e in errs)
-            worst = statistics.mean(max(e) for e in errs)
-            cells.append(f"{mean:.1f} ({worst:.1f})")
-        if any(c != "–" for c in cells):
-            acc.append(f"| {wl} | " + " | ".join(cells) + " |")
+    acc = error_table(results, profs_seen, "err", [
+        "### CPU accuracy: error against ground truth, percentage points", "",
+        "Mean over the workload's hot lines of |profile share − measured share| (max in brackets),"
+        " averaged over the pairs' profiled runs; – where the profiler gives no line shares."])
+    split = error_table(results, profs_seen, "split", [
+        "### Python/native split: error against ground truth, percentage points", "",
+        "On the workloads with a native hot line: per hot line, the native share of the line's own"
+        " CPU time (native / (Python + native)) against the header's (100% for a line whose time is in"
+        " C code, 0% for pure Python); mean over the lines (max in brackets), averaged over the runs."
+        " py-spy and austin at their defaults, memray and the tracers do not split Python from native"
+        " time."])
     detail = ["### All figures", "",
               "Wall ratio median [min–max]; peak RSS ratio (median; the largest process of the run's tree, so"
               " a profiler that runs beside the program counts itself or the program, whichever is larger);"
@@ -468,9 +492,29 @@ def tables(results, profs_seen):
                 note += f" ({r['retries']} failed start(s) retried)"
             detail.append(f"| {wl} | {p} | {statistics.median(r['ratios']):.2f}x [{min(r['ratios']):.2f}–{max(r['ratios']):.2f}]{note}"
                           f" | {rss} | {kb:.1f} KB/s |")
-    if not acc_profs:
-        acc = []
-    return main, acc, detail
+    return main, acc + ([""] if acc and split else []) + split, detail
+
+
+def error_table(results, profs_seen, key, heading):
+    """A workload × profiler table of the errors recorded under `key`: mean over the lines
+    (max in brackets), averaged over the runs; empty when no profiler recorded any."""
+    profs = [p for p in profs_seen if any(res.get(p, {}).get(key) for _, res in results.values())]
+    if not profs:
+        return []
+    rows = [*heading, "", "| workload | " + " | ".join(profs) + " |", "|---|" + "---|" * len(profs)]
+    for wl, (_, res) in results.items():
+        cells = []
+        for p in profs:
+            errs = res.get(p, {}).get(key)
+            if not errs:
+                cells.append("–")
+                continue
+            mean = statistics.mean(statistics.mean(e) for e in errs)
+            worst = statistics.mean(max(e) for e in errs)
+            cells.append(f"{mean:.1f} ({worst:.1f})")
+        if any(c != "–" for c in cells):
+            rows.append(f"| {wl} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def pct_off(got, want):
@@ -625,6 +669,8 @@ def main():
             results[name] = (statistics.median(plains) if plains else float("nan"), res)
             for p, r in res.items():
                 err = f"  err {statistics.mean(statistics.mean(e) for e in r['err']):.1f} pts" if r["err"] else ""
+                if r["split"]:
+                    err += f"  split err {statistics.mean(statistics.mean(e) for e in r['split']):.1f} pts"
                 print(f"  {p:16s} {fmt_ratio(r):>8s}{err}  {r.get('failed', '')}", flush=True)
                 if "mem" in r:
                     print(f"  {'':16s} memory: {' | '.join(mem_cells(dict(r['mem'], truth=mem_truth)))}", flush=True)
