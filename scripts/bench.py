@@ -282,7 +282,7 @@ def measure(name, argv, profs, pairs, tmp, truth_lines, mem_truth, path):
     res = {p: {"ratios": [], "rss": [], "kbps": [], "err": [], "split": [], "cpu_s": [], "bytes": [], "plain": [],
                "retries": 0} for p in profs}
     # The split is scored on the workloads with a native hot line (native_mix, native_split).
-    split_lines = [h for h in truth_lines if h.kind] if any(h.kind == "native" for h in truth_lines) else []
+    split_lines = [h for h in truth_lines or [] if h.kind] if any(h.kind == "native" for h in truth_lines or []) else []
     failed = {}
     for _ in range(pairs):
         for p in profs:
