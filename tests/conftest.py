@@ -29,8 +29,9 @@ class Profile:
 
 def measuring_itself(workload, python):
     """The command that runs a workload so that it prints the CPU shares it measured in
-    that very run: ours do by themselves; the shared ones, which we cannot edit, run under
-    tests/inrun.py, which times the functions holding their hot lines."""
+    that very run: ours with CPU truth (cpu_split, threads3) do by themselves; the shared
+    ones, which we cannot edit, run under tests/inrun.py, which times the functions holding
+    their hot lines."""
     if workload.parent == OWN:
         return [python, workload]
     hot = [str(h.lineno) for h in truth.parse_header(workload) if h.header_pct > 0]
@@ -70,16 +71,10 @@ def profile_of(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def truth_of():
-    """truth.ground_truth of a profiled run: the shares the run measured itself when it
-    printed them, else --check's (run once per workload and interpreter, cached)."""
-    cache = {}
-
+    """truth.ground_truth of a profiled run: the shares the run measured itself (every
+    profile_of run prints them; a run that did not would be held to --check's)."""
     def get(workload, python, profile):
-        if truth.shares_in(profile.proc.stdout):
-            return truth.ground_truth(workload, python, profile.proc.stdout)
-        if (workload, python) not in cache:
-            cache[workload, python] = truth.ground_truth(workload, python)
-        return cache[workload, python]
+        return truth.ground_truth(workload, python, profile.proc.stdout)
     return get
 
 

@@ -18,6 +18,10 @@ import ast
 import sys
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "workloads"))
+from _check import share_line  # noqa: E402  (the output form tests/truth.py reads)
 
 
 def target_functions(tree, path, lines):
@@ -68,7 +72,7 @@ def main():
     total = time.process_time()
     print(f"in-run total cpu {total:.3f}s")
     for no, node in sorted(targets.items()):
-        print(f"  {f'line{no}({node.name})':24s} cpu-share {100 * spent[node.name] / total:5.1f}%")
+        print(share_line(f"line{no}({node.name})", spent[node.name], total))
 
 
 if __name__ == "__main__":

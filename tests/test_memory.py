@@ -29,6 +29,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from scalene.scalene_json import ScaleneJSONSchema
@@ -43,7 +44,7 @@ MIB = mt.MIB
 class Workload:
     id: str
     path: Path
-    rate: int
+    rate: Optional[int]          # RPROF_MEM_RATE; None: the default (adaptive)
     args: tuple = ()
     shared: bool = False
 
@@ -56,6 +57,10 @@ MEM_SPLIT = Workload("own-mem_split", OWN / "mem_split.py", 16384)
 # 300,000 realloc chains, ~1.3 s under the shim.
 NATIVE_ALLOC = Workload("shared-native_alloc", SHARED / "native_alloc.c", 65536, ("1", "run", "10"), shared=True)
 MEM_NATIVE = Workload("own-mem_native", OWN / "mem_native.c", 16384)
+# The same at the default setting (no RPROF_MEM_RATE): it allocates ~35 GB in ~0.3 s, so
+# its thread's sampling mean grows from 128 KiB to hold ~20,000 samples a second.
+NATIVE_ALLOC_ADAPTIVE = Workload("shared-native_alloc-default-rate", SHARED / "native_alloc.c", None,
+                                 ("1", "run", "10"), shared=True)
 
 
 def python_cases(*workloads):
@@ -113,7 +118,8 @@ def mem_profile(tmp_path_factory, executable):
     def profile(workload, python):
         tmp = tmp_path_factory.mktemp(f"mem-{workload.path.stem}")
         argv = [python, workload.path] if python else [executable(workload, None), *workload.args]
-        proc, trace = run_profiled(argv, tmp, timeout=180, RPROF_MEM_RATE=str(workload.rate))
+        rate = {"RPROF_MEM_RATE": str(workload.rate)} if workload.rate else {}
+        proc, trace = run_profiled(argv, tmp, timeout=180, **rate)
         assert proc.returncode == 0, f"{argv} under the shim exited {proc.returncode}: {proc.stderr}"
         text = report(trace)
         assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
@@ -244,7 +250,7 @@ def test_python_native_split(workload, python, mem_profile, request):
             assert rec["n_python_fraction"] > 0.8, rec
 
 
-NATIVE = native_cases(NATIVE_ALLOC, MEM_NATIVE)
+NATIVE = native_cases(NATIVE_ALLOC, MEM_NATIVE, NATIVE_ALLOC_ADAPTIVE)
 
 
 @pytest.mark.parametrize(("workload", "python"), NATIVE)
@@ -257,7 +263,7 @@ def test_native_function_allocations(workload, python, mem_profile, request):
     printed totals (its sizes are ones whose usable size is the request), and the
     ring's peak of 32 live 4 MiB blocks."""
     prof = mem_profile(workload, python)
-    if workload is NATIVE_ALLOC:
+    if workload.path.name == "native_alloc.c":
         truth, peak = mt.native_alloc_truth(workload.path, prof.proc.stdout)
     else:
         truth, peak = mt.mem_native_truth(prof.proc.stdout)
@@ -273,6 +279,10 @@ def test_native_function_allocations(workload, python, mem_profile, request):
         rec = funcs[name]
         record(request, f"{name:13s} peak      {rec['n_peak_mb']:9.1f} MiB, truth {want / MIB:9.1f} MiB (10%)")
         assert within(rec["n_peak_mb"], want / MIB, 0.10), rec
+    if workload is NATIVE_ALLOC_ADAPTIVE:
+        # The mean did grow: at a fixed 128 KiB it would have taken ~280,000 samples.
+        mem = prof.data["rprof"]["memory"]
+        assert mem["alloc_samples"] < 0.1 * mem["malloc_mb"] * MIB / mem["mem_rate"], mem
 
 
 @pytest.mark.parametrize(("workload", "python"), [*ALLOC, *python_cases(SEED, MEM_SPLIT), *NATIVE])
@@ -285,6 +295,6 @@ def test_memory_json_schema(workload, python, mem_profile):
     meta = data["rprof"]
     assert meta["killed"] is False and meta["damage"] == [], meta
     assert "memory" in meta["modes"], meta["modes"]
-    assert meta["memory"]["mem_rate"] == workload.rate, meta["memory"]
+    assert meta["memory"]["mem_rate"] == (workload.rate or 128 << 10), meta["memory"]
     assert data["max_footprint_mb"] > 0 and data["alloc_samples"] > 0, (data["max_footprint_mb"], data["alloc_samples"])
     assert any(rec["n_malloc_mb"] > 0 for rec in file_entry(data, workload.path)["lines"])

@@ -105,8 +105,8 @@ def test_unwritable_output_only_warns(python, tmp_path, plain_run):
 CLOSE_AND_LINGER = """
 import os, sys, time
 r, w = os.pipe()
-if os.fork() == 0:                       # the child: works (so its own trace starts), closes
-    os.close(r)                          # its end of the pipe, then lingers
+if os.fork() == 0:                       # the child (its own writer cloned at the fork): works,
+    os.close(r)                          # closes its end of the pipe, then lingers
     sum(len(str(i)) for i in range(300_000))
     os.close(w)
     os.close(1)
@@ -115,7 +115,7 @@ if os.fork() == 0:                       # the child: works (so its own trace st
 os.close(w)
 t0 = time.monotonic()
 os.read(r, 1)                            # EOF once no process holds the write end
-print(f"child-pipe-eof {time.monotonic() - t0:.2f}")
+print(f"child-pipe-eof {time.monotonic() - t0:.2f}", flush=True)
 os.close(1)                              # our stdout: the test sees EOF unless someone else holds it
 time.sleep(6)
 os.wait()

@@ -259,7 +259,7 @@ Sampled   0.040 s of CPU time in 2 samples, 0 dropped
 Clock     cpu, 100 Hz
 Python    3.11.7
 Memory    peak 12.0 MiB live, 0 allocations of 0.0 MiB in all
-Allocs    4 samples, one per 512.0 KiB allocated on average, 3 frees of them; memory in MiB (2^20 bytes)
+Allocs    4 samples, one per ≥512.0 KiB allocated on average, 3 frees of them; memory in MiB (2^20 bytes)
 
 main.py: 100.0% of the time (Python 25.0%, native 75.0%, system 0.0%); 15.0 MiB allocated (100.0%)
   Line  Python  Native  System   Total     Avg    Peak   Alloc  Growth   Py%  Copy/s  Timeline    Source

@@ -125,8 +125,9 @@ pub enum Domain {
 }
 
 /// A sampled allocation. Allocations are sampled by bytes (a Poisson process over the
-/// allocated bytes with mean `Header::mem_rate`), so `weight` (the bytes this sample stands
-/// for: the sample points that fell inside it times the mean) is an unbiased estimate.
+/// allocated bytes with mean `Header::mem_rate`, or a power-of-two multiple of it while the
+/// thread samples too fast), so `weight` (the bytes this sample stands for: the sample
+/// points that fell inside it times the mean in force) is an unbiased estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocSample {
     pub t_ns: u64,

@@ -8,7 +8,7 @@ use libc::{c_int, c_void, size_t};
 
 #[inline(always)]
 unsafe fn counted(p: *mut c_void) -> *mut c_void {
-    if !p.is_null() {
+    if !p.is_null() && accounting() {
         on_alloc(p as usize, usable_size(p));
     }
     p

@@ -179,43 +179,57 @@ fn arm_thread(t: &ThreadState, rt: &Runtime) -> bool {
     true
 }
 
-/// Samples per thread per second above which the thread's sampling mean doubles, and a
-/// quarter of which lets it halve back (never below `RPROF_MEM_RATE`). A sample costs
+/// Samples per thread per second above which the thread's sampling mean grows, and a
+/// quarter of which lets it shrink back (never below `RPROF_MEM_RATE`). A sample costs
 /// ~0.5-1 µs (stack walk, queue slot, and the free when it comes), so this caps the cost
 /// near 1-2% of a thread: a C program that mallocs 100 GB/s of blocks it never touches
 /// would otherwise take 2.7x at 128 KiB. Every sample's weight is the mean it was drawn
 /// with, so the estimate stays unbiased (docs/DESIGN.md).
 const MAX_SAMPLES_PER_S: u64 = 20_000;
-/// Samples per adaptation window; the clock is read once per window.
+/// A window closes after this many samples, or after a second once the mean has grown
+/// (so that a thread whose allocation burst is over gets its fine mean back soon).
 const WINDOW: u32 = 64;
+const WINDOW_NS: u64 = 1_000_000_000;
 const MAX_SHIFT: u32 = 12;
 
-/// Counts a sample against the thread's window and, at the window's end, doubles or
-/// halves its mean; a change redraws the pending gap (the process is memoryless, so the
-/// points after the change follow the new mean alone).
-fn adapt(t: &ThreadState, rate: u64) {
-    let n = t.window_samples.get() + 1;
-    if n < WINDOW {
+/// Counts a sample (`sampled`) against the thread's window and, when the window closes,
+/// sets the mean's shift from the rate measured over it: up by as many doublings as the
+/// rate is over the cap, down by as many as it is under half of it. A change redraws the
+/// pending gap: the process is memoryless, so the points after the change follow the new
+/// mean alone.
+fn adapt(t: &ThreadState, rate: u64, sampled: bool) {
+    let n = t.window_samples.get() + sampled as u32;
+    let shift = t.rate_shift.get();
+    if n < WINDOW && shift == 0 {
         t.window_samples.set(n);
         return;
     }
     let now = runtime::monotonic_ns();
     let took = now.saturating_sub(t.window_ns.get()).max(1);
-    let per_s = WINDOW as u64 * 1_000_000_000 / took;
-    let shift = t.rate_shift.get();
-    let new = if per_s > MAX_SAMPLES_PER_S {
-        (shift + 1).min(MAX_SHIFT)
-    } else if per_s < MAX_SAMPLES_PER_S / 4 {
-        shift.saturating_sub(1)
-    } else {
-        shift
-    };
+    if n < WINDOW && took < WINDOW_NS {
+        t.window_samples.set(n);
+        return;
+    }
+    let new = shift_for(shift, n as u64 * 1_000_000_000 / took);
     if new != shift {
         t.rate_shift.set(new);
         t.sample_gap.set(gap(t, rate << new));
     }
     t.window_ns.set(now);
     t.window_samples.set(0);
+}
+
+/// The shift that brings `per_s` samples a second (measured at `shift`) under the cap.
+fn shift_for(shift: u32, per_s: u64) -> u32 {
+    if per_s > MAX_SAMPLES_PER_S {
+        let over = (per_s / MAX_SAMPLES_PER_S).ilog2() + 1;
+        (shift + over).min(MAX_SHIFT)
+    } else if per_s < MAX_SAMPLES_PER_S / 4 {
+        let under = (MAX_SAMPLES_PER_S / 2 / per_s.max(1)).ilog2();
+        shift.saturating_sub(under)
+    } else {
+        shift
+    }
 }
 
 #[cold]
@@ -239,10 +253,10 @@ fn slow_alloc(t: &ThreadState, p: usize, n: usize, python: bool) {
         t.sample_gap.set(gap_left);
         if points > 0 {
             record_alloc(rt, p, n, points * mean, python);
-            if !rt.config.mem_rate_fixed {
-                adapt(t, rt.config.mem_rate);
-                gap_left = t.sample_gap.get();
-            }
+        }
+        if !rt.config.mem_rate_fixed {
+            adapt(t, rt.config.mem_rate, points > 0);
+            gap_left = t.sample_gap.get();
         }
     }
     let armed = gap_left.min(FOLD_BYTES);
@@ -347,4 +361,33 @@ fn tid(t: &ThreadState) -> u32 {
         t.tid.set(unsafe { libc::gettid() } as u32);
     }
     t.tid.get()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{shift_for, MAX_SAMPLES_PER_S as CAP, MAX_SHIFT};
+
+    #[test]
+    fn the_mean_follows_the_sample_rate() {
+        // Within [cap/4, cap]: stays.
+        assert_eq!(shift_for(3, CAP), 3);
+        assert_eq!(shift_for(3, CAP / 4), 3);
+        // Over: enough doublings to come back under the cap at once.
+        for (shift, per_s) in [(0, CAP + 1), (0, 3 * CAP), (2, 50 * CAP), (0, 5000 * CAP)] {
+            let new = shift_for(shift, per_s);
+            assert!(new > shift && new <= MAX_SHIFT, "{shift} {per_s} -> {new}");
+            assert!(
+                new == MAX_SHIFT || per_s >> (new - shift) <= CAP,
+                "{shift} {per_s} -> {new}"
+            );
+        }
+        // Under: back down, never below the configured mean, not below cap/4 in one step.
+        assert_eq!(shift_for(0, 10), 0);
+        assert_eq!(shift_for(MAX_SHIFT, 0), 0);
+        for (shift, per_s) in [(5, CAP / 5), (8, CAP / 64), (12, 3)] {
+            let new = shift_for(shift, per_s);
+            assert!(new < shift, "{shift} {per_s} -> {new}");
+            assert!(per_s << (shift - new) <= CAP, "{shift} {per_s} -> {new}");
+        }
+    }
 }

@@ -203,10 +203,11 @@ extern "C" fn writer_entry(arg: *mut libc::c_void) -> i32 {
 /// socket left open here would keep its peer from seeing it close: a parent waiting for
 /// EOF on a pipe its child closed (perf, a forking server's connections) would wait for
 /// the writer instead.
-fn close_inherited(mut keep: [i32; 2]) {
-    keep.sort_unstable();
+fn close_inherited(keep: [i32; 2]) {
+    let mut sorted = keep;
+    sorted.sort_unstable();
     let mut from = 3u32;
-    for fd in keep
+    for fd in sorted
         .into_iter()
         .filter(|&fd| fd > 2)
         .map(|fd| fd as u32)
@@ -220,8 +221,13 @@ fn close_inherited(mut keep: [i32; 2]) {
     unsafe {
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if null >= 0 {
-            libc::dup2(null, 0);
-            libc::dup2(null, 1);
+            // A program started with stdin or stdout closed may have given that number to
+            // the trace or the link: those stay.
+            for fd in [0, 1] {
+                if fd != null && !keep.contains(&fd) {
+                    libc::dup2(null, fd);
+                }
+            }
             if null > 2 {
                 libc::close(null);
             }
@@ -237,7 +243,7 @@ fn close_range(first: u32, last: u32) {
     }
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
     let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur.min(1 << 20) as u32
+        lim.rlim_cur.min(1 << 16) as u32
     } else {
         1024
     };
@@ -268,7 +274,27 @@ pub fn finish(end_ns: u64) -> Option<u64> {
             libc::syscall(libc::SYS_futex, &s.done, libc::FUTEX_WAIT, 0, &ts, 0, 0);
         }
     }
+    reap_writer(deadline.min(Instant::now() + Duration::from_secs(1)));
     s.written.load(Acquire).checked_sub(1)
+}
+
+/// Collects the writer's exit status (it exits right after `done`), so that it leaves no
+/// zombie behind a program that keeps running past its exit handlers or a parent that
+/// does not reap orphans. Gives up at `deadline`: never hangs the exit.
+fn reap_writer(deadline: Instant) {
+    let pid = WRITER_PID.swap(0, AcqRel);
+    if pid <= 0 {
+        return;
+    }
+    let nap = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 1_000_000,
+    };
+    while unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG | libc::__WCLONE) } == 0
+        && Instant::now() < deadline
+    {
+        unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
+    }
 }
 
 /// In a fork child: the pipe it inherited is the parent's writer's; let go of it.

@@ -24,11 +24,15 @@ def marker_line(path, marker):
     return lines[0]
 
 
+def share_line(label, seconds, total):
+    """One `  lineNN(name)  cpu-share XX.X%` line, the form tests/truth.py reads."""
+    return f"  {label:24s} cpu-share {100 * seconds / total:5.1f}%"
+
+
 def print_shares(path, total, cpu):
     """cpu: {marker: seconds}; prints each as a share of `total` CPU seconds."""
     for marker, seconds in cpu.items():
-        label = f"line{marker_line(path, marker)}({marker})"
-        print(f"  {label:24s} cpu-share {100 * seconds / total:5.1f}%")
+        print(share_line(f"line{marker_line(path, marker)}({marker})", seconds, total))
 
 
 class Meter:

@@ -35,7 +35,7 @@ pub fn header(out: &mut Out, p: &Profile) {
     let fp = &p.footprint;
     let rate = if p.header.mem_rate > 0 {
         format!(
-            ", one per {:.1} KiB allocated on average",
+            ", one per ≥{:.1} KiB allocated on average",
             p.header.mem_rate as f64 / 1024.0
         )
     } else {
