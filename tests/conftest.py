@@ -1,12 +1,9 @@
 import os
-import subprocess
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 import truth
-from harness import OWN, PROFILE_HZ, REPO, report, report_json, run_profiled
+from harness import OWN, PROFILE_HZ, REPO, Profile, cached, report, report_json, run_profiled
 
 INRUN = REPO / "tests" / "inrun.py"
 
@@ -17,14 +14,6 @@ def _interpreter_present(request):
     python = getattr(request.node, "callspec", None) and request.node.callspec.params.get("python")
     if python and not os.access(python, os.X_OK):
         pytest.fail(f"{python} is missing: the tests need both CPython 3.11 builds")
-
-
-@dataclass
-class Profile:
-    proc: subprocess.CompletedProcess
-    trace: Path
-    data: dict       # rprof-report --json
-    text: str        # rprof-report's text table
 
 
 def measuring_itself(workload, python):
@@ -42,7 +31,6 @@ def measuring_itself(workload, python):
 def profile_of(tmp_path_factory):
     """Profiles a workload once per interpreter per worker session at PROFILE_HZ.  A
     failure is cached too: the tests sharing the run fail with it, without rerunning."""
-    cache = {}
 
     def profile(workload, python):
         tmp = tmp_path_factory.mktemp(workload.stem)
@@ -57,16 +45,7 @@ def profile_of(tmp_path_factory):
         assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
         return Profile(proc, trace, report_json(trace), text.stdout)
 
-    def get(workload, python):
-        if (workload, python) not in cache:
-            try:
-                cache[workload, python] = profile(workload, python)
-            except Exception as e:
-                cache[workload, python] = e
-        if isinstance(cache[workload, python], Exception):
-            raise cache[workload, python]
-        return cache[workload, python]
-    return get
+    return cached(profile)
 
 
 @pytest.fixture(scope="session")

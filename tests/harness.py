@@ -3,6 +3,7 @@ import json
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,30 @@ def report_rows(text, source, lineno):
     start of its code (tables may truncate the rest)."""
     code = source.read_text().splitlines()[lineno - 1].split("#")[0].strip()[:24]
     return [row for row in text.splitlines() if code in row and re.search(rf"\b{lineno}\b", row)]
+
+
+@dataclass
+class Profile:
+    """A workload's profiled run, reported."""
+    proc: subprocess.CompletedProcess
+    trace: Path
+    data: dict       # rprof-report --json
+    text: str        # rprof-report's text report
+
+
+def cached(factory):
+    """A per-worker cache of factory(workload, python); a failure is cached too, so the
+    tests sharing it fail with it without redoing it."""
+    cache = {}
+
+    def get(workload, python):
+        key = (workload, python)
+        if key not in cache:
+            try:
+                cache[key] = factory(workload, python)
+            except Exception as e:
+                cache[key] = e
+        if isinstance(cache[key], Exception):
+            raise cache[key]
+        return cache[key]
+    return get

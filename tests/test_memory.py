@@ -35,7 +35,7 @@ import pytest
 from scalene.scalene_json import ScaleneJSONSchema
 
 import memory_truth as mt
-from harness import NO_SHARED, OWN, PYTHONS, SHARED, report, report_json, run_profiled
+from harness import NO_SHARED, OWN, PYTHONS, SHARED, Profile, cached, report, report_json, run_profiled
 
 MIB = mt.MIB
 
@@ -74,32 +74,6 @@ def native_cases(*workloads):
     return [pytest.param(w, None, id=w.id,
                          marks=[pytest.mark.xdist_group(f"mem-{w.id}"), *([NO_SHARED] if w.shared else [])])
             for w in workloads]
-
-
-@dataclass
-class Profile:
-    proc: subprocess.CompletedProcess
-    trace: Path
-    data: dict       # rprof-report --json
-    text: str        # rprof-report's text report
-
-
-def cached(factory):
-    """A per-worker cache of factory(workload, python); a failure is cached too, so the
-    tests sharing it fail with it without redoing it."""
-    cache = {}
-
-    def get(workload, python):
-        key = (workload, python)
-        if key not in cache:
-            try:
-                cache[key] = factory(workload, python)
-            except Exception as e:
-                cache[key] = e
-        if isinstance(cache[key], Exception):
-            raise cache[key]
-        return cache[key]
-    return get
 
 
 @pytest.fixture(scope="session")

@@ -55,13 +55,6 @@ def main():
     print("mem_alloc", len(keep), len(LEAKED), acc)
 
 
-def marker_line(marker):
-    lines = [no for no, text in enumerate(open(__file__), 1) if text.rstrip().endswith("# " + marker)]
-    if len(lines) != 1:
-        raise SystemExit(f"marker {marker!r} on lines {lines}, expected exactly one")
-    return lines[0]
-
-
 def check():
     """Each role's bytes, measured with tracemalloc (which sees every allocation of the
     interpreter's allocator domains, by requested size):
@@ -70,6 +63,7 @@ def check():
              nothing is freed during it but transients of a few dozen bytes) times the
              number of executions;
       leak:  traced memory added by the run's leak() calls."""
+    from _check import marker_line
     import tracemalloc
     tracemalloc.start()
     t0 = tracemalloc.get_traced_memory()[0]
@@ -85,10 +79,10 @@ def check():
     leak_bytes = tracemalloc.get_traced_memory()[0] - t0
     tracemalloc.stop()
     del keep
-    print(f"memtruth line={marker_line('MEM-KEEP')} role=keep bytes={keep_bytes}")
-    print(f"memtruth line={marker_line('MEM-CHURN')} role=churn bytes={one * ROUNDS * CHURN_PER_ROUND}"
+    print(f"memtruth line={marker_line(__file__, 'MEM-KEEP')} role=keep bytes={keep_bytes}")
+    print(f"memtruth line={marker_line(__file__, 'MEM-CHURN')} role=churn bytes={one * ROUNDS * CHURN_PER_ROUND}"
           f" per_execution={one} executions={ROUNDS * CHURN_PER_ROUND}")
-    print(f"memtruth line={marker_line('MEM-LEAK')} role=leak bytes={leak_bytes}")
+    print(f"memtruth line={marker_line(__file__, 'MEM-LEAK')} role=leak bytes={leak_bytes}")
 
 
 if __name__ == "__main__":

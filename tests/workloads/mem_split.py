@@ -51,14 +51,8 @@ def main():
     libc.free(addr)
 
 
-def marker_line(marker):
-    lines = [no for no, text in enumerate(open(__file__), 1) if text.rstrip().endswith("# " + marker)]
-    if len(lines) != 1:
-        raise SystemExit(f"marker {marker!r} on lines {lines}, expected exactly one")
-    return lines[0]
-
-
 def check():
+    from _check import marker_line
     import tracemalloc
     # total: the size of what the part keeps (its result): for the list, what
     # sys.getsizeof says of it and its ints (28 B per int: the 32 B blocks less padding).
@@ -71,7 +65,7 @@ def check():
         tracemalloc.stop()
         if total is None:
             total = sys.getsizeof(kept) + sum(map(sys.getsizeof, kept))
-        print(f"split marker={marker} line={marker_line(marker)} traced={traced} total={total}")
+        print(f"split marker={marker} line={marker_line(__file__, marker)} traced={traced} total={total}")
         if marker == "C-MALLOC":
             libc.free(kept)
 
