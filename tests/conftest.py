@@ -3,7 +3,7 @@ import os
 import pytest
 
 import truth
-from harness import OWN, PROFILE_HZ, REPO, Profile, cached, report, report_json, run_profiled
+from harness import OWN, PROFILE_HZ, REPO, cached, profiled
 
 INRUN = REPO / "tests" / "inrun.py"
 
@@ -38,12 +38,7 @@ def profile_of(tmp_path_factory):
         # allocator, which slows allocation-heavy lines, and on Debian's PGO build (whose
         # allocator calls are devirtualised for the default allocator) enough to move
         # their share by 4-9 points; tests/test_memory.py profiles memory on its own.
-        proc, trace = run_profiled(measuring_itself(workload, python), tmp, RPROF_CPU_HZ=PROFILE_HZ,
-                                   RPROF_MODE="cpu")
-        assert proc.returncode == 0, f"{workload} under the shim exited {proc.returncode}: {proc.stderr}"
-        text = report(trace)
-        assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
-        return Profile(proc, trace, report_json(trace), text.stdout)
+        return profiled(measuring_itself(workload, python), tmp, RPROF_CPU_HZ=PROFILE_HZ, RPROF_MODE="cpu")
 
     return cached(profile)
 

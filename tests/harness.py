@@ -125,6 +125,15 @@ class Profile:
     text: str        # rprof-report's text report
 
 
+def profiled(argv, tmp_path, timeout=120, **env):
+    """argv run under the shim (which must exit 0) and its trace reported (text and JSON)."""
+    proc, trace = run_profiled(argv, tmp_path, timeout=timeout, **env)
+    assert proc.returncode == 0, f"{argv} under the shim exited {proc.returncode}: {proc.stderr}"
+    text = report(trace)
+    assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
+    return Profile(proc, trace, report_json(trace), text.stdout)
+
+
 def cached(factory):
     """A per-worker cache of factory(workload, python); a failure is cached too, so the
     tests sharing it fail with it without redoing it."""

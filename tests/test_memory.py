@@ -35,7 +35,7 @@ import pytest
 from scalene.scalene_json import ScaleneJSONSchema
 
 import memory_truth as mt
-from harness import NO_SHARED, OWN, PYTHONS, SHARED, Profile, cached, report, report_json, run_profiled
+from harness import NO_SHARED, OWN, PYTHONS, SHARED, cached, profiled
 
 MIB = mt.MIB
 
@@ -93,11 +93,7 @@ def mem_profile(tmp_path_factory, executable):
         tmp = tmp_path_factory.mktemp(f"mem-{workload.path.stem}")
         argv = [python, workload.path] if python else [executable(workload, None), *workload.args]
         rate = {"RPROF_MEM_RATE": str(workload.rate)} if workload.rate else {}
-        proc, trace = run_profiled(argv, tmp, timeout=180, **rate)
-        assert proc.returncode == 0, f"{argv} under the shim exited {proc.returncode}: {proc.stderr}"
-        text = report(trace)
-        assert text.returncode == 0, f"rprof-report {trace} exited {text.returncode}: {text.stderr}"
-        return Profile(proc, trace, report_json(trace), text.stdout)
+        return profiled(argv, tmp, timeout=180, **rate)
     return cached(profile)
 
 
