@@ -4,15 +4,12 @@
 #     memray, py-spy, austin, pyinstrument, by exact version;
 #   * Debian's heaptrack and gperftools (libprofiler / libtcmalloc, google-pprof), with
 #     apt-get when dpkg says they are missing.
-# Idempotent: a stamp keyed on the requirements, the interpreter and this script makes a
-# re-run of the venv part a no-op; an installed Debian package is not touched again.
+# Idempotent: a re-run of the venv part is a no-op (scripts/venv.sh); an installed Debian
+# package is not touched again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-venv=.venv-bench
-req=scripts/bench-requirements.txt
-py=${RPROF_VENV_PYTHON:-${PYENV_ROOT:-$HOME/.pyenv}/versions/3.11.7/bin/python3}
-[ -x "$py" ] || { echo "bench-env: $py not found (install CPython 3.11.7 with pyenv, or set RPROF_VENV_PYTHON)" >&2; exit 1; }
+. scripts/venv.sh
+venv_python bench-env >/dev/null
 
 missing=()
 for pkg in heaptrack google-perftools libgoogle-perftools4; do
@@ -30,14 +27,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-key=$(cat "$req" "$0" <(echo "$py") | sha256sum | cut -d' ' -f1)
-stamp=$venv/.rprof-stamp
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ]; then
-    exit 0
-fi
-
-echo "bench-env: creating $venv from $py"
-rm -rf "$venv"
-"$py" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --no-input -r "$req"
-echo "$key" >"$stamp"
+make_venv bench-env .venv-bench scripts/bench-requirements.txt
