@@ -10,7 +10,7 @@
 // which leaves the start-up path unreachable there.
 #![cfg_attr(test, allow(dead_code))]
 
-mod alloc_api;
+mod api;
 mod codes;
 mod config;
 mod copy;
