@@ -4,10 +4,12 @@
 fn main() {
     println!("cargo:rerun-if-changed=src/python/probe.c");
     println!("cargo:rerun-if-changed=src/tls.c");
+    println!("cargo:rerun-if-changed=src/api/execl.c");
     println!("cargo:rerun-if-changed=../include/rprof_probe.h");
     cc::Build::new()
         .file("src/python/probe.c")
         .file("src/tls.c")
+        .file("src/api/execl.c")
         .include("../include")
         .flag("-ftls-model=initial-exec")
         .flag("-fno-strict-aliasing")

@@ -11,7 +11,7 @@
 //! loader: that function's file (source file or module) and line.
 
 use crate::memory::{Footprint, Memory, MemoryAccumulator, Site};
-use rprof_format::marks::PYTHON_FINALIZING;
+use rprof_format::marks::{self, PYTHON_FINALIZING};
 use rprof_format::{
     mode, read_trace, Counters, End, Exec, Frame, FuncKind, Header, Record, Trace, TraceError,
 };
@@ -143,13 +143,18 @@ pub struct Profile {
     pub marks: Vec<(u64, String)>,
     /// What the reader found wrong with the file (each [`rprof_format::Damage`]'s text).
     pub damage: Vec<String>,
-    /// Other things the report must mention (missing definitions, clamped samples, ...).
+    /// Other things the report must mention (missing definitions, clamped samples, the
+    /// shim's own warnings during the run, ...).
     pub warnings: Vec<String>,
+    /// Why the trace stops early, when the shim said so (a full disk, the writer out of
+    /// memory): the process was not killed, its trace could not be written further.
+    pub stopped: Option<String>,
 }
 
 impl Profile {
+    /// The process ended without rprof finishing its trace, and without saying why.
     pub fn killed(&self) -> bool {
-        self.end.is_none()
+        self.end.is_none() && self.stopped.is_none()
     }
 
     /// Whether memory was profiled (or the trace holds memory samples anyway).
@@ -379,6 +384,24 @@ impl Accumulator {
             .map(|&(t, label)| (t, names.get(label)))
             .collect();
         marks.sort();
+        let mut stopped = None;
+        for (t, label) in &marks {
+            let secs = *t as f64 / 1e9;
+            if let Some(why) = label.strip_prefix(&format!("{}: ", marks::TRACE_STOPPED)) {
+                stopped = Some(if *t > 0 {
+                    format!("{why} (at {secs:.2} s)")
+                } else {
+                    why.to_owned()
+                });
+            } else if let Some(text) = label.strip_prefix(&format!("{}: ", marks::WARNING)) {
+                warnings.push(format!("rprof warned in the profiled process: {text}"));
+            } else if label == marks::EXEC {
+                warnings.push(format!(
+                    "the process exec'd another program at {secs:.2} s; that program's \
+                     profile is in a trace of its own"
+                ));
+            }
+        }
         let exit_ns = marks
             .iter()
             .find(|(_, label)| label == PYTHON_FINALIZING)
@@ -480,6 +503,7 @@ impl Accumulator {
             marks,
             damage: trace.damage.iter().map(ToString::to_string).collect(),
             warnings,
+            stopped,
         }
     }
 }

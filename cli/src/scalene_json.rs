@@ -352,6 +352,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
         "dropped": p.end.map(|e| e.dropped),
         "truncated": p.end.map(|e| e.truncated),
         "killed": p.killed(),
+        "stopped": p.stopped,
         "damage": p.damage,
         "warnings": p.warnings.iter().chain(src.warnings()).collect::<Vec<_>>(),
         "threads": threads,

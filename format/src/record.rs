@@ -210,6 +210,14 @@ pub mod marks {
     /// The interpreter began finalizing: the program's own work is over, and what is freed
     /// from here on is teardown (leak and growth analysis stop here).
     pub const PYTHON_FINALIZING: &str = "python-finalizing";
+    /// The process exec'd another program here: this trace ends, the next image writes
+    /// its own.
+    pub const EXEC: &str = "exec";
+    /// Prefix of a mark saying why the trace stops early (`trace-stopped: REASON`): a
+    /// full disk, a size limit, the writer out of memory. What precedes it is intact.
+    pub const TRACE_STOPPED: &str = "trace-stopped";
+    /// Prefix of a warning the shim gave during the run (`warning: TEXT`).
+    pub const WARNING: &str = "warning";
 }
 
 /// Record tags on disk. Never reuse a number.

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
 
 const CAPACITY: usize = 1 << 16;
 const MAX_PROBES: usize = 64;
-const ARENA_BYTES: usize = 256 << 20;
+/// The arena's reservation (address space; pages are committed as names are copied in).
+/// A program under an address-space limit gets less (`shm::reservation`).
+const ARENA_BYTES: usize = 64 << 20;
 /// Longest name or line table copied; longer ones are cut (names) or dropped (tables).
 const MAX_COPY: usize = 1 << 20;
 
@@ -64,7 +66,7 @@ impl CodeTable {
     pub fn new() -> Option<CodeTable> {
         Some(CodeTable {
             table: Region::new(BY_ID_AT + CAPACITY * 4)?,
-            arena: Region::new(ARENA_BYTES)?,
+            arena: Region::new(crate::shm::reservation(ARENA_BYTES).max(1 << 20))?,
         })
     }
 
@@ -137,7 +139,7 @@ impl CodeTable {
 
     fn copy(&self, probe: &Probe, src: usize, len: usize) -> Span {
         let off = self.header().arena_used.fetch_add(len, Relaxed);
-        if len == 0 || off + len > ARENA_BYTES {
+        if len == 0 || off + len > self.arena.len() {
             return Span::default();
         }
         let dst = unsafe { std::slice::from_raw_parts_mut(self.arena.ptr().add(off), len) };

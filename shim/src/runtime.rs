@@ -9,7 +9,8 @@ use crate::{
     copy, log, memory, native_stack, output, pyalloc, python, real, sampler, shared, signals,
     thread_state, writer,
 };
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use crate::shared::Outcome;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 
 pub struct Runtime {
@@ -53,6 +54,42 @@ impl Runtime {
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 /// True while this process is being profiled.
 static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The pid of the process being profiled. A `vfork` child shares our memory (ACTIVE
+/// included) but is not us: what it does before it execs or `_exit`s must not touch the
+/// parent's trace.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+/// Whether the calling process is the one this memory's profile belongs to.
+fn this_process() -> bool {
+    // SAFETY: getpid has no preconditions (and glibc no longer caches it, so a vfork
+    // child gets its own pid).
+    PID.load(Relaxed) == unsafe { libc::getpid() } as u32
+}
+
+/// Before an exec of this process: tells the writer that the link will close for an exec,
+/// not an exit, so it ends the trace as such. Async-signal-safe.
+pub fn before_exec() {
+    if active().is_some() && this_process() {
+        if let Some(s) = shared::get() {
+            s.execing.store(PID.load(Relaxed), Release);
+        }
+    }
+}
+
+/// The exec failed: the process runs on as it was.
+pub fn exec_failed() {
+    if active().is_some() && this_process() {
+        if let Some(s) = shared::get() {
+            s.execing.store(0, Release);
+        }
+    }
+}
+
+/// `_exit`: the program ends without exit handlers; ours still finishes the trace (and
+/// reaps the writer, so a subreaper or PID 1 never inherits it).
+pub fn before_exit() {
+    on_exit();
+}
 
 /// Stops this process from recording (the writer process, which is a fork of the program).
 pub fn deactivate() {
@@ -122,7 +159,9 @@ pub fn start() {
         root: AtomicBool::new(root),
         native_only,
     });
+    PID.store(std::process::id(), Relaxed);
     if open_trace(rt, path) {
+        // SAFETY: registering our own extern "C" handlers.
         unsafe {
             libc::atexit(on_exit);
             libc::pthread_atfork(None, None, Some(on_fork_child));
@@ -151,17 +190,32 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
 }
 
 extern "C" fn on_exit() {
+    if !this_process() {
+        return;
+    }
     let Some(rt) = active() else { return };
     ACTIVE.store(false, Release);
     sampler::disarm_current_thread();
-    if let Some(samples) = writer::finish(rt.elapsed_ns()) {
-        let path = rt.path.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match &rt.native_only {
-            None => log::info(&format!("wrote {path} ({samples} samples)")),
+    let Some(done) = writer::finish(rt.elapsed_ns()) else {
+        return;
+    };
+    let (path, n) = (&done.path, done.samples);
+    match done.outcome {
+        Outcome::Fine if done.written => match &rt.native_only {
+            None => log::info(&format!("wrote {path} ({n} samples)")),
             Some(why) => log::info(&format!(
-                "wrote {path} ({samples} samples; {why}: native code only)"
+                "wrote {path} ({n} samples; {why}: native code only)"
             )),
-        }
+        },
+        // Nothing recorded (a child that never sampled), or already said by the writer
+        // when it happened.
+        Outcome::Fine | Outcome::OpenFailed | Outcome::WriteFailed => {}
+        Outcome::Deleted => log::warn(&format!(
+            "{path} was deleted during the run: this run's profile is lost"
+        )),
+        Outcome::OutOfMemory => log::warn(&format!(
+            "rprof's writer ran out of memory: {path} stops early ({n} samples)"
+        )),
     }
 }
 
@@ -178,6 +232,7 @@ extern "C" fn on_fork_child() {
     }
     rt.start_mono_ns.store(monotonic_ns(), Relaxed);
     rt.root.store(false, Relaxed);
+    PID.store(std::process::id(), Relaxed);
     let path = output::trace_path(&rt.config.output, std::process::id(), false);
     open_trace(rt, path);
 }

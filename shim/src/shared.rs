@@ -2,7 +2,7 @@
 //! the hand-shake that ends a run.
 
 use crate::shm::Region;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::OnceLock;
 
 #[repr(C)]
@@ -25,6 +25,70 @@ pub struct Shared {
     pub done: AtomicU32,
     /// Samples in the finished trace, plus one; 0 when no trace file was written.
     pub written: AtomicU64,
+    /// The pid of the program when it is about to `exec` (set by the exec wrappers, cleared
+    /// if the exec fails): the writer then knows that the pipe closed for an exec and not
+    /// an exit, without reading /proc of a process that may be half gone.
+    pub execing: AtomicU32,
+    /// How writing the trace went ([`Outcome`]), for the program's exit line.
+    pub outcome: AtomicU32,
+    /// The path the writer chose (NUL-terminated): the one asked for, unless another file
+    /// was in the way.
+    pub path: [AtomicU8; PATH_BYTES],
+}
+
+pub const PATH_BYTES: usize = 4096;
+
+/// How the writer fared with the trace file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u32)]
+pub enum Outcome {
+    /// Written in full (or nothing to write yet).
+    Fine = 0,
+    /// It could not be created.
+    OpenFailed = 1,
+    /// A write failed (a full disk, a size limit): the trace stops there.
+    WriteFailed = 2,
+    /// Someone deleted the file during the run.
+    Deleted = 3,
+    /// The writer ran out of memory and stopped.
+    OutOfMemory = 4,
+}
+
+impl Outcome {
+    pub fn from_u32(v: u32) -> Outcome {
+        match v {
+            1 => Outcome::OpenFailed,
+            2 => Outcome::WriteFailed,
+            3 => Outcome::Deleted,
+            4 => Outcome::OutOfMemory,
+            _ => Outcome::Fine,
+        }
+    }
+}
+
+impl Shared {
+    pub fn set_path(&self, path: &str) {
+        let bytes = path.as_bytes();
+        let n = bytes.len().min(PATH_BYTES - 1);
+        for (slot, &b) in self.path.iter().zip(&bytes[..n]) {
+            slot.store(b, Relaxed);
+        }
+        self.path[n].store(0, Release);
+    }
+
+    pub fn path(&self) -> String {
+        let bytes: Vec<u8> = self
+            .path
+            .iter()
+            .map(|b| b.load(Acquire))
+            .take_while(|&b| b != 0)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    pub fn set_outcome(&self, outcome: Outcome) {
+        self.outcome.store(outcome as u32, Release);
+    }
 }
 
 static REGION: OnceLock<Region> = OnceLock::new();

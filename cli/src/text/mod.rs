@@ -281,10 +281,17 @@ fn problems(out: &mut Out, p: &Profile, src: &Sources) {
          finish it; the report covers what was written until then"
             .to_string()
     });
+    let stopped = p.stopped.as_ref().map(|why| {
+        format!(
+            "the trace stops early: {why}; the process was not killed, and the report \
+             covers what was written until then"
+        )
+    });
     let all: Vec<&String> = p
         .damage
         .iter()
         .chain(&killed)
+        .chain(&stopped)
         .chain(&p.warnings)
         .chain(src.warnings())
         .collect();

@@ -1,0 +1,76 @@
+//! The exec family. Before the image is replaced, the shared page is told so
+//! (`runtime::before_exec`): the writer then ends the trace as an exec, not as a death,
+//! and the new image (preloaded again) writes a trace of its own beside it. glibc's
+//! `execvp`, `execl` & co. reach `execve` internally, past the PLT, so each entry point is
+//! interposed; the variadic `execl`, `execlp` and `execle` are in execl.c.
+
+use crate::runtime;
+use libc::{c_char, c_int};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The next definition of `name` (glibc's), resolved on first use.
+fn next(slot: &AtomicUsize, name: &std::ffi::CStr) -> usize {
+    let mut f = slot.load(Ordering::Acquire);
+    if f == 0 {
+        // SAFETY: dlsym with a NUL-terminated name.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        slot.store(f, Ordering::Release);
+    }
+    f
+}
+
+/// Runs an exec call between the two notes; returns only if it failed.
+fn around(call: impl FnOnce() -> c_int) -> c_int {
+    runtime::before_exec();
+    let rc = call();
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    runtime::exec_failed();
+    if let Some(e) = errno {
+        // SAFETY: restores the exec's errno for the caller.
+        unsafe { *libc::__errno_location() = e };
+    }
+    rc
+}
+
+/// `ENOSYS` when the next definition cannot be found.
+fn missing() -> c_int {
+    // SAFETY: writes this thread's errno.
+    unsafe { *libc::__errno_location() = libc::ENOSYS };
+    -1
+}
+
+type Argv = *const *const c_char;
+
+macro_rules! interpose {
+    ($name:ident, $cname:literal, ($($arg:ident: $ty:ty),*)) => {
+        /// Interposed: see the module comment.
+        ///
+        /// # Safety
+        /// As the C library's function of the same name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> c_int {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let f = next(&NEXT, $cname);
+            if f == 0 {
+                return missing();
+            }
+            // SAFETY: `f` is the C library's definition of this very function.
+            let real = unsafe {
+                std::mem::transmute::<usize, unsafe extern "C" fn($($ty),*) -> c_int>(f)
+            };
+            // SAFETY: the caller's arguments, passed on unchanged.
+            around(|| unsafe { real($($arg),*) })
+        }
+    };
+}
+
+interpose!(execve, c"execve", (path: *const c_char, argv: Argv, envp: Argv));
+interpose!(execv, c"execv", (path: *const c_char, argv: Argv));
+interpose!(execvp, c"execvp", (file: *const c_char, argv: Argv));
+interpose!(execvpe, c"execvpe", (file: *const c_char, argv: Argv, envp: Argv));
+interpose!(fexecve, c"fexecve", (fd: c_int, argv: Argv, envp: Argv));
+interpose!(
+    execveat,
+    c"execveat",
+    (dirfd: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int)
+);

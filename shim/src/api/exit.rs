@@ -1,0 +1,28 @@
+//! `_exit` and `_Exit`: the program ends without exit handlers, but the trace is still
+//! finished, and the writer reaped, before the process goes. (A forking server's workers
+//! and multiprocessing's children end this way; their writers would otherwise outlive
+//! them, and a PID 1 or subreaper program would reap them as unexpected children.)
+
+use crate::runtime;
+use libc::c_int;
+
+fn exit_group(status: c_int) -> ! {
+    loop {
+        // SAFETY: ends the process, as glibc's _exit does.
+        unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    }
+}
+
+/// Interposed `_exit`.
+#[no_mangle]
+pub extern "C" fn _exit(status: c_int) -> ! {
+    runtime::before_exit();
+    exit_group(status)
+}
+
+/// Interposed `_Exit` (C99's name for the same).
+#[no_mangle]
+pub extern "C" fn _Exit(status: c_int) -> ! {
+    runtime::before_exit();
+    exit_group(status)
+}

@@ -1,0 +1,386 @@
+//! Turns the program's events into trace records: resolves code objects to functions and
+//! lines and native PCs to symbols, interns strings and stacks, and hands whole chunks to
+//! the sink.
+
+use super::oom;
+use super::sink::{self, Sink};
+use crate::codes::Span;
+use crate::log;
+use crate::queue::{Event, Kind, UNKNOWN_CODE};
+use crate::runtime::Runtime;
+use crate::{counters, python, shared, symbols};
+use rprof_format::{
+    marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Exec, Frame, FreeSample,
+    FuncKind, Record,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What the writer knows about one interned code object.
+struct Code {
+    func: u32,
+    first_line: i32,
+    table: Span,
+}
+
+pub struct Writer {
+    rt: &'static Runtime,
+    /// The program's pid (this process is its writer).
+    program: u32,
+    pub sink: Sink,
+    enc: Encoder,
+    strings: HashMap<String, u32>,
+    funcs: HashMap<(u32, u32, u32), u32>,
+    next_func: u32,
+    codes: Vec<Option<Code>>,
+    /// Function ids of the native PCs seen (exact PCs and return addresses resolve
+    /// differently), and the symbolizer working on them.
+    natives: HashMap<(u64, bool), u32>,
+    symbolizer: symbols::Symbolizer,
+    unknown_func: Option<u32>,
+    stacks: HashMap<Vec<Frame>, u32>,
+    threads: HashSet<u32>,
+    frames: Vec<Frame>,
+    pub samples: u64,
+    events: u64,
+    truncated: u64,
+    marked_finalizing: bool,
+    /// Samples in chunks that reached the file.
+    pub samples_written: u64,
+    /// Marks for the next chunk: time, label.
+    pending_marks: Vec<(u64, String)>,
+}
+
+
+impl Writer {
+    pub fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
+        Writer {
+            rt,
+            program,
+            sink,
+            enc: Encoder::new(),
+            strings: HashMap::new(),
+            funcs: HashMap::new(),
+            next_func: 0,
+            codes: Vec::new(),
+            natives: HashMap::new(),
+            symbolizer: symbols::Symbolizer::start(program),
+            unknown_func: None,
+            stacks: HashMap::new(),
+            threads: HashSet::new(),
+            frames: Vec::with_capacity(64),
+            samples: 0,
+            events: 0,
+            truncated: 0,
+            marked_finalizing: false,
+            samples_written: 0,
+            pending_marks: log::take_pending()
+                .into_iter()
+                .map(|w| (0, format!("{}: {w}", marks::WARNING)))
+                .collect(),
+        }
+    }
+
+    /// Processes every published event; returns how many there were.
+    pub fn drain(&mut self) -> usize {
+        let rt = self.rt;
+        let mut n = 0;
+        while rt.queue.pop(|ev| self.on_event(ev)) {
+            n += 1;
+        }
+        if !self.marked_finalizing {
+            if let Some(t) = shared::page().and_then(|s| s.finalizing.load(Relaxed).checked_sub(1))
+            {
+                self.marked_finalizing = true;
+                let label = self.string(marks::PYTHON_FINALIZING);
+                self.enc.push(&Record::Mark { t_ns: t, label });
+            }
+        }
+        n
+    }
+
+    fn on_event(&mut self, ev: &Event) {
+        self.events += 1;
+        if ev.kind == Kind::Free {
+            self.enc.push(&Record::Free(FreeSample {
+                t_ns: ev.t_ns,
+                addr: ev.addr,
+            }));
+            return;
+        }
+        if !self.threads.contains(&ev.tid) {
+            self.threads.insert(ev.tid);
+            let comm =
+                std::fs::read_to_string(format!("/proc/{}/task/{}/comm", self.program, ev.tid));
+            let name = self.string(comm.as_deref().unwrap_or("").trim_end());
+            self.enc.push(&Record::Thread { tid: ev.tid, name });
+        }
+        let stack = self.stack_of(ev);
+        let rec = match ev.kind {
+            Kind::Cpu => {
+                self.samples += 1;
+                self.truncated += u64::from(ev.truncated);
+                Record::Cpu(CpuSample {
+                    t_ns: ev.t_ns,
+                    tid: ev.tid,
+                    stack,
+                    cpu_ns: ev.cpu_ns,
+                    sys_ns: ev.sys_ns,
+                    exec: match (ev.profiler, ev.python) {
+                        (true, _) => Exec::Profiler,
+                        (false, true) => Exec::Python,
+                        (false, false) => Exec::Native,
+                    },
+                })
+            }
+            Kind::Alloc => Record::Alloc(AllocSample {
+                t_ns: ev.t_ns,
+                tid: ev.tid,
+                stack,
+                addr: ev.addr,
+                size: ev.size,
+                weight: ev.weight,
+                domain: if ev.python {
+                    Domain::Python
+                } else {
+                    Domain::Native
+                },
+            }),
+            Kind::Copy => Record::Copy(CopySample {
+                t_ns: ev.t_ns,
+                tid: ev.tid,
+                stack,
+                weight: ev.weight,
+            }),
+            Kind::Free => unreachable!("handled above"),
+        };
+        self.enc.push(&rec);
+    }
+
+    /// Native frames first (innermost first), then the Python frames.
+    fn stack_of(&mut self, ev: &Event) -> u32 {
+        let mut frames = std::mem::take(&mut self.frames);
+        frames.clear();
+        for (i, &pc) in ev.native[..ev.native_depth as usize].iter().enumerate() {
+            // A CPU sample's first PC is the interrupted instruction; the rest, and all of an
+            // allocation's, are return addresses.
+            frames.push(self.native(pc, i == 0 && ev.kind == Kind::Cpu));
+        }
+        for f in &ev.frames[..ev.depth as usize] {
+            frames.push(self.frame(f.code, f.addrq));
+        }
+        let stack = self.stack(&frames);
+        self.frames = frames;
+        stack
+    }
+
+    /// A native frame: one function id per PC, whose record (name, file, and the PC's
+    /// line as its first line) is written once the symbolizer thread has resolved it.
+    /// Resolving reads debug info, which can take a while; the queue must not wait for it.
+    fn native(&mut self, pc: u64, exact: bool) -> Frame {
+        let func = match self.natives.get(&(pc, exact)) {
+            Some(&f) => f,
+            None => {
+                let f = self.new_func();
+                self.natives.insert((pc, exact), f);
+                self.symbolizer.request(pc, exact, f);
+                f
+            }
+        };
+        Frame { func, line: 0 }
+    }
+
+    /// Writes the function records of the PCs resolved so far; with `all`, waits for the
+    /// rest.
+    pub fn symbolized(&mut self, all: bool) {
+        for (id, sym) in self.symbolizer.results(all) {
+            let (name, file) = (self.string(&sym.name), self.string(&sym.file));
+            self.enc.push(&Record::Function {
+                id,
+                kind: FuncKind::Native,
+                name,
+                file,
+                first_line: sym.line,
+            });
+        }
+    }
+
+    fn string(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.strings.get(s) {
+            return id;
+        }
+        let id = self.strings.len() as u32;
+        self.strings.insert(s.to_owned(), id);
+        self.enc.push(&Record::String {
+            id,
+            text: s.to_owned(),
+        });
+        id
+    }
+
+    fn new_func(&mut self) -> u32 {
+        self.next_func += 1;
+        self.next_func - 1
+    }
+
+    fn function(&mut self, kind: FuncKind, name: &str, file: &str, first_line: u32) -> u32 {
+        let key = (self.string(name), self.string(file), first_line);
+        if let Some(&id) = self.funcs.get(&key) {
+            return id;
+        }
+        let id = self.new_func();
+        self.funcs.insert(key, id);
+        self.enc.push(&Record::Function {
+            id,
+            kind,
+            name: key.0,
+            file: key.1,
+            first_line,
+        });
+        id
+    }
+
+    fn frame(&mut self, code: u32, addrq: i32) -> Frame {
+        let Some(c) = self.code(code) else {
+            let func = match self.unknown_func {
+                Some(f) => f,
+                None => {
+                    let f = self.function(FuncKind::Python, "<unknown>", "<unknown>", 0);
+                    *self.unknown_func.insert(f)
+                }
+            };
+            return Frame { func, line: 0 };
+        };
+        let (func, first_line, table) = (c.func, c.first_line, c.table);
+        let version = self.rt.probe.as_ref().map_or(0, |p| p.version_hex());
+        let line = python::decode_line(version, self.rt.codes.bytes(table), first_line, addrq);
+        Frame {
+            func,
+            line: line.unwrap_or(0),
+        }
+    }
+
+    /// Resolves a code id to its function, reading the code table on first use.
+    fn code(&mut self, id: u32) -> Option<&Code> {
+        if id == UNKNOWN_CODE {
+            return None;
+        }
+        let i = id as usize;
+        if self.codes.get(i).is_none_or(Option::is_none) {
+            let codes = &self.rt.codes;
+            let e = codes.get(id)?;
+            let name = python::decode_str(e.qualname.1, codes.bytes(e.qualname.0));
+            let file = python::decode_str(e.filename.1, codes.bytes(e.filename.0));
+            let (first_line, table) = (e.first_line, e.linetable);
+            let func = self.function(FuncKind::Python, &name, &file, first_line.max(0) as u32);
+            if self.codes.len() <= i {
+                self.codes.resize_with(i + 1, || None);
+            }
+            self.codes[i] = Some(Code {
+                func,
+                first_line,
+                table,
+            });
+        }
+        self.codes[i].as_ref()
+    }
+
+    fn stack(&mut self, frames: &[Frame]) -> u32 {
+        if frames.is_empty() {
+            return 0;
+        }
+        if let Some(&id) = self.stacks.get(frames) {
+            return id;
+        }
+        let id = self.stacks.len() as u32 + 1;
+        self.stacks.insert(frames.to_vec(), id);
+        self.enc.push(&Record::Stack {
+            id,
+            frames: frames.to_vec(),
+        });
+        id
+    }
+
+    fn counters(&mut self) {
+        if let Some(s) = shared::page() {
+            let c = counters::snapshot(s, self.rt.elapsed_ns());
+            self.enc.push(&Record::Counters(c));
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.sink.stopped.is_some() {
+            // Nothing more reaches the file; the queue is still drained.
+            self.enc.clear();
+            return;
+        }
+        self.symbolized(false);
+        self.counters();
+        if self.events > 0 || !self.pending_marks.is_empty() {
+            self.sink.open();
+        }
+        if self.sink.is_open() {
+            self.marks();
+        }
+        let written = match self.enc.finish_chunk() {
+            Some(chunk) => self.sink.write(chunk),
+            None => true,
+        };
+        self.enc.clear();
+        if !written {
+            self.stopped();
+        }
+        // Only what reached the file counts; the rest (a trace that could not be
+        // written) is drained and dropped, so the program never waits for it.
+        if written && self.sink.is_open() {
+            self.samples_written = self.samples;
+            oom::written_up_to(&self.sink, self.samples_written);
+        }
+    }
+
+    /// A write failed: the chunk that says why replaces the torn one, and nothing more is
+    /// written.
+    fn stopped(&mut self) {
+        let why = match self.sink.stopped {
+            Some(sink::Stopped::Write(e)) => std::io::Error::from_raw_os_error(e).to_string(),
+            _ => return,
+        };
+        let label = self.string(&format!("{}: {why}", marks::TRACE_STOPPED));
+        let t_ns = self.rt.elapsed_ns();
+        self.enc.push(&Record::Mark { t_ns, label });
+        if let Some(chunk) = self.enc.finish_chunk() {
+            self.sink.write_last(chunk);
+        }
+        self.enc.clear();
+    }
+
+    /// Marks the run's own warnings (bad settings, a foreign file at the path) and the
+    /// named moments queued for the trace.
+    fn marks(&mut self) {
+        for (t_ns, text) in std::mem::take(&mut self.pending_marks) {
+            let label = self.string(&text);
+            self.enc.push(&Record::Mark { t_ns, label });
+        }
+    }
+
+    /// Bytes of records not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.enc.len()
+    }
+
+    /// Queues a mark for the next chunk.
+    pub fn mark(&mut self, t_ns: u64, text: String) {
+        self.pending_marks.push((t_ns, text));
+    }
+
+    pub fn finish(&mut self, end_ns: u64) {
+        let taken = shared::page().map_or(0, |s| s.samples.load(Relaxed));
+        self.enc.push(&Record::End(End {
+            t_ns: end_ns,
+            samples: taken,
+            dropped: self.rt.queue.dropped(),
+            truncated: self.truncated,
+        }));
+        self.flush();
+    }
+}
