@@ -63,7 +63,10 @@ def shim_env(tmp_path, **extra):
     own, with the trace going to tmp_path."""
     require(SHIM)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_")}
-    env.update({"LD_PRELOAD": str(SHIM), "RPROF_OUTPUT": str(tmp_path / "rprof-%p.trace"), **extra})
+    # RPROF_LOG=stderr: the shim's lines show as they would on a terminal (captured stderr
+    # gets none by default).
+    env.update({"LD_PRELOAD": str(SHIM), "RPROF_OUTPUT": str(tmp_path / "rprof-%p.trace"), "RPROF_LOG": "stderr",
+                **extra})
     return env
 
 
@@ -150,3 +153,20 @@ def cached(factory):
             raise cache[key]
         return cache[key]
     return get
+
+
+NATIVE = REPO / "tests" / "native"
+BUILD = REPO / "tests" / "build"
+
+
+def build_c(name, *flags):
+    """tests/native/NAME.c compiled (once per change of the source) into tests/build/."""
+    src = NATIVE / f"{name}.c"
+    exe = BUILD / name
+    if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
+        BUILD.mkdir(exist_ok=True)
+        tmp = BUILD / f".{name}.{os.getpid()}"
+        subprocess.run(["gcc", "-O2", "-g", "-pthread", "-fno-omit-frame-pointer", *flags, "-o", tmp, src],
+                       check=True, timeout=120)
+        os.replace(tmp, exe)
+    return exe

@@ -74,3 +74,28 @@ interpose!(
     c"execveat",
     (dirfd: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int)
 );
+
+extern "C" {
+    fn rprof_execl(path: *const c_char, arg: *const c_char, ...) -> c_int;
+    fn rprof_execlp(file: *const c_char, arg: *const c_char, ...) -> c_int;
+    fn rprof_execle(path: *const c_char, arg: *const c_char, ...) -> c_int;
+}
+
+macro_rules! variadic {
+    ($name:ident, $target:ident) => {
+        /// Interposed: a jump to the C definition (execl.c), with the caller's variadic
+        /// arguments untouched in their registers and on the stack.
+        #[unsafe(naked)]
+        #[no_mangle]
+        pub extern "C" fn $name() {
+            #[cfg(target_arch = "x86_64")]
+            core::arch::naked_asm!("jmp {}", sym $target);
+            #[cfg(target_arch = "aarch64")]
+            core::arch::naked_asm!("b {}", sym $target);
+        }
+    };
+}
+
+variadic!(execl, rprof_execl);
+variadic!(execlp, rprof_execlp);
+variadic!(execle, rprof_execle);

@@ -1,7 +1,8 @@
 /* The variadic members of the exec family, which stable Rust cannot define. glibc's own
- * execl, execlp and execle call execve internally, past the PLT, so they are interposed
- * here: each collects its arguments, as glibc does, and calls the vector form, which
- * resolves to the shim's interposed execv/execvp/execve (exec.rs). */
+ * execl, execlp and execle call execve internally, past the PLT, so they are interposed:
+ * exec.rs exports `execl` & co. as naked jumps to these (a cdylib exports only symbols
+ * defined in Rust), and each collects its arguments, as glibc does, and calls the vector
+ * form, which resolves to the shim's interposed execv/execvp/execve. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -24,7 +25,7 @@ static size_t count_args(va_list ap) {
         (void)va_arg(ap, char *); /* the terminating NULL */                             \
     } while (0)
 
-int execl(const char *path, const char *arg, ...) {
+__attribute__((visibility("hidden"))) int rprof_execl(const char *path, const char *arg, ...) {
     va_list ap;
     va_start(ap, arg);
     size_t n = count_args(ap);
@@ -36,7 +37,7 @@ int execl(const char *path, const char *arg, ...) {
     return execv(path, argv);
 }
 
-int execlp(const char *file, const char *arg, ...) {
+__attribute__((visibility("hidden"))) int rprof_execlp(const char *file, const char *arg, ...) {
     va_list ap;
     va_start(ap, arg);
     size_t n = count_args(ap);
@@ -48,7 +49,7 @@ int execlp(const char *file, const char *arg, ...) {
     return execvp(file, argv);
 }
 
-int execle(const char *path, const char *arg, ...) {
+__attribute__((visibility("hidden"))) int rprof_execle(const char *path, const char *arg, ...) {
     va_list ap;
     va_start(ap, arg);
     size_t n = count_args(ap);

@@ -378,10 +378,14 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
             if let Some(e) = told(s, program) {
                 break e;
             }
-            if alive(program) && still_ours(program, s) {
-                break poll_until_gone(&mut w, s, program, flush_every);
+            match image(program, s) {
+                Image::Ours => break poll_until_gone(&mut w, s, program, flush_every),
+                // An exec the wrappers did not see (a raw system call): the exiting
+                // kernel drops the address space before the descriptors, an exec
+                // installs the new one first.
+                Image::Other => break told(s, program).unwrap_or(Ended::Execd),
+                Image::Gone => break told(s, program).unwrap_or(Ended::Vanished),
             }
-            break told(s, program).unwrap_or(Ended::Vanished);
         }
         if last_flush.elapsed() >= flush_every || w.pending_bytes() >= MAX_CHUNK {
             w.flush();
@@ -430,23 +434,33 @@ fn wait_readable(link: i32, timeout: Duration) -> bool {
     n <= 0 || p.revents & (libc::POLLHUP | libc::POLLIN | libc::POLLERR) == 0
 }
 
-/// Whether the program still runs (exists and is not a zombie).
-fn alive(pid: u32) -> bool {
+/// What the program's pid runs now.
+enum Image {
+    /// Still the program, with our shared page.
+    Ours,
+    /// A live process with another address space: the program exec'd.
+    Other,
+    /// Nothing (exited, exiting: no address space left, or a zombie).
+    Gone,
+}
+
+fn image(pid: u32, s: &Shared) -> Image {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
+        return Image::Gone;
     };
     let state = stat
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.trim_start().chars().next());
-    !matches!(state, None | Some('Z' | 'X' | 'x'))
-}
-
-/// Whether the program still maps our shared page (it does not once it has exec'd or its
-/// address space is gone).
-fn still_ours(pid: u32, s: &Shared) -> bool {
+    if matches!(state, None | Some('Z' | 'X' | 'x')) {
+        return Image::Gone;
+    }
     let at = format!("{:x}-", s as *const Shared as usize);
-    std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .is_ok_and(|m| m.lines().any(|l| l.starts_with(&at)))
+    match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        Ok(m) if m.lines().any(|l| l.starts_with(&at)) => Image::Ours,
+        Ok(m) if m.is_empty() => Image::Gone,
+        // Unreadable maps: a set-uid image the process exec'd into.
+        _ => Image::Other,
+    }
 }
 
 /// The program closed the link itself and runs on: watch the shared page and the process
@@ -461,8 +475,10 @@ fn poll_until_gone(w: &mut Writer, s: &Shared, pid: u32, flush_every: Duration) 
         }
         if last_check.elapsed() >= flush_every {
             last_check = Instant::now();
-            if !(alive(pid) && still_ours(pid, s)) {
-                return told(s, pid).unwrap_or(Ended::Vanished);
+            match image(pid, s) {
+                Image::Ours => {}
+                Image::Other => return told(s, pid).unwrap_or(Ended::Execd),
+                Image::Gone => return told(s, pid).unwrap_or(Ended::Vanished),
             }
             w.flush();
         }
