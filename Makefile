@@ -5,7 +5,7 @@ VENV_PY := .venv-test/bin/python
 # the tests that share one profiled run (tests/harness.py: cases) on one worker.
 PYTEST_FLAGS ?= -n 2 --dist loadgroup
 
-.PHONY: build test venv demo bench bench-quick bench-env fmt lint clean
+.PHONY: build test venv demo bench bench-quick bench-env stress fmt lint clean
 
 build:
 	cargo build --release
@@ -35,6 +35,11 @@ bench: build bench-env
 
 bench-quick: build bench-env
 	BENCH_QUICK=1 python3 scripts/bench.py
+
+# The long soak of the reliability scenarios (docs/RELIABILITY.md); STRESS_SECONDS sets
+# its length (default 600). Prints iterations, crashes, hangs and records lost.
+stress: build venv
+	$(VENV_PY) scripts/stress.py $${STRESS_SECONDS:-600}
 
 fmt:
 	cargo fmt --all

@@ -124,8 +124,10 @@ pub struct ThreadProfile {
 pub struct Profile {
     pub header: Header,
     pub total: Times,
-    /// Sampled time spent in rprof's own hooks, left out of `total` and every share.
+    /// Sampled time spent in rprof's own hooks, left out of `total` and every share, and
+    /// the samples that found it.
     pub profiler_ns: u64,
+    pub profiler_samples: u64,
     /// Sorted by time, largest first.
     pub files: Vec<FileProfile>,
     /// Sorted by self time, largest first.
@@ -229,6 +231,7 @@ struct Accumulator {
     per_thread: FxHashMap<u32, Times>,
     total: Times,
     profiler_ns: u64,
+    profiler_samples: u64,
     last_t_ns: u64,
     sys_clamped: u64,
     end: Option<End>,
@@ -245,6 +248,7 @@ impl Accumulator {
             // The profiler's own overhead: kept apart, charged to no line.
             Record::Cpu(s) if s.exec == Exec::Profiler => {
                 self.profiler_ns = self.profiler_ns.saturating_add(s.cpu_ns);
+                self.profiler_samples += 1;
                 self.last_t_ns = self.last_t_ns.max(s.t_ns);
             }
             Record::Cpu(s) => {
@@ -494,6 +498,7 @@ impl Accumulator {
             header: trace.header,
             total: self.total,
             profiler_ns: self.profiler_ns,
+            profiler_samples: self.profiler_samples,
             files: files.into_sorted(replayed.lines),
             functions,
             threads,

@@ -348,6 +348,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
         "cpu_time_sec": p.total.total_ns() as f64 / 1e9,
         "profiler_overhead_sec": p.profiler_ns as f64 / 1e9,
         "samples": p.total.samples,
+        "profiler_samples": p.profiler_samples,
         "samples_taken": p.end.map(|e| e.samples),
         "dropped": p.end.map(|e| e.dropped),
         "truncated": p.end.map(|e| e.truncated),

@@ -5,11 +5,11 @@ use crate::codes::CodeTable;
 use crate::config::Config;
 use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
+use crate::shared::Outcome;
 use crate::{
     copy, log, memory, native_stack, output, pyalloc, python, real, sampler, shared, signals,
     thread_state, writer,
 };
-use crate::shared::Outcome;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 

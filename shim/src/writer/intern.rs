@@ -51,7 +51,6 @@ pub struct Writer {
     pending_marks: Vec<(u64, String)>,
 }
 
-
 impl Writer {
     pub fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
         Writer {

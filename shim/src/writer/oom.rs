@@ -71,7 +71,11 @@ pub fn on_alloc_failure() {
     }
     if let Some(s) = shared::page() {
         s.set_outcome(Outcome::OutOfMemory);
-        let written = if fd >= 0 { SAMPLES.load(Relaxed) + 1 } else { 0 };
+        let written = if fd >= 0 {
+            SAMPLES.load(Relaxed) + 1
+        } else {
+            0
+        };
         super::signal_done(s, written);
     }
     // SAFETY: ends the writer process at once, running nothing that could allocate.

@@ -44,7 +44,9 @@ pub struct Sink {
 }
 
 fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn cstr(path: &str) -> Option<CString> {
@@ -228,7 +230,8 @@ fn write_all(fd: i32, mut bytes: &[u8]) -> Result<(), i32> {
     Ok(())
 }
 
-const CREATE: i32 = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+const CREATE: i32 =
+    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
 
 /// Makes a new trace file at `path` (which must not exist): mode 0600, locked, header
 /// written. Err(errno) on failure, with nothing left behind.
@@ -243,7 +246,11 @@ fn create(path: &CString, header: &[u8]) -> Result<i32, i32> {
     let ok = unsafe {
         libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) == 0 && libc::fchmod(fd, 0o600) == 0
     };
-    let written = if ok { write_all(fd, header) } else { Err(errno()) };
+    let written = if ok {
+        write_all(fd, header)
+    } else {
+        Err(errno())
+    };
     if let Err(e) = written {
         // SAFETY: our own descriptor and the file we just created.
         unsafe {
@@ -262,7 +269,8 @@ fn claim(path: &str, header: &[u8]) -> Result<Claim, i32> {
         return Err(libc::EINVAL);
     };
     for _ in 0..4 {
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+        let flags =
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
         // SAFETY: a NUL-terminated path; the descriptor is closed below.
         let fd = unsafe { libc::open(c.as_ptr(), flags) };
         if fd < 0 {
@@ -394,7 +402,10 @@ mod tests {
         assert!(s.open());
         assert_eq!(s.path, dir.path().join("t.1.trace").to_str().unwrap());
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         let mode = std::fs::metadata(&s.path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
 
