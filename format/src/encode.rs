@@ -1,4 +1,4 @@
-//! Encoding: the shim's writer thread appends records to an [`Encoder`] and writes out
+//! Encoding: the shim's writer process appends records to an [`Encoder`] and writes out
 //! whole chunks.
 
 use crate::record::*;

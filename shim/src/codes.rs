@@ -1,6 +1,6 @@
 //! Interns the Python code objects seen in samples. On first sight, from the signal
 //! handler, a code object's names and line table are copied into an append-only arena, so
-//! the writer thread can resolve lines later even after the code object is freed.
+//! the writer process can resolve lines later even after the code object is freed.
 //!
 //! Lock-free: entries are claimed with one CAS; a reader that meets an entry still being
 //! filled by another thread reports the frame as unknown rather than wait.
@@ -155,7 +155,7 @@ impl CodeTable {
         self.header().next_id.load(Acquire).min(CAPACITY as u32)
     }
 
-    /// The entry for `id`, once it is fully published. Called by the writer thread.
+    /// The entry for `id`, once it is fully published. Called by the writer process.
     pub fn get(&self, id: u32) -> Option<&Entry> {
         if id >= self.len() {
             return None;

@@ -6,7 +6,7 @@ use std::cell::Cell;
 #[repr(C)]
 pub struct ThreadState {
     /// Reentrancy guard: set while this thread is inside the shim's own slow paths (and for
-    /// the writer thread's whole life), so nothing the shim does there is recorded.
+    /// the writer process's whole life), so nothing the shim does there is recorded.
     pub busy: Cell<bool>,
     /// Allocator events not yet folded into the process-wide counters.
     pub allocs: Cell<u64>,
