@@ -30,7 +30,7 @@ extern "C" fn on_thread_exit(_: *mut c_void) {
 fn disarm(t: &thread_state::ThreadState) {
     let timer = t.timer.replace(0);
     if timer != 0 {
-        unsafe { libc::timer_delete(timer as libc::timer_t) };
+        unsafe { libc::timer_delete((timer - 1) as libc::timer_t) };
     }
 }
 
@@ -96,7 +96,7 @@ pub fn arm_current_thread(rt: &Runtime) {
             unsafe { libc::timer_delete(timer) };
             return;
         }
-        t.timer.set(timer as usize);
+        t.timer.set(timer as usize + 1);
         unsafe { libc::pthread_setspecific(EXIT_KEY, std::ptr::dangling::<c_void>()) };
     });
 }
