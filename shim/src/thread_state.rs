@@ -45,6 +45,10 @@ pub struct ThreadState {
     pub tid: Cell<u32>,
     /// Top of this thread's stack, bounding native stack walks; 0 until known.
     pub stack_hi: Cell<usize>,
+    /// The C library function this thread waits in while a wait wrapper (`api/wait.rs`)
+    /// holds the sampling signal blocked, 0 otherwise: a sample delivered as the wrapper
+    /// unblocks it stands for that wait.
+    pub waiting: Cell<usize>,
 }
 
 // Cells start zeroed, as the TLS block does.

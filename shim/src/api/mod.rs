@@ -2,3 +2,4 @@
 //! (each a thin entry point over the engine in the rest of the crate).
 
 mod alloc;
+mod wait;
