@@ -30,7 +30,7 @@ extern "C" fn on_thread_exit(_: *mut c_void) {
 fn disarm(t: &thread_state::ThreadState) {
     let timer = t.timer.replace(0);
     if timer != 0 {
-        unsafe { libc::timer_delete(timer as libc::timer_t) };
+        unsafe { libc::timer_delete((timer - 1) as libc::timer_t) };
     }
 }
 
@@ -96,7 +96,7 @@ pub fn arm_current_thread(rt: &Runtime) {
             unsafe { libc::timer_delete(timer) };
             return;
         }
-        t.timer.set(timer as usize);
+        t.timer.set(timer as usize + 1);
         unsafe { libc::pthread_setspecific(EXIT_KEY, std::ptr::dangling::<c_void>()) };
     });
 }
@@ -140,13 +140,23 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
         let cpu = user + sys;
         let d_cpu = cpu.saturating_sub(t.last_cpu_ns.replace(cpu));
         let d_sys = sys.saturating_sub(t.last_sys_ns.replace(sys));
-        let d_wall = wall.saturating_sub(t.last_wall_ns.replace(wall));
+        let mut d_wall = wall.saturating_sub(t.last_wall_ns.replace(wall));
+        let waiting = t.waiting.get();
+        if waiting != 0 && matches!(rt.config.clock, Clock::Wall) {
+            d_wall = held_back(rt, t, wall, d_wall);
+        }
         let (weight, kernel) = match rt.config.clock {
             Clock::Cpu => (d_cpu, d_sys),
             // In wall mode, "system" is all time not spent in user mode: kernel and waiting.
             Clock::Wall => (d_wall, d_wall.saturating_sub(d_cpu.saturating_sub(d_sys))),
         };
-        let (pc, fp, sp) = interrupted(uc);
+        let (mut pc, fp, sp) = interrupted(uc);
+        // Delivered as a wait wrapper unblocked the signal (in `pthread_sigmask`): the
+        // time stands for the wait, so the sample is the waiting function's, called from
+        // the wrapper's caller (the frame chain the unblocking call left intact).
+        if waiting != 0 {
+            pc = waiting;
+        }
         let mut native = [0u64; NATIVE_DEPTH];
         let depth = native_stack::interrupted(pc, fp, sp, t.stack_hi.get(), &mut native);
         let Some(mut claim) = rt.queue.claim() else {
@@ -172,6 +182,22 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
     if taken.is_none() {
         rt.queue.count_drop();
     }
+}
+
+/// The weight of a wall-clock sample that a wait wrapper held back until the wait ended
+/// (`api/wait.rs`). The timer expired `1 + overrun` times since the previous sample, and
+/// sampling at each expiry would have charged one period to each; the time since the
+/// last expiry is left to the next sample, as it would have been. So a wait is charged
+/// what periodic sampling charges it, not also the tail of the work before it.
+fn held_back(rt: &Runtime, t: &thread_state::ThreadState, wall: u64, d_wall: u64) -> u64 {
+    let period = 1_000_000_000 / u64::from(rt.config.hz);
+    // SAFETY: the thread's own timer (`timer` holds it plus one); an invalid id returns
+    // -1, read as no overrun.
+    let overrun = unsafe { libc::timer_getoverrun(t.timer.get().wrapping_sub(1) as libc::timer_t) };
+    let ticks = 1 + u64::try_from(overrun).unwrap_or(0);
+    let weight = ticks.saturating_mul(period).min(d_wall);
+    t.last_wall_ns.set(wall - (d_wall - weight));
+    weight
 }
 
 /// Wraps every thread the program creates so it is sampled from its first instruction.

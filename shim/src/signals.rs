@@ -89,6 +89,11 @@ pub fn install_sampling(handler: Handler) -> Option<c_int> {
     None
 }
 
+/// The sampling signal, 0 before one is installed. Async-signal-safe.
+pub fn sampling_signal() -> c_int {
+    SAMPLING.sig.load(Acquire)
+}
+
 /// Installs the fault guard's handler. SA_NODEFER: the guard jumps out of the handler, and
 /// the signal must not stay blocked after it does.
 pub fn install_fault_guard(handler: Handler) {

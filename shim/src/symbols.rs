@@ -71,7 +71,10 @@ fn resolve(program: u32, pc: u64, exact: bool) -> Symbol {
         };
     }
     let mut found: Option<Symbol> = None;
-    backtrace::resolve(addr as *mut libc::c_void, |s| {
+    // backtrace::resolve looks up the byte before the address it is given (it expects
+    // return addresses): given `addr + 1`, it resolves `addr` itself, so an exact PC at a
+    // function's first byte is that function's.
+    backtrace::resolve((addr + 1) as *mut libc::c_void, |s| {
         if found.is_none() {
             found = Some(Symbol {
                 // `{:#}` demangles without Rust's `::h<hash>` suffix.

@@ -39,11 +39,16 @@ pub struct ThreadState {
     pub last_cpu_ns: Cell<u64>,
     pub last_sys_ns: Cell<u64>,
     pub last_wall_ns: Cell<u64>,
-    /// The thread's POSIX timer (`timer_t`), 0 when it has none, and its kernel thread id.
+    /// The thread's POSIX timer (`timer_t`) plus one, 0 when it has none (the kernel
+    /// numbers a process's timers from 0), and its kernel thread id.
     pub timer: Cell<usize>,
     pub tid: Cell<u32>,
     /// Top of this thread's stack, bounding native stack walks; 0 until known.
     pub stack_hi: Cell<usize>,
+    /// The C library function this thread waits in while a wait wrapper (`api/wait.rs`)
+    /// holds the sampling signal blocked, 0 otherwise: a sample delivered as the wrapper
+    /// unblocks it stands for that wait.
+    pub waiting: Cell<usize>,
 }
 
 // Cells start zeroed, as the TLS block does.

@@ -4,3 +4,4 @@
 mod alloc;
 mod exec;
 mod exit;
+mod wait;
