@@ -26,6 +26,8 @@ struct Run {
 
 /// Runs rprof-report, killing it (and failing) after `limit`; `during` runs while it does,
 /// with its pid.
+/// The child is reaped with wait4, which `Child` does not know of, for its rusage.
+#[allow(clippy::zombie_processes)]
 fn report_with(args: &[&str], limit: Duration, during: impl FnOnce(u32)) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rprof-report"))
         .args(args)
@@ -57,6 +59,7 @@ fn report_with(args: &[&str], limit: Duration, during: impl FnOnce(u32)) -> Run 
         }
         if start.elapsed() > limit {
             child.kill().unwrap();
+            child.wait().unwrap();
             panic!("rprof-report {args:?} still runs after {limit:?}: it must not block");
         }
         std::thread::sleep(Duration::from_millis(1));

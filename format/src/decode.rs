@@ -226,11 +226,8 @@ impl DamageLog {
 fn skip_damaged(input: &mut Input<impl Read>, report: &mut DamageLog) {
     let offset = input.offset;
     input.consume(1);
-    loop {
-        // A read error is not reported here: the chunk loop's next read meets it again.
-        let Ok(rest) = input.fill(CHUNK_MAGIC.len()) else {
-            break;
-        };
+    // A read error is not reported here: the chunk loop's next read meets it again.
+    while let Ok(rest) = input.fill(CHUNK_MAGIC.len()) {
         if rest.len() < CHUNK_MAGIC.len() {
             let n = rest.len();
             input.consume(n);
@@ -257,7 +254,7 @@ fn skip_damaged(input: &mut Input<impl Read>, report: &mut DamageLog) {
     });
 }
 
-/// Bytes read at least this many at a time.
+/// Bytes read at a time, once the buffer has grown.
 const READ_SIZE: usize = 1 << 20;
 
 /// A window over the input: what was read and not yet consumed, `buf[lo..hi]`, which starts
@@ -290,8 +287,10 @@ impl<R: Read> Input<R> {
                 self.buf.copy_within(self.lo..self.hi, 0);
                 self.hi -= self.lo;
                 self.lo = 0;
-                if n > self.buf.len() {
-                    self.buf.resize(n.max(READ_SIZE), 0);
+                // Doubling up to READ_SIZE: a small trace never costs a large buffer.
+                let len = n.max((2 * self.buf.len()).clamp(4096, READ_SIZE));
+                if len > self.buf.len() {
+                    self.buf.resize(len, 0);
                 }
             }
             match self.src.read(&mut self.buf[self.hi..]) {
