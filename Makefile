@@ -4,6 +4,8 @@ VENV_PY := .venv-test/bin/python
 # Two workers: at most two profiled processes at once on a 2-core machine.  loadgroup keeps
 # the tests that share one profiled run (tests/harness.py: cases) on one worker.
 PYTEST_FLAGS ?= -n 2 --dist loadgroup
+# How long `make test` fuzzes the trace reader (scripts/fuzz.sh; docs/RELIABILITY.md).
+FUZZ_SECONDS ?= 45
 
 .PHONY: build test venv demo bench bench-quick bench-env stress fmt lint clean
 
@@ -19,6 +21,7 @@ test: build venv
 	cargo nextest run --workspace --release --no-tests=warn --no-fail-fast || fail=1; \
 	if [ -f tests/probe/check_offsets.sh ]; then bash tests/probe/check_offsets.sh || fail=1; fi; \
 	$(VENV_PY) -m pytest $(PYTEST_FLAGS) tests || fail=1; \
+	scripts/fuzz.sh $(FUZZ_SECONDS) || fail=1; \
 	exit $$fail
 
 demo: build

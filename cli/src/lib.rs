@@ -3,7 +3,6 @@
 
 pub mod launch;
 pub mod leaks;
-pub mod mapped;
 pub mod memory;
 pub mod profile;
 pub mod report;
@@ -12,3 +11,4 @@ pub mod source;
 pub mod sparkline;
 pub mod text;
 pub mod timeline;
+pub mod trace_file;

@@ -13,9 +13,10 @@
 use crate::memory::{Footprint, Memory, MemoryAccumulator, Site};
 use rprof_format::marks::{self, PYTHON_FINALIZING};
 use rprof_format::{
-    mode, read_trace, Counters, End, Exec, Frame, FuncKind, Header, Record, Trace, TraceError,
+    mode, read_trace_from, Counters, End, Exec, Frame, FuncKind, Header, Record, Trace, TraceError,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::io::Read;
 
 /// Pseudo-file for samples with an empty stack (no frame at all: a thread before Python
 /// runs, or native code the shim could not walk).
@@ -169,8 +170,13 @@ impl Profile {
 
 /// Reads and aggregates a whole trace held in memory.
 pub fn aggregate(data: &[u8]) -> Result<Profile, TraceError> {
+    aggregate_from(data)
+}
+
+/// Reads and aggregates a trace as it streams in (a file, say), holding one chunk at a time.
+pub fn aggregate_from(src: impl Read) -> Result<Profile, TraceError> {
     let mut acc = Accumulator::default();
-    let trace = read_trace(data, |r| acc.visit(r))?;
+    let trace = read_trace_from(src, |r| acc.visit(r))?;
     Ok(acc.finish(trace))
 }
 

@@ -1,7 +1,7 @@
 //! What both binaries share: report options, loading a trace file, writing a report out.
 
-use crate::mapped::Bytes;
-use crate::profile::{aggregate, Profile};
+use crate::profile::{aggregate_from, Profile};
+use crate::trace_file::TraceFile;
 use rprof_format::TraceError;
 use std::fmt;
 use std::io::{self, Write};
@@ -46,9 +46,22 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Reads and aggregates a trace file (see [`crate::trace_file`] for what is refused). A file
+/// that shrank while it was read is reported on as far as it was read, with a warning.
 pub fn load(path: &Path) -> Result<Profile, LoadError> {
-    let data = Bytes::of_file(path).map_err(|e| LoadError::Io(path.to_path_buf(), e))?;
-    aggregate(&data).map_err(|e| LoadError::Trace(path.to_path_buf(), e))
+    let io_error = |e| LoadError::Io(path.to_path_buf(), e);
+    let file = TraceFile::open(path).map_err(io_error)?;
+    let mut profile =
+        aggregate_from(file.reader()).map_err(|e| LoadError::Trace(path.to_path_buf(), e))?;
+    let now = file.size_now().map_err(io_error)?;
+    if now < file.size {
+        profile.damage.push(format!(
+            "the trace shrank from {} to {now} bytes while it was read (truncated by another \
+             process?); the report covers what could be read",
+            file.size
+        ));
+    }
+    Ok(profile)
 }
 
 /// Writes `text` to `path`, or to standard output when there is none. A reader that

@@ -1,10 +1,20 @@
 //! Source text, read when the report is made. A file that cannot be read is noted, not
 //! fatal: its lines are reported without text.
+//!
+//! The paths come from the trace, which is untrusted: a crafted trace may name
+//! `/etc/passwd`, a key, a device or a FIFO. Only source code is read: a regular file (opened
+//! without blocking, checked with `fstat`) whose name, and the name of the file it really
+//! is once symlinks are followed, ends in a source extension ([`SOURCE_EXTENSIONS`]), or,
+//! without any extension, a Python script (its first line a `#!` naming python). Anything
+//! else is reported without text.
 
 use crate::profile::Profile;
 use std::collections::BTreeMap;
-use std::io;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 pub struct Sources {
@@ -16,26 +26,115 @@ pub struct Sources {
 /// Source files are small; anything bigger is not one, and reading it could exhaust memory.
 const MAX_SOURCE_BYTES: u64 = 64 << 20;
 
+/// The file name endings (compared without case) read as source: Python and Cython, and
+/// what compilers' debug info names for native code: C, C++, Objective-C, assembly, Rust,
+/// Go, Fortran, CUDA/HIP, Zig, D, Swift.
+pub const SOURCE_EXTENSIONS: &[&str] = &[
+    "py", "pyw", "pyx", "pxd", "pxi", // Python, Cython
+    "c", "h", "i", // C
+    "cc", "cp", "cpp", "cxx", "c++", "hh", "hpp", "hxx", "h++", "ipp", "inl", "tcc",
+    "tpp", // C++
+    "m", "mm", // Objective-C
+    "s", "asm", // assembly
+    "rs", "go", // Rust, Go
+    "f", "for", "f77", "f90", "f95", "f03", "f08", // Fortran
+    "cu", "cuh", "hip", // CUDA, HIP
+    "zig", "d", "swift",
+];
+
+/// How much of an extension-less file is read to find a Python `#!` line.
+const SHEBANG_BYTES: usize = 256;
+
 struct SourceFile {
     bytes: Vec<u8>,
     modified_ns: u128,
 }
 
-/// Reads a regular text file only: a trace may name a device or a pipe, which could block
-/// forever, or a native module (a binary: NUL bytes mark it).
-fn read_source(path: &Path) -> io::Result<SourceFile> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() || meta.len() > MAX_SOURCE_BYTES {
-        return Err(io::Error::other("not a source file"));
+/// Why a named file's text is not shown.
+enum Refused {
+    /// Not a source file by its name or type: never read, whatever it holds.
+    NotSource,
+    Io(io::Error),
+}
+
+impl From<io::Error> for Refused {
+    fn from(e: io::Error) -> Self {
+        Refused::Io(e)
+    }
+}
+
+/// What a file name says: source by its extension, maybe a script (no extension), or not
+/// source.
+#[derive(PartialEq)]
+enum Name {
+    Source,
+    NoExtension,
+    Other,
+}
+
+fn name_kind(path: &Path) -> Name {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if SOURCE_EXTENSIONS.iter().any(|s| s.eq_ignore_ascii_case(e)) => Name::Source,
+        Some(_) => Name::Other,
+        None => Name::NoExtension,
+    }
+}
+
+/// `#!/usr/bin/env python3`, `#!/usr/bin/python3.11 -u` and the like.
+fn is_python_shebang(head: &[u8]) -> bool {
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    first.starts_with(b"#!") && first.windows(6).any(|w| w == b"python")
+}
+
+/// The path of the file `f` really is, symlinks resolved.
+fn real_path(f: &File) -> io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+}
+
+/// Reads a source file only (see the module's comment). Opening with `O_NONBLOCK` keeps a
+/// FIFO from blocking; `fstat` on the open file, not the path, decides, so the file cannot be
+/// swapped between the check and the read.
+fn read_source(path: &Path) -> Result<SourceFile, Refused> {
+    let by_name = name_kind(path);
+    if by_name == Name::Other {
+        return Err(Refused::NotSource);
+    }
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(Refused::NotSource);
+    }
+    if name_kind(&real_path(&f)?) != by_name {
+        return Err(Refused::NotSource);
+    }
+    if meta.len() > MAX_SOURCE_BYTES {
+        return Err(Refused::Io(io::Error::other("too large for a source file")));
     }
     let modified_ns = meta
         .modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
-    let bytes = std::fs::read(path)?;
+    let mut bytes = Vec::new();
+    if by_name == Name::NoExtension {
+        (&mut f)
+            .take(SHEBANG_BYTES as u64)
+            .read_to_end(&mut bytes)?;
+        if !is_python_shebang(&bytes) {
+            return Err(Refused::NotSource);
+        }
+    }
+    // The file may grow after fstat: read no more than the limit.
+    f.take(MAX_SOURCE_BYTES + 1 - bytes.len() as u64)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(Refused::Io(io::Error::other("too large for a source file")));
+    }
     if bytes.contains(&0) {
-        return Err(io::Error::other("not a text file"));
+        return Err(Refused::Io(io::Error::other("not a text file")));
     }
     Ok(SourceFile { bytes, modified_ns })
 }
@@ -53,7 +152,8 @@ impl Sources {
     pub fn load(profile: &Profile) -> Sources {
         let mut files = BTreeMap::new();
         // Files in report order, so a long list names the ones that matter most.
-        let (mut unreadable, mut changed, mut short) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut unreadable, mut not_source, mut changed, mut short) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let with_lines = profile
             .files
             .iter()
@@ -64,7 +164,11 @@ impl Sources {
                 Ok(d) => d,
                 // Native code's sources (libc's, say) are often not installed: no news.
                 Err(_) if f.native => continue,
-                Err(e) => {
+                Err(Refused::NotSource) => {
+                    not_source.push(f.path.clone());
+                    continue;
+                }
+                Err(Refused::Io(e)) => {
                     unreadable.push(format!("{} ({e})", f.path));
                     continue;
                 }
@@ -89,6 +193,13 @@ impl Sources {
             warnings.push(format!(
                 "cannot read the source of {}; lines are shown without text",
                 list(&unreadable)
+            ));
+        }
+        if !not_source.is_empty() {
+            warnings.push(format!(
+                "{} not shown as source: only regular files named like source code (.py, .c, \
+                 .rs, ...) or Python scripts are read",
+                list(&not_source)
             ));
         }
         if !changed.is_empty() {

@@ -9,7 +9,9 @@ mod encode;
 mod record;
 mod varint;
 
-pub use decode::{read_trace, Damage, Trace, TraceError};
+pub use decode::{
+    read_trace, read_trace_from, Damage, Trace, TraceError, MAX_DAMAGE, MAX_HEADER_LEN,
+};
 pub use encode::{encode_header, Encoder};
 pub use record::*;
 
