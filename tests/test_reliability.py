@@ -308,3 +308,14 @@ def test_storm_is_identical_with_and_without_rprof(tmp_path):
         assert sorted(proc.stdout.splitlines()) == want, i
         for trace in out.glob("rprof-*.trace"):
             assert report(trace).returncode == 0
+
+
+def test_pthread_create_out_of_memory_gets_eagain(tmp_path):
+    """With the heap exhausted, pthread_create fails with EAGAIN as without rprof; the
+    wrapper used to abort the program ("memory allocation of 16 bytes failed")."""
+    exe = build_c("thread_oom")
+    plain = subprocess.run([exe], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([exe], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=shim_env(tmp_path))
+    assert plain.stdout == "oom: EAGAIN\nafter: 0 ran\n", plain
+    assert (proc.returncode, proc.stdout) == (plain.returncode, plain.stdout), proc.stderr
+    assert "memory allocation" not in proc.stderr

@@ -211,10 +211,17 @@ pub unsafe extern "C" fn pthread_create(
     if runtime::active().is_none() {
         return real::pthread_create(thread, attr, start, arg);
     }
-    let boxed = Box::into_raw(Box::new((start, arg)));
+    // The C allocator, not Box: out of memory, Rust's allocator would abort the program,
+    // where the program expects pthread_create to fail with EAGAIN.
+    let boxed = real::__libc_malloc(std::mem::size_of::<Start>()) as *mut Start;
+    if boxed.is_null() {
+        return libc::EAGAIN;
+    }
+    // SAFETY: `boxed` is a fresh block of the size and (malloc's) alignment of Start.
+    unsafe { boxed.write((start, arg)) };
     let rc = real::pthread_create(thread, attr, trampoline, boxed.cast());
     if rc != 0 {
-        drop(Box::from_raw(boxed));
+        real::__libc_free(boxed.cast());
     }
     rc
 }
@@ -222,7 +229,10 @@ pub unsafe extern "C" fn pthread_create(
 type Start = (extern "C" fn(*mut c_void) -> *mut c_void, *mut c_void);
 
 extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
-    let (start, arg) = *unsafe { Box::from_raw(p as *mut Start) };
+    // SAFETY: `p` is the block the wrapper filled; read once, then freed.
+    let (start, arg) = unsafe { (p as *mut Start).read() };
+    // SAFETY: allocated by the wrapper with the C allocator.
+    unsafe { real::__libc_free(p) };
     thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     if let Some(rt) = runtime::active() {
         arm_current_thread(rt);
