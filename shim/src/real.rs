@@ -49,7 +49,7 @@ pub fn resolve() {
 
 /// The next definition of `name`, resolved on first use if the constructor has not run yet
 /// (a program's own constructors can run before ours).
-fn next(slot: &AtomicUsize, name: &std::ffi::CStr) -> usize {
+pub fn next(slot: &AtomicUsize, name: &std::ffi::CStr) -> usize {
     let mut f = slot.load(Ordering::Acquire);
     if f == 0 {
         f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;

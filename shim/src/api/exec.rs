@@ -4,20 +4,10 @@
 //! `execvp`, `execl` & co. reach `execve` internally, past the PLT, so each entry point is
 //! interposed; the variadic `execl`, `execlp` and `execle` are in execl.c.
 
+use crate::real::next;
 use crate::runtime;
 use libc::{c_char, c_int};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The next definition of `name` (glibc's), resolved on first use.
-fn next(slot: &AtomicUsize, name: &std::ffi::CStr) -> usize {
-    let mut f = slot.load(Ordering::Acquire);
-    if f == 0 {
-        // SAFETY: dlsym with a NUL-terminated name.
-        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-        slot.store(f, Ordering::Release);
-    }
-    f
-}
+use std::sync::atomic::AtomicUsize;
 
 /// Runs an exec call between the two notes; returns only if it failed.
 fn around(call: impl FnOnce() -> c_int) -> c_int {

@@ -2,7 +2,8 @@
  * execl, execlp and execle call execve internally, past the PLT, so they are interposed:
  * exec.rs exports `execl` & co. as naked jumps to these (a cdylib exports only symbols
  * defined in Rust), and each collects its arguments, as glibc does, and calls the vector
- * form, which resolves to the shim's interposed execv/execvp/execve. */
+ * form, which resolves to the shim's interposed execve/execvpe. */
+#define _GNU_SOURCE /* execvpe */
 #include <stdarg.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -25,39 +26,23 @@ static size_t count_args(va_list ap) {
         (void)va_arg(ap, char *); /* the terminating NULL */                             \
     } while (0)
 
-__attribute__((visibility("hidden"))) int rprof_execl(const char *path, const char *arg, ...) {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_args(ap);
-    va_end(ap);
-    char *argv[n + 1];
-    va_start(ap, arg);
-    COLLECT(argv, n, arg, ap);
-    va_end(ap);
-    return execv(path, argv);
-}
+/* One interposer: NAME collects its arguments and calls CALL (a vector form taking an
+ * environment) with ENVP, read after the arguments' NULL; glibc's execl and execlp pass
+ * `environ`, as these do. */
+#define EXECL(name, call, envp)                                                          \
+    __attribute__((visibility("hidden"))) int name(const char *file, const char *arg, ...) { \
+        va_list ap;                                                                      \
+        va_start(ap, arg);                                                               \
+        size_t n = count_args(ap);                                                       \
+        va_end(ap);                                                                      \
+        char *argv[n + 1];                                                               \
+        va_start(ap, arg);                                                               \
+        COLLECT(argv, n, arg, ap);                                                       \
+        char *const *env = (envp);                                                       \
+        va_end(ap);                                                                      \
+        return call(file, argv, env);                                                    \
+    }
 
-__attribute__((visibility("hidden"))) int rprof_execlp(const char *file, const char *arg, ...) {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_args(ap);
-    va_end(ap);
-    char *argv[n + 1];
-    va_start(ap, arg);
-    COLLECT(argv, n, arg, ap);
-    va_end(ap);
-    return execvp(file, argv);
-}
-
-__attribute__((visibility("hidden"))) int rprof_execle(const char *path, const char *arg, ...) {
-    va_list ap;
-    va_start(ap, arg);
-    size_t n = count_args(ap);
-    va_end(ap);
-    char *argv[n + 1];
-    va_start(ap, arg);
-    COLLECT(argv, n, arg, ap);
-    char *const *envp = va_arg(ap, char *const *);
-    va_end(ap);
-    return execve(path, argv, envp);
-}
+EXECL(rprof_execl, execve, environ)
+EXECL(rprof_execlp, execvpe, environ)
+EXECL(rprof_execle, execve, va_arg(ap, char *const *))
