@@ -1,9 +1,10 @@
-//! The shim's own Rust heap goes straight to glibc, so nothing the writer process or the
+//! The shim's own Rust heap goes straight to glibc's allocator (found by libc's own symbols,
+//! `allocator.rs`, whatever else is preloaded), so nothing the writer process or the
 //! constructor allocates is ever counted or sampled as the program's memory. A failed
 //! allocation in the writer stops it quietly (`writer::oom`) instead of printing Rust's
 //! allocation-failure message into the program's stderr.
 
-use crate::real::{__libc_free, __libc_malloc, __libc_memalign, __libc_realloc};
+use crate::allocator::libc_heap;
 use std::alloc::{GlobalAlloc, Layout};
 
 pub struct LibcHeap;
@@ -22,19 +23,19 @@ fn checked(p: *mut u8) -> *mut u8 {
 unsafe impl GlobalAlloc for LibcHeap {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         checked(if l.align() <= MIN_ALIGN {
-            __libc_malloc(l.size()) as *mut u8
+            libc_heap::malloc(l.size()) as *mut u8
         } else {
-            __libc_memalign(l.align(), l.size()) as *mut u8
+            libc_heap::memalign(l.align(), l.size()) as *mut u8
         })
     }
 
     unsafe fn dealloc(&self, p: *mut u8, _: Layout) {
-        __libc_free(p as _)
+        libc_heap::free(p as _)
     }
 
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
         if l.align() <= MIN_ALIGN {
-            return checked(__libc_realloc(p as _, new) as *mut u8);
+            return checked(libc_heap::realloc(p as _, new) as *mut u8);
         }
         let q = self.alloc(Layout::from_size_align_unchecked(new, l.align()));
         if !q.is_null() {

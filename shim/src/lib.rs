@@ -10,6 +10,8 @@
 // which leaves the start-up path unreachable there.
 #![cfg_attr(test, allow(dead_code))]
 
+mod alloc_hooks;
+mod allocator;
 mod api;
 mod codes;
 mod config;

@@ -12,7 +12,7 @@ use crate::queue::Kind;
 use crate::runtime::{self, Runtime};
 use crate::sampled::Sampled;
 use crate::thread_state::{self, ThreadState};
-use crate::{counters, native_stack, stack};
+use crate::{alloc_hooks, counters, native_stack, stack};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Whether the malloc family counts at all. On until the constructor reads the modes; off
@@ -87,7 +87,7 @@ pub fn on_realloc(p: usize, old: usize, q: usize, new: usize) {
         } else {
             count_freed_bytes(t, old - new);
         }
-        t.realloc_old.set(old as u64);
+        t.realloc_growth.set(new.saturating_sub(old) as u64);
         if t.in_python.get() {
             // The Python allocator's wrapper accounts for this block.
             return;
@@ -241,10 +241,19 @@ fn slow_alloc(t: &ThreadState, p: usize, n: usize, python: bool) {
     if let Some(rt) = runtime::active() {
         let mut points = 0;
         let mean = rt.config.mem_rate << t.rate_shift.get();
-        if arm_thread(t, rt) {
-            gap_left = t.sample_gap.get();
-        } else {
+        // A thread's first slow path arms it, and the bytes that brought it here (its first
+        // allocations) are sampled like any others: a program whose one big block is its
+        // first allocation must see it.
+        arm_thread(t, rt);
+        {
             gap_left = t.sample_gap.get() - spent;
+            // A block of thousands of means takes its points by their expectation, not one
+            // draw each: a terabyte reservation must not cost millions of iterations.
+            if gap_left < -((mean as i64) << 10) {
+                let bulk = -gap_left / mean as i64 - 16;
+                points += bulk as u64;
+                gap_left += bulk * mean as i64;
+            }
             while gap_left <= 0 {
                 points += 1;
                 gap_left += gap(t, mean);
@@ -269,7 +278,11 @@ fn slow_alloc(t: &ThreadState, p: usize, n: usize, python: bool) {
 fn record_alloc(rt: &Runtime, p: usize, n: usize, weight: u64, python: bool) {
     let taken = thread_state::guarded(|t| {
         let mut native = [0u64; native_stack::NATIVE_DEPTH];
-        let depth = native_stack::callers(t.stack_hi.get(), &mut native);
+        let depth = if alloc_hooks::hooked() {
+            native_stack::unwound(&mut native)
+        } else {
+            native_stack::callers(t.stack_hi.get(), &mut native)
+        };
         let Some(mut claim) = rt.queue.claim_patiently() else {
             return;
         };

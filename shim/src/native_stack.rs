@@ -34,28 +34,59 @@ pub fn stack_top() -> usize {
 /// The shim's own text, whose frames a caller's stack leaves out.
 static SHIM_TEXT: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
+/// The text of an allocator preloaded before the shim (`alloc_hooks.rs`), whose frames an
+/// allocation's stack leaves out too: the stack starts at the program's call to malloc.
+static ALLOCATOR_TEXT: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
 /// Finds the shim's executable segment. Init time only.
 pub fn init() {
-    extern "C" fn visit(info: *mut libc::dl_phdr_info, _: usize, _: *mut libc::c_void) -> i32 {
-        let here = init as *const () as usize;
-        let info = unsafe { &*info };
+    text_of(init as *const () as usize, &SHIM_TEXT);
+}
+
+/// Leaves the frames of the object holding `addr` out of allocation stacks. Init time only.
+pub fn skip_object(addr: usize) {
+    text_of(addr, &ALLOCATOR_TEXT);
+}
+
+/// Stores the loaded segment holding `addr` into `range`.
+fn text_of(addr: usize, range: &'static [AtomicUsize; 2]) {
+    struct Want {
+        addr: usize,
+        range: &'static [AtomicUsize; 2],
+    }
+    extern "C" fn visit(info: *mut libc::dl_phdr_info, _: usize, want: *mut libc::c_void) -> i32 {
+        // SAFETY: dl_iterate_phdr passes a valid info with dlpi_phnum headers, and `want`
+        // is the Want below, alive for the whole iteration.
+        let (info, want) = unsafe { (&*info, &*(want as *const Want)) };
         for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: i < dlpi_phnum.
             let ph = unsafe { &*info.dlpi_phdr.add(i) };
             let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
             let end = start + ph.p_memsz as usize;
-            if ph.p_type == libc::PT_LOAD && (start..end).contains(&here) {
-                SHIM_TEXT[0].store(start, Relaxed);
-                SHIM_TEXT[1].store(end, Relaxed);
+            if ph.p_type == libc::PT_LOAD && (start..end).contains(&want.addr) {
+                want.range[0].store(start, Relaxed);
+                want.range[1].store(end, Relaxed);
                 return 1;
             }
         }
         0
     }
-    unsafe { libc::dl_iterate_phdr(Some(visit), std::ptr::null_mut()) };
+    let mut want = Want { addr, range };
+    // SAFETY: the callback only reads what the loader passes it and the Want.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut want as *mut Want).cast()) };
+}
+
+fn within(range: &[AtomicUsize; 2], pc: usize) -> bool {
+    (range[0].load(Relaxed)..range[1].load(Relaxed)).contains(&pc)
 }
 
 pub fn in_shim(pc: usize) -> bool {
-    (SHIM_TEXT[0].load(Relaxed)..SHIM_TEXT[1].load(Relaxed)).contains(&pc)
+    within(&SHIM_TEXT, pc)
+}
+
+/// Frames an allocation's stack leaves out: the shim's and the hooked allocator's.
+fn in_allocation_path(pc: usize) -> bool {
+    in_shim(pc) || within(&ALLOCATOR_TEXT, pc)
 }
 
 #[inline(always)]
@@ -82,12 +113,37 @@ pub fn callers(stack_hi: usize, out: &mut [u64; NATIVE_DEPTH]) -> usize {
     let mut k = 0;
     for &pc in raw[..n]
         .iter()
-        .skip_while(|&&pc| in_shim(pc))
+        .skip_while(|&&pc| in_allocation_path(pc))
         .take(NATIVE_DEPTH)
     {
         out[k] = pc as u64;
         k += 1;
     }
+    k
+}
+
+/// As `callers`, by DWARF unwinding: for allocations seen through another allocator's
+/// hooks, since allocators are built without frame pointers and a frame-pointer walk from
+/// inside one skips (or garbles) the program's frames. Not async-signal-safe (the unwinder
+/// takes the loader's lock): hooks run in the allocator's normal context, never in the
+/// sampling signal's.
+#[inline(never)]
+pub fn unwound(out: &mut [u64; NATIVE_DEPTH]) -> usize {
+    let mut k = 0;
+    let mut skipping = true;
+    // SAFETY: the reentrancy guard is held by the caller (record_alloc), so nothing the
+    // unwinder does re-enters the shim's recording paths.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            let pc = frame.ip() as usize;
+            skipping = skipping && in_allocation_path(pc);
+            if !skipping {
+                out[k] = pc as u64;
+                k += 1;
+            }
+            k < NATIVE_DEPTH
+        })
+    };
     k
 }
 

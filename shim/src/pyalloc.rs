@@ -134,23 +134,21 @@ unsafe extern "C" fn py_calloc(ctx: *mut c_void, k: size_t, n: size_t) -> *mut c
     sampled(p, bytes)
 }
 
-/// Only growth spends the budget, as for malloc's realloc: the old size is known when the
+/// Only growth spends the budget, as for malloc's realloc: the growth is known when the
 /// block was large enough to live in malloc (its realloc reports it), else it was at most
 /// pymalloc's 512 bytes and the whole new size is counted.
 unsafe extern "C" fn py_realloc(ctx: *mut c_void, p: *mut c_void, n: size_t) -> *mut c_void {
     let o = orig(ctx);
-    thread_state::with(|t| t.realloc_old.set(u64::MAX));
+    thread_state::with(|t| t.realloc_growth.set(u64::MAX));
     let q = memory::inside_python_allocator(|| (o.realloc)(o.ctx, p, n));
     if !q.is_null() {
         if !p.is_null() {
             memory::moved(p as usize, q as usize);
         }
         thread_state::with(|t| {
-            let old = t.realloc_old.get();
-            let growth = if old == u64::MAX {
-                n
-            } else {
-                n.saturating_sub(old as usize)
+            let growth = match t.realloc_growth.get() {
+                u64::MAX => n,
+                g => g as usize,
             };
             memory::spend(t, q as usize, growth, true);
         });

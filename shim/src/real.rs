@@ -1,33 +1,8 @@
-//! The C library's own allocator and the few libc entry points the shim wraps, reached
-//! without going through our interposed symbols.
-//!
-//! glibc exports its allocator under `__libc_*` link names, so the shim never needs `dlsym`
-//! to find it: no bootstrap window exists in which a malloc call has nowhere to go.
+//! The few libc entry points the shim wraps, reached without going through our interposed
+//! symbols. (The allocator is `allocator.rs`.)
 
-use libc::{c_int, c_void, size_t};
+use libc::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-extern "C" {
-    pub fn __libc_malloc(size: size_t) -> *mut c_void;
-    pub fn __libc_calloc(n: size_t, size: size_t) -> *mut c_void;
-    pub fn __libc_realloc(p: *mut c_void, size: size_t) -> *mut c_void;
-    pub fn __libc_free(p: *mut c_void);
-    pub fn __libc_memalign(align: size_t, size: size_t) -> *mut c_void;
-    pub fn __libc_valloc(size: size_t) -> *mut c_void;
-    pub fn __libc_pvalloc(size: size_t) -> *mut c_void;
-}
-
-/// Bytes usable in a glibc chunk, read from its header (what `malloc_usable_size` returns):
-/// the size word sits just before the pointer; bit 1 marks an mmapped chunk, whose header
-/// takes one more word.
-///
-/// # Safety
-/// `p` must be a live pointer returned by the glibc allocator.
-#[inline(always)]
-pub unsafe fn usable_size(p: *mut c_void) -> usize {
-    let word = *(p as *const usize).sub(1);
-    (word & !7) - if word & 2 != 0 { 16 } else { 8 }
-}
 
 type PthreadCreate = unsafe extern "C" fn(
     *mut libc::pthread_t,

@@ -7,8 +7,8 @@ use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::shared::Outcome;
 use crate::{
-    copy, log, memory, native_stack, output, pyalloc, python, real, sampler, shared, signals,
-    thread_state, writer,
+    alloc_hooks, allocator, copy, log, memory, native_stack, output, pyalloc, python, real,
+    sampler, shared, signals, thread_state, writer,
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
@@ -117,14 +117,22 @@ pub fn monotonic_ns() -> u64 {
 
 /// Starts profiling this process. Runs once, from the library constructor.
 pub fn start() {
+    allocator::init();
     copy::resolve();
     real::resolve();
     native_stack::init();
     thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     let config = Config::from_env();
-    if config.mem_rate == 0 {
+    if config.mem_rate == 0 || !allocator::sized() {
         memory::stop_accounting();
     }
+    if config.mem_rate > 0 && !allocator::sized() {
+        log::warn(&format!(
+            "{} has no malloc_usable_size: memory is not profiled",
+            allocator::foreign_name().unwrap_or_default()
+        ));
+    }
+    alloc_hooks::report(&alloc_hooks::attach(config.mem_rate > 0));
     let root = output::is_root();
     let (probe, native_only) = match Probe::detect() {
         Ok(p) => (Some(p), None),

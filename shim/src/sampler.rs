@@ -2,6 +2,7 @@
 //! monotonic clock in wall mode), delivering the sampling signal to that very thread. The
 //! handler records where the thread is and how much time the sample stands for.
 
+use crate::allocator::libc_heap;
 use crate::native_stack::{self, NATIVE_DEPTH};
 use crate::queue::Kind;
 use crate::runtime::{self, Runtime};
@@ -213,7 +214,7 @@ pub unsafe extern "C" fn pthread_create(
     }
     // The C allocator, not Box: out of memory, Rust's allocator would abort the program,
     // where the program expects pthread_create to fail with EAGAIN.
-    let boxed = real::__libc_malloc(std::mem::size_of::<Start>()) as *mut Start;
+    let boxed = libc_heap::malloc(std::mem::size_of::<Start>()) as *mut Start;
     if boxed.is_null() {
         return libc::EAGAIN;
     }
@@ -221,7 +222,7 @@ pub unsafe extern "C" fn pthread_create(
     unsafe { boxed.write((start, arg)) };
     let rc = real::pthread_create(thread, attr, trampoline, boxed.cast());
     if rc != 0 {
-        real::__libc_free(boxed.cast());
+        libc_heap::free(boxed.cast());
     }
     rc
 }
@@ -232,7 +233,7 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     // SAFETY: `p` is the block the wrapper filled; read once, then freed.
     let (start, arg) = unsafe { (p as *mut Start).read() };
     // SAFETY: allocated by the wrapper with the C allocator.
-    unsafe { real::__libc_free(p) };
+    unsafe { libc_heap::free(p) };
     thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     if let Some(rt) = runtime::active() {
         arm_current_thread(rt);

@@ -30,9 +30,11 @@ pub struct ThreadState {
     pub copy_left: Cell<i64>,
     /// xorshift state for the sampling gaps; 0 until the thread's first slow path.
     pub rng: Cell<u64>,
-    /// The old block's size in the last realloc, so a Python allocator realloc that ended
-    /// in one counts only its growth; `u64::MAX` when none was seen.
-    pub realloc_old: Cell<u64>,
+    /// The growth of the block's usable size in the last realloc, so a Python allocator
+    /// realloc that ended in one counts only that growth; `u64::MAX` when none was seen.
+    /// (Usable sizes on both sides: with an allocator whose size classes are coarse, the
+    /// new request minus the old usable size would miss most of the growth.)
+    pub realloc_growth: Cell<u64>,
     /// Inside a call to the Python allocator, whose own malloc calls it accounts for.
     pub in_python: Cell<bool>,
     /// Sampler bookkeeping: this thread's clock readings at its previous sample.

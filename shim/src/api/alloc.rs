@@ -1,15 +1,16 @@
-//! The interposed malloc family. Each entry point forwards to glibc's allocator and counts
-//! (`memory.rs`); the fast path is a few thread-local adds and one branch, with no lock, no
-//! allocation and no shared write. Without memory mode it only forwards.
+//! The interposed malloc family. Each entry point forwards to the allocator that follows
+//! the shim (`allocator::next`: glibc's, or a tcmalloc or jemalloc preloaded after rprof)
+//! and counts (`memory.rs`); the fast path is a few thread-local adds and one branch, with
+//! no lock, no allocation and no shared write. Without memory mode it only forwards.
 
+use crate::allocator::next;
 use crate::memory::{accounting, on_alloc, on_free, on_realloc};
-use crate::real::{self, usable_size};
 use libc::{c_int, c_void, size_t};
 
 #[inline(always)]
 unsafe fn counted(p: *mut c_void) -> *mut c_void {
     if !p.is_null() && accounting() {
-        on_alloc(p as usize, usable_size(p));
+        on_alloc(p as usize, next::usable_size(p));
     }
     p
 }
@@ -19,23 +20,23 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
     if accounting() {
         counted_malloc(size)
     } else {
-        real::__libc_malloc(size)
+        next::malloc(size)
     }
 }
 
 // The counting paths are out of line so that the entry points' other branch is a plain
-// tail jump into glibc.
+// tail call into the allocator.
 #[inline(never)]
 unsafe fn counted_malloc(size: size_t) -> *mut c_void {
-    counted(real::__libc_malloc(size))
+    counted(next::malloc(size))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
     if accounting() {
-        counted(real::__libc_calloc(n, size))
+        counted(next::calloc(n, size))
     } else {
-        real::__libc_calloc(n, size)
+        next::calloc(n, size)
     }
 }
 
@@ -44,15 +45,15 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if accounting() {
         counted_free(p)
     } else {
-        real::__libc_free(p)
+        next::free(p)
     }
 }
 
 #[inline(never)]
 unsafe fn counted_free(p: *mut c_void) {
     if !p.is_null() {
-        on_free(p as usize, usable_size(p));
-        real::__libc_free(p);
+        on_free(p as usize, next::usable_size(p));
+        next::free(p);
     }
 }
 
@@ -62,12 +63,12 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
         return malloc(size);
     }
     if !accounting() {
-        return real::__libc_realloc(p, size);
+        return next::realloc(p, size);
     }
-    let old = usable_size(p);
-    let q = real::__libc_realloc(p, size);
+    let old = next::usable_size(p);
+    let q = next::realloc(p, size);
     if !q.is_null() {
-        on_realloc(p as usize, old, q as usize, usable_size(q));
+        on_realloc(p as usize, old, q as usize, next::usable_size(q));
     } else if size == 0 {
         // glibc frees `p` for realloc(p, 0) and returns NULL; any other NULL leaves `p`
         // alive.
@@ -89,7 +90,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
 
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
-    counted(real::__libc_memalign(align, size))
+    counted(next::memalign(align, size))
 }
 
 #[no_mangle]
@@ -114,14 +115,28 @@ pub unsafe extern "C" fn posix_memalign(
     0
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
-    counted(real::__libc_valloc(size))
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
+/// As glibc defines it: page-aligned.
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: size_t) -> *mut c_void {
+    memalign(page_size(), size)
+}
+
+/// As glibc defines it: page-aligned, rounded up to whole pages (one page for 0).
 #[no_mangle]
 pub unsafe extern "C" fn pvalloc(size: size_t) -> *mut c_void {
-    counted(real::__libc_pvalloc(size))
+    let page = page_size();
+    match size.max(1).checked_next_multiple_of(page) {
+        Some(rounded) => memalign(page, rounded),
+        None => {
+            *libc::__errno_location() = libc::ENOMEM;
+            std::ptr::null_mut()
+        }
+    }
 }
 
 #[no_mangle]
@@ -129,6 +144,6 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> size_t {
     if p.is_null() {
         0
     } else {
-        usable_size(p)
+        next::usable_size(p)
     }
 }
