@@ -1,9 +1,9 @@
 //! `rprof run`: preloads librprof.so into a command, waits for it, and reports on the trace
 //! its process wrote.
 
+use crate::render::{self, Format};
 use crate::report::{self, ReportOptions};
 use crate::source::Sources;
-use crate::{scalene_json, text};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -238,11 +238,12 @@ fn report_trace(args: &RunArgs, trace: &Path, out: &mut String) {
         }
     };
     let sources = Sources::load(&profile);
-    out.push_str(&text::render(&profile, &sources, &args.report));
+    let render = |format| render::render(format, &profile, &sources, &args.report);
+    out.push_str(&render(Format::Text));
     out.push_str(&format!("\nTrace: {}\n", trace.display()));
-    if let Some(path) = &args.json {
-        let json = scalene_json::render(&profile, &sources);
-        if let Err(e) = report::write_output(Some(path), &json) {
+    for (format, path) in [(Format::ScaleneJson, &args.json)] {
+        let Some(path) = path else { continue };
+        if let Err(e) = report::write_output(Some(path), &render(format)) {
             eprintln!("rprof: cannot write {}: {e}", path.display());
         }
     }

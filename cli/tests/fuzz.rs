@@ -4,10 +4,10 @@
 mod common;
 
 use common::{check_scalene_schema, TraceBuilder};
-use rprof_cli::profile::{aggregate, Profile};
+use rprof_cli::model::{aggregate, Profile};
+use rprof_cli::render::{scalene_json, text};
 use rprof_cli::report::ReportOptions;
 use rprof_cli::source::Sources;
-use rprof_cli::{scalene_json, text};
 use rprof_format::{
     mode, AllocSample, CopySample, Counters, CpuSample, Domain, End, Exec, Frame, FreeSample,
     FuncKind, Header, Record,

@@ -10,10 +10,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rprof_cli::profile::aggregate;
+use rprof_cli::model::aggregate;
 use rprof_cli::report::ReportOptions;
 use rprof_cli::source::Sources;
-use rprof_cli::{scalene_json, text};
+use rprof_cli::render::{scalene_json, text};
 
 /// The header's length, then each chunk's checksum set to its payload's, as far as the
 /// framing holds.

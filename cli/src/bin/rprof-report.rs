@@ -1,9 +1,9 @@
 //! rprof-report TRACE: the report of one trace, as text or as Scalene-compatible JSON.
 
 use clap::Parser;
+use rprof_cli::render::{self, Format};
 use rprof_cli::report::{self, ReportOptions};
 use rprof_cli::source::Sources;
-use rprof_cli::{scalene_json, text};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,11 +32,12 @@ fn main() -> ExitCode {
         }
     };
     let sources = Sources::load(&profile);
-    let out = if cli.json {
-        scalene_json::render(&profile, &sources)
+    let format = if cli.json {
+        Format::ScaleneJson
     } else {
-        text::render(&profile, &sources, &cli.report)
+        Format::Text
     };
+    let out = render::render(format, &profile, &sources, &cli.report);
     match report::write_output(cli.output.as_deref(), &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
