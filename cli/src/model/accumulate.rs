@@ -4,9 +4,10 @@
 //! ([`super::memory`]) and builds the [`Profile`].
 //!
 //! The per-sample path does no allocation or string hashing: a stack id indexes a vector
-//! (writers number stacks upward from 1), and the sample is added to that stack's sums for
-//! its thread. Names are resolved at the end, because records may reference definitions
-//! that come later in the file.
+//! (writers number stacks upward from 1) that gives the stack's slot; a CPU sample adds
+//! to its thread's vector of times by slot, a memory sample to the slot's sums. Stacks'
+//! and threads' totals are summed from those at the end. Names are resolved at the end
+//! too, because records may reference definitions that come later in the file.
 
 use super::charge::{FileTable, FunctionDef, FunctionTable, Names, Resolver, Site};
 use super::figures::percent;
@@ -71,47 +72,87 @@ impl StackIndex {
 fn new_slot(id: u32, slots: &mut Vec<StackSums>) -> u32 {
     slots.push(StackSums {
         id,
-        threads: Vec::new(),
         memory: StackTotals::default(),
     });
     (slots.len() - 1) as u32
 }
 
-/// What was sampled in one stack: CPU time and bytes allocated per thread, and its memory
-/// sums.
+/// What memory samples of one stack add up to (its CPU time is in [`ThreadTables`]).
 struct StackSums {
     id: u32,
-    /// Per thread id; a stack is nearly always sampled in one thread or a few.
-    threads: Vec<ThreadSums>,
     memory: StackTotals,
 }
 
-struct ThreadSums {
-    tid: u32,
-    times: Times,
-    malloc_bytes: u64,
+/// CPU time by thread and stack slot: per thread, a vector indexed by slot (slots are
+/// numbered in order of first use, so the vectors stay dense), within a budget of entries
+/// for all threads together; past it (very many threads, each in very many stacks), a
+/// map by slot.
+#[derive(Default)]
+struct ThreadTables {
+    threads: Vec<ThreadTable>,
+    by_tid: FxHashMap<u32, usize>,
+    /// The thread of the last sample: samples come in runs from one thread.
+    last: usize,
+    dense_entries: usize,
 }
 
-impl StackSums {
+struct ThreadTable {
+    tid: u32,
+    dense: Vec<Times>,
+    sparse: FxHashMap<u32, Times>,
+}
+
+impl ThreadTables {
+    /// 4 Mi entries of 32 bytes: 128 MiB at most.
+    const DENSE_BUDGET: usize = 1 << 22;
+
     #[inline]
-    fn thread(&mut self, tid: u32) -> &mut ThreadSums {
-        match self.threads.iter().position(|t| t.tid == tid) {
-            Some(i) => &mut self.threads[i],
-            None => {
-                self.threads.push(ThreadSums {
-                    tid,
-                    times: Times::default(),
-                    malloc_bytes: 0,
-                });
-                self.threads.last_mut().expect("just pushed")
-            }
+    fn times(&mut self, tid: u32, slot: u32) -> &mut Times {
+        if self.threads.get(self.last).is_none_or(|t| t.tid != tid) {
+            self.last = self.find(tid);
         }
+        let t = self.last;
+        let i = slot as usize;
+        if i >= self.threads[t].dense.len() && !self.grow(t, i) {
+            return self.threads[t].sparse.entry(slot).or_default();
+        }
+        &mut self.threads[t].dense[i]
     }
 
-    fn times(&self) -> Times {
-        let mut t = Times::default();
-        self.threads.iter().for_each(|s| t.add(&s.times));
-        t
+    #[cold]
+    fn find(&mut self, tid: u32) -> usize {
+        let threads = &mut self.threads;
+        *self.by_tid.entry(tid).or_insert_with(|| {
+            threads.push(ThreadTable {
+                tid,
+                dense: Vec::new(),
+                sparse: FxHashMap::default(),
+            });
+            threads.len() - 1
+        })
+    }
+
+    /// Makes room for slot `i` in thread `t`'s vector, if the budget allows.
+    #[cold]
+    fn grow(&mut self, t: usize, i: usize) -> bool {
+        let dense = &mut self.threads[t].dense;
+        let len = (i + 1).next_power_of_two();
+        let extra = len - dense.len();
+        if self.dense_entries + extra > Self::DENSE_BUDGET {
+            return false;
+        }
+        self.dense_entries += extra;
+        dense.resize(len, Times::default());
+        true
+    }
+
+    /// Per thread: its id and its times by slot (those with samples).
+    fn iter(&self) -> impl Iterator<Item = (u32, impl Iterator<Item = (usize, &Times)>)> {
+        self.threads.iter().map(|t| {
+            let dense = t.dense.iter().enumerate().filter(|(_, v)| v.samples > 0);
+            let sparse = t.sparse.iter().map(|(&i, v)| (i as usize, v));
+            (t.tid, dense.chain(sparse))
+        })
     }
 }
 
@@ -124,7 +165,7 @@ struct Accumulator {
     thread_names: FxHashMap<u32, u32>,
     index: StackIndex,
     slots: Vec<StackSums>,
-    per_thread: FxHashMap<u32, Times>,
+    cpu: ThreadTables,
     total: Times,
     profiler_ns: u64,
     profiler_samples: u64,
@@ -160,13 +201,8 @@ impl Accumulator {
                     s.sys_ns
                 };
                 let slot = self.slot(s.stack);
-                self.slots[slot as usize]
-                    .thread(s.tid)
-                    .times
-                    .add_sample(s.exec, s.cpu_ns, sys);
-                self.per_thread
-                    .entry(s.tid)
-                    .or_default()
+                self.cpu
+                    .times(s.tid, slot)
                     .add_sample(s.exec, s.cpu_ns, sys);
                 self.total.add_sample(s.exec, s.cpu_ns, sys);
                 self.last_t_ns = self.last_t_ns.max(s.t_ns);
@@ -208,10 +244,7 @@ impl Accumulator {
             Record::Alloc(a) => {
                 self.last_t_ns = self.last_t_ns.max(a.t_ns);
                 let slot = self.slot(a.stack);
-                let s = &mut self.slots[slot as usize];
-                s.memory.alloc(&a);
-                let t = s.thread(a.tid);
-                t.malloc_bytes = t.malloc_bytes.saturating_add(a.weight);
+                self.slots[slot as usize].memory.alloc(&a);
                 self.memory.alloc(&a, slot);
             }
             Record::Free(f) => {
@@ -249,8 +282,21 @@ impl Accumulator {
         let mut frames = FrameTable::default();
         let mut stack_frames = Vec::with_capacity(self.slots.len());
 
-        for s in &self.slots {
-            let t = s.times();
+        // Per slot, its CPU time in all and per thread; per thread, its CPU time.
+        let mut slot_times = vec![Times::default(); self.slots.len()];
+        let mut slot_threads: Vec<Vec<(u32, Times)>> = vec![Vec::new(); self.slots.len()];
+        let mut per_thread = Vec::new();
+        for (tid, times) in self.cpu.iter() {
+            let mut all = Times::default();
+            for (slot, t) in times {
+                slot_times[slot].add(t);
+                slot_threads[slot].push((tid, *t));
+                all.add(t);
+            }
+            per_thread.push((tid, all));
+        }
+
+        for (s, &t) in self.slots.iter().zip(&slot_times) {
             let site = r.site(s.id).unwrap_or_else(|| {
                 if t.samples > 0 {
                     unknown_stacks.add(&t);
@@ -379,10 +425,9 @@ impl Accumulator {
         }
 
         let pid = trace.header.pid;
-        let mut threads: Vec<ThreadProfile> = self
-            .per_thread
-            .iter()
-            .map(|(&tid, &times)| ThreadProfile {
+        let mut threads: Vec<ThreadProfile> = per_thread
+            .into_iter()
+            .map(|(tid, times)| ThreadProfile {
                 pid,
                 tid,
                 name: self.thread_names.get(&tid).map(|&n| names.get(n)),
@@ -395,25 +440,11 @@ impl Accumulator {
                 .cmp(&a.times.total_ns())
                 .then(a.tid.cmp(&b.tid))
         });
-        // Threads that only allocated (no CPU sample) still own their stacks' memory.
-        let mut thread_of: FxHashMap<u32, usize> = threads
+        let thread_of: FxHashMap<u32, usize> = threads
             .iter()
             .enumerate()
             .map(|(i, t)| (t.tid, i))
             .collect();
-        for s in &self.slots {
-            for t in &s.threads {
-                thread_of.entry(t.tid).or_insert_with(|| {
-                    threads.push(ThreadProfile {
-                        pid,
-                        tid: t.tid,
-                        name: self.thread_names.get(&t.tid).map(|&n| names.get(n)),
-                        times: Times::default(),
-                    });
-                    threads.len() - 1
-                });
-            }
-        }
 
         let mut functions = funcs.list;
         for (f, m) in functions.iter_mut().zip(replayed.funcs) {
@@ -442,6 +473,7 @@ impl Accumulator {
 
         let stacks = build_stacks(
             &self.slots,
+            slot_times.into_iter().zip(slot_threads).collect(),
             stack_frames,
             frames,
             &place,
@@ -492,6 +524,7 @@ impl FrameTable {
 /// their sorted `place` and threads at their index in the profile.
 fn build_stacks(
     slots: &[StackSums],
+    cpu: Vec<(Times, Vec<(u32, Times)>)>,
     stack_frames: Vec<(Vec<u32>, bool)>,
     mut frames: FrameTable,
     place: &[usize],
@@ -503,38 +536,33 @@ fn build_stacks(
     }
     let mut stacks: Vec<StackProfile> = slots
         .iter()
+        .zip(cpu)
         .zip(stack_frames)
         .zip(live)
         .map(
-            |((s, (frames, undefined)), &(peak_live_bytes, exit_live_bytes))| {
-                let mut threads: Vec<StackThread> = s
-                    .threads
-                    .iter()
-                    .map(|t| StackThread {
-                        thread: thread_of[&t.tid],
-                        times: t.times,
-                        malloc_bytes: t.malloc_bytes,
+            |(((s, (times, threads)), (frames, undefined)), &(peak_live, exit_live))| {
+                let mut threads: Vec<StackThread> = threads
+                    .into_iter()
+                    .map(|(tid, times)| StackThread {
+                        thread: thread_of[&tid],
+                        times,
                     })
                     .collect();
                 threads.sort_by(|a, b| {
-                    (b.times.total_ns(), b.malloc_bytes, a.thread).cmp(&(
-                        a.times.total_ns(),
-                        a.malloc_bytes,
-                        b.thread,
-                    ))
+                    (b.times.total_ns(), a.thread).cmp(&(a.times.total_ns(), b.thread))
                 });
                 let m = &s.memory;
                 StackProfile {
                     undefined,
                     frames,
-                    times: s.times(),
+                    times,
                     memory: StackMemory {
                         malloc_bytes: m.malloc_bytes,
                         python_bytes: m.python_bytes,
                         alloc_samples: m.allocs,
                         copy_bytes: m.copy_bytes,
-                        peak_live_bytes,
-                        exit_live_bytes,
+                        peak_live_bytes: peak_live,
+                        exit_live_bytes: exit_live,
                     },
                     threads,
                 }
@@ -849,12 +877,12 @@ mod tests {
             ),
             (700, 700, 700, 400)
         );
-        let by_tid: Vec<(u32, u64, u64)> = second
+        let by_tid: Vec<(u32, u64)> = second
             .threads
             .iter()
-            .map(|t| (p.threads[t.thread].tid, t.times.total_ns(), t.malloc_bytes))
+            .map(|t| (p.threads[t.thread].tid, t.times.total_ns()))
             .collect();
-        assert_eq!(by_tid, [(1, 30, 0), (2, 0, 700)]);
+        assert_eq!(by_tid, [(1, 30)]);
         // Stack 9 is never defined: kept, without frames, marked.
         let undefined = &st.stacks[2];
         assert!(undefined.undefined && undefined.frames.is_empty());

@@ -245,7 +245,8 @@ pub struct StackProfile {
     /// CPU time sampled in this stack, split as [`Times`] is.
     pub times: Times,
     pub memory: StackMemory,
-    /// The same, per thread (an index in [`Profile::threads`]), largest first.
+    /// Its CPU time per thread (an index in [`Profile::threads`]), largest first; memory
+    /// is not split by thread.
     pub threads: Vec<StackThread>,
 }
 
@@ -268,5 +269,4 @@ pub struct StackMemory {
 pub struct StackThread {
     pub thread: usize,
     pub times: Times,
-    pub malloc_bytes: u64,
 }
