@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Also write the report as Scalene-compatible JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write the report as a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Directory for the traces [default: ./rprof-traces].
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -241,7 +244,10 @@ fn report_trace(args: &RunArgs, trace: &Path, out: &mut String) {
     let render = |format| render::render(format, &profile, &sources, &args.report);
     out.push_str(&render(Format::Text));
     out.push_str(&format!("\nTrace: {}\n", trace.display()));
-    for (format, path) in [(Format::ScaleneJson, &args.json)] {
+    for (format, path) in [
+        (Format::ScaleneJson, &args.json),
+        (Format::Html, &args.html),
+    ] {
         let Some(path) = path else { continue };
         if let Err(e) = report::write_output(Some(path), &render(format)) {
             eprintln!("rprof: cannot write {}: {e}", path.display());

@@ -2,6 +2,7 @@
 //! Scalene-compatible JSON ([`scalene_json`]) and a self-contained HTML page ([`html`]).
 //! [`render`] is the one dispatch both `rprof-report` and `rprof run` use.
 
+pub mod html;
 pub mod scalene_json;
 pub mod text;
 
@@ -15,6 +16,7 @@ use crate::source::Sources;
 pub enum Format {
     Text,
     ScaleneJson,
+    Html,
 }
 
 /// The report of `p` in `format`.
@@ -22,6 +24,7 @@ pub fn render(format: Format, p: &Profile, src: &Sources, opts: &ReportOptions) 
     match format {
         Format::Text => text::render(p, src, opts),
         Format::ScaleneJson => scalene_json::render(p, src),
+        Format::Html => html::render(p, src, opts),
     }
 }
 
