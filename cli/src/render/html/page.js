@@ -451,6 +451,13 @@
       matches: () => st.term ? st.drawn.filter((i) => name(i).toLowerCase().includes(st.term)).map(name) : [],
       zoom: (i) => { st.zoom = i; draw(); },
       zoomed: () => name(st.zoom),
+      // Where a frame is drawn: [left, right, middle of its row] on the canvas.
+      where: (label) => {
+        for (let row = 0; row < st.rows.length; row++) {
+          for (const [x0, x1, i] of st.rows[row]) if (name(i) === label) return [x0, x1, row * ROW + ROW / 2];
+        }
+        return null;
+      },
       metric: () => st.metric,
       find: (label) => { for (let i = 0; i < n; i++) if (name(i) === label) return i; return -1; },
     };
