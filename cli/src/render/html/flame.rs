@@ -5,7 +5,7 @@ use super::{round, MAX_NODES};
 use crate::model::figures::{mib, percent};
 use crate::model::{Profile, StackProfile};
 use rustc_hash::FxHashMap;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// A node's label: a function (an index in the profile's functions, as the page's
 /// `functions` list has them), or one of these for a stack without frames.
@@ -49,8 +49,20 @@ impl Tree {
 }
 
 /// The tree as the page reads it: per node (parents before children, node 0 the root) its
-/// parent, label, CPU shares in percent of all sampled time and MiB allocated.
-pub fn tree(p: &Profile) -> Value {
+/// parent, label, CPU shares in percent of all sampled time and MiB allocated; and how
+/// many nodes were left out.
+#[derive(Serialize)]
+pub struct Flame {
+    parent: Vec<u32>,
+    label: Vec<i64>,
+    py: Vec<f64>,
+    native: Vec<f64>,
+    sys: Vec<f64>,
+    alloc: Vec<f64>,
+    dropped: usize,
+}
+
+pub fn tree(p: &Profile) -> Flame {
     let mut t = Tree::default();
     t.parent.push(0);
     t.label.push(NO_FRAME);
@@ -86,15 +98,15 @@ pub fn tree(p: &Profile) -> Value {
         sys.push(round(percent(s_ns, base), 3));
         alloc.push(round(mib(t.alloc[i]), 3));
     }
-    json!({
-        "parent": parent,
-        "label": label,
-        "py": py,
-        "native": native,
-        "sys": sys,
-        "alloc": alloc,
-        "dropped": t.parent.len() - parent.len(),
-    })
+    Flame {
+        dropped: t.parent.len() - parent.len(),
+        parent,
+        label,
+        py,
+        native,
+        sys,
+        alloc,
+    }
 }
 
 /// Which nodes to keep: the `max` heaviest, by the larger of their share of the CPU time
@@ -107,12 +119,17 @@ fn heaviest(t: &Tree, max: usize) -> Vec<bool> {
     }
     let cpu_all = t.cpu[0].iter().map(|&v| v as f64).sum::<f64>().max(1.0);
     let alloc_all = (t.alloc[0] as f64).max(1.0);
-    let weight = |i: usize| {
-        let cpu = t.cpu[i].iter().map(|&v| v as f64).sum::<f64>() / cpu_all;
-        cpu.max(t.alloc[i] as f64 / alloc_all)
-    };
+    let weight: Vec<f64> = (0..n)
+        .map(|i| {
+            let cpu = t.cpu[i].iter().map(|&v| v as f64).sum::<f64>() / cpu_all;
+            cpu.max(t.alloc[i] as f64 / alloc_all)
+        })
+        .collect();
+    // The `max` first in (weight, then index) order, in linear time.
     let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| weight(b).total_cmp(&weight(a)).then(a.cmp(&b)));
+    order.select_nth_unstable_by(max - 1, |&a, &b| {
+        weight[b].total_cmp(&weight[a]).then(a.cmp(&b))
+    });
     let mut kept = vec![false; n];
     for &i in &order[..max] {
         kept[i] = true;

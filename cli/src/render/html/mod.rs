@@ -76,19 +76,33 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * k).round() / k
 }
 
-fn document(p: &Profile, src: &Sources, opts: &ReportOptions) -> Value {
+/// What the page's script reads.
+#[derive(serde::Serialize)]
+struct Document {
+    run: Value,
+    memory: bool,
+    threshold: f64,
+    files: Vec<Value>,
+    functions: Vec<Value>,
+    leaks: Vec<Value>,
+    footprint: Value,
+    threads: Vec<Value>,
+    flame: flame::Flame,
+}
+
+fn document(p: &Profile, src: &Sources, opts: &ReportOptions) -> Document {
     let shown = Shown { p, opts };
-    json!({
-        "run": run(p, src),
-        "memory": p.has_memory(),
-        "threshold": opts.threshold,
-        "files": p.files.iter().map(|f| file(p, f, src, &shown)).collect::<Vec<_>>(),
-        "functions": functions(p),
-        "leaks": leaks(p, src),
-        "footprint": footprint(p, src),
-        "threads": threads(p),
-        "flame": flame::tree(p),
-    })
+    Document {
+        run: run(p, src),
+        memory: p.has_memory(),
+        threshold: opts.threshold,
+        files: p.files.iter().map(|f| file(p, f, src, &shown)).collect(),
+        functions: functions(p),
+        leaks: leaks(p, src),
+        footprint: footprint(p, src),
+        threads: threads(p),
+        flame: flame::tree(p),
+    }
 }
 
 fn run(p: &Profile, src: &Sources) -> Value {

@@ -103,6 +103,9 @@
         });
       }
       tbody.replaceChildren();
+      if (!rows.list.length && rows.empty) {
+        tbody.appendChild(el("tr", { class: "cold" }, el("td", { colspan: cols.length, class: "src" }, rows.empty)));
+      }
       let shown = 0;
       function more() {
         const end = Math.min(rows.list.length, shown + step);
@@ -202,7 +205,8 @@
         if (state.dir < 0) list.reverse();
         return { list, sortable: false, render };
       }
-      return { list, sortable: true, render };
+      const empty = "(no line has " + D.threshold + "% of the time" + (MEM ? " or memory" : "") + ")";
+      return { list, sortable: true, render, empty };
     };
     function render(r, redraw) {
       if (r.gap) {
