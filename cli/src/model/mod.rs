@@ -9,10 +9,10 @@
 //! - [`figures`]: the figures derived from it (shares, MiB, rates), in one place.
 
 pub mod accumulate;
-mod charge;
+pub mod charge;
 pub mod figures;
 pub mod leaks;
-mod memory;
+pub mod memory;
 pub mod timeline;
 pub mod types;
 

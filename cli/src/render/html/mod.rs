@@ -1,7 +1,7 @@
 //! The HTML report: one self-contained page (CSS, JS and data inline, nothing fetched; its
 //! Content-Security-Policy forbids any request) that works offline.
 //!
-//! The page's script ([`SCRIPT`]) draws everything from one JSON document built here from
+//! The page's script (`page.js`) draws everything from one JSON document built here from
 //! the model: every figure is computed in Rust (the model's [`crate::model::figures`]),
 //! the script only lays them out. Text from the profiled program (source lines, file,
 //! function and thread names, the command line) reaches the page only as JSON strings the
