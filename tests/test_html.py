@@ -23,12 +23,12 @@ def browser():
     b.close()
 
 
-def page_of(python, tmp_path):
+def page_of(python, tmp_path, workload=WORKLOAD):
     require(RPROF)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_") and k != "LD_PRELOAD"}
     page = tmp_path / "report.html"
     r = subprocess.run([str(RPROF), "run", "--memory", "--hz", "1000", "--html", str(page),
-                        "-o", str(tmp_path / "html.trace"), "--", python, str(WORKLOAD)],
+                        "-o", str(tmp_path / "html.trace"), "--", python, str(workload)],
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, f"rprof run exited {r.returncode}: {r.stderr}"
     assert page.is_file(), f"rprof run --html wrote no page: {r.stderr}"
@@ -134,4 +134,29 @@ def test_page_works_in_a_browser(python, tmp_path, browser):
     b.js("window.scrollTo(0, 0)")
     b.screenshot(shot)
     assert shot.stat().st_size > 10_000
+    assert b.errors == [], f"console errors: {b.errors}"
+
+
+def test_a_long_file_draws_a_page_of_rows_at_a_time(tmp_path, browser):
+    """A 5,000-line source file, most of it a function that never runs: all lines fold it
+    into one row; unfolded, it draws 500 rows at a time, the rest on demand."""
+    src = tmp_path / "long.py"
+    src.write_text("\n".join([
+        "def work(n):", "    x = 0", "    for i in range(n):", "        x += i * i % 7", "    return x", "",
+        "def never():", *["    x = 1"] * 4990, "", "print(work(3_000_000))"]) + "\n")
+    page = page_of(PYTHONS["system-3.11"], tmp_path, src)
+    b = browser
+    b.errors.clear()
+    b.open(page)
+    table = "document.querySelector('details.file table.lines').tBodies[0]"
+    hot = b.js(f"{table}.rows.length")
+    b.click("#show-all")
+    folded = b.js(f"{table}.rows.length")
+    assert hot < folded < 30, (hot, folded)
+    b.click("table.lines tr.gap")
+    assert b.js(f"{table}.rows.length") == 501, "unfolded, the file draws 500 rows and a 'show more' row"
+    b.click("table.lines tr.more")
+    assert b.js(f"{table}.rows.length") == 1001
+    b.click("#show-hot")
+    assert b.js(f"{table}.rows.length") == hot
     assert b.errors == [], f"console errors: {b.errors}"
