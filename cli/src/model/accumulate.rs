@@ -830,6 +830,26 @@ mod tests {
                 domain: Domain::Python,
             })
         };
+        r.extend([
+            Record::String {
+                id: 4,
+                text: "h".into(),
+            },
+            Record::Function {
+                id: 3,
+                kind: FuncKind::Python,
+                name: 4,
+                file: 1,
+                first_line: 2,
+            },
+            Record::Stack {
+                id: 6,
+                frames: [(2, 8), (3, 3)]
+                    .map(|(func, line)| Frame { func, line })
+                    .to_vec(),
+            },
+            alloc(9, 4, 6, 50),
+        ]);
         // Stack 5 holds 700 at the peak (t=3), then frees 300 of it; stack 4 keeps 200.
         r.extend([
             alloc(1, 1, 5, 300),
@@ -840,7 +860,7 @@ mod tests {
         ]);
         let p = profile(r);
         let st = &p.stacks;
-        assert_eq!(st.stacks.len(), 3, "{st:?}");
+        assert_eq!(st.stacks.len(), 4, "{st:?}");
         let frames = |s: &crate::model::StackProfile| -> Vec<(String, u32)> {
             s.frames
                 .iter()
@@ -883,9 +903,28 @@ mod tests {
             .map(|t| (p.threads[t.thread].tid, t.times.total_ns()))
             .collect();
         assert_eq!(by_tid, [(1, 30)]);
+        // A function only on a memory sample's stack, charged elsewhere: a frame of the
+        // stacks, but nothing of its own to list.
+        let outer = p.functions.iter().find(|f| f.name == "h").unwrap();
+        assert!(!outer.sampled());
+        assert!(p
+            .functions
+            .iter()
+            .filter(|f| f.name != "h")
+            .all(|f| f.sampled()));
+        let h_stack = st
+            .stacks
+            .iter()
+            .find(|s| s.memory.malloc_bytes == 50)
+            .unwrap();
+        assert_eq!(
+            frames(h_stack),
+            [("g".to_string(), 8), ("h".to_string(), 3)]
+        );
         // Stack 9 is never defined: kept, without frames, marked.
         let undefined = &st.stacks[2];
         assert!(undefined.undefined && undefined.frames.is_empty());
+        assert!(st.stacks.iter().filter(|s| s.undefined).count() == 1);
         assert_eq!(undefined.times.total_ns(), 5);
     }
 }

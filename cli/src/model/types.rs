@@ -99,6 +99,18 @@ pub struct FunctionProfile {
     pub memory: Memory,
 }
 
+impl FunctionProfile {
+    /// Whether a sample was charged to it or had it on its CPU stack. The profile also
+    /// holds functions seen only on the stacks of memory samples charged elsewhere (frames
+    /// of [`Profile::stacks`]), with nothing of their own: function lists leave them out.
+    pub fn sampled(&self) -> bool {
+        self.self_times.samples > 0
+            || self.total_ns > 0
+            || self.memory.alloc_samples > 0
+            || self.memory.copy_bytes > 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadProfile {
     /// The process the thread ran in (the trace's), and the thread's kernel id.

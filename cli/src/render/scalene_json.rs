@@ -118,7 +118,7 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
     let fp = &p.footprint;
     let total = p.total.share_base();
     let mut functions: HashMap<&str, Vec<&FunctionProfile>> = HashMap::new();
-    for f in &p.functions {
+    for f in p.functions.iter().filter(|f| f.sampled()) {
         functions.entry(f.file.as_str()).or_default().push(f);
     }
     let files = p
@@ -281,6 +281,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
     let functions: Vec<Value> = p
         .functions
         .iter()
+        .filter(|f| f.sampled())
         .map(|f| {
             json!({
                 "name": f.name,

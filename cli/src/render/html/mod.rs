@@ -214,6 +214,7 @@ fn functions(p: &Profile) -> Vec<Value> {
                 "file": clean(&f.file),
                 "line": f.first_line,
                 "native": f.kind == FuncKind::Native,
+                "listed": f.sampled(),
                 "self": cpu(p, &f.self_times),
                 "total": round(p.cpu_percent(f.total_ns), 2),
                 "alloc_mib": round(mib(f.memory.malloc_bytes), 3),

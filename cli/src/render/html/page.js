@@ -278,7 +278,8 @@
   // ------------------------------------------------------------------ functions
   function functionsSection() {
     const s = el("section", { id: "functions" }, el("h2", {}, "Functions"));
-    const fns = D.functions.map((f, i) => ({ f, order: i }));
+    // Functions only seen on memory samples' stacks have nothing of their own to list.
+    const fns = D.functions.map((f, i) => ({ f, order: i })).filter((r) => r.f.listed);
     const cols = [
       { name: "Function", cls: "name", key: (r) => r.f.name, asc: true, cell: (r) => r.f.name + (r.f.native ? " [native]" : "") },
       { name: "Defined at", cls: "name", key: (r) => r.f.file, asc: true, cell: (r) => where(r.f.file, r.f.line) },

@@ -201,23 +201,24 @@ fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Show
 }
 
 fn functions(out: &mut Out, p: &Profile, opts: &ReportOptions) {
-    if opts.functions == 0 || p.functions.is_empty() {
+    let listed: Vec<_> = p.functions.iter().filter(|f| f.sampled()).collect();
+    if opts.functions == 0 || listed.is_empty() {
         return;
     }
     let total = p.total.share_base();
-    let n = opts.functions.min(p.functions.len());
+    let n = opts.functions.min(listed.len());
     let mem = p.has_memory();
     out.blank();
     out.line(&format!(
         "Functions by self time (top {n} of {})",
-        p.functions.len()
+        listed.len()
     ));
     if mem {
         out.line(memory::FUNCTION_HEADER);
     } else {
         out.line("    Self   Total  Function                          Defined at");
     }
-    for f in &p.functions[..n] {
+    for f in &listed[..n] {
         let native = if f.kind == FuncKind::Native {
             " [native]"
         } else {
