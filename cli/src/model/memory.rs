@@ -153,13 +153,16 @@ impl MemoryAccumulator {
             .collect();
         let (mut line_curves, mut func_curves) = (Curves::new(lines), Curves::new(funcs));
         let (mut now, mut total, mut at_exit) = (0u64, 0u64, false);
-        let (mut peak_line, mut peak_event) = (None, None);
-        for (i, e) in self.events.iter().enumerate() {
+        let mut peak_line = None;
+        let mut stacks = StackLive::new(sites.len());
+        for e in &self.events {
             now = now.max(e.t_ns).min(end_ns);
             if !at_exit && now > fp.exit_ns {
                 at_exit = true;
                 fp.kept_bytes = total;
+                stacks.exit();
             }
+            stacks.change(e);
             let (line, func) = followed[e.stack as usize];
             line_curves.change(line as usize, now, e, at_exit, end_ns);
             if func != NONE {
@@ -169,7 +172,8 @@ impl MemoryAccumulator {
                 total = total.saturating_add(e.weight);
                 if total > fp.peak_bytes {
                     (fp.peak_bytes, fp.peak_ns) = (total, now);
-                    (peak_line, peak_event) = (Some(line as usize), Some(i));
+                    peak_line = Some(line as usize);
+                    stacks.peak(e);
                 }
             } else {
                 total = total.saturating_sub(e.weight);
@@ -226,13 +230,12 @@ impl MemoryAccumulator {
         for (m, mallocs) in memory.zip(line_mallocs.into_iter().chain(func_mallocs)) {
             m.mallocs = mallocs.round() as u64;
         }
-        let stack_live = stack_live(&self.events, sites.len(), peak_event, fp.exit_ns, end_ns);
         Replayed {
             lines: line_memory,
             funcs: func_memory,
             footprint: fp,
             peak_line,
-            stack_live,
+            stack_live: stacks.finish(),
         }
     }
 }
@@ -248,37 +251,66 @@ pub(super) struct Replayed {
     pub(super) stack_live: Vec<(u64, u64)>,
 }
 
-/// Per stack slot, the live bytes just after the change that made the estimated peak
-/// (event `peak`), and at the exit point (before the first change after it), as the
-/// replay counts them.
-fn stack_live(
-    events: &[Event],
-    stacks: usize,
-    peak: Option<usize>,
-    exit_ns: u64,
-    end_ns: u64,
-) -> Vec<(u64, u64)> {
-    let mut live = vec![0u64; stacks];
-    let (mut at_peak, mut at_exit) = (None, None);
-    let mut now = 0u64;
-    for (i, e) in events.iter().enumerate() {
-        now = now.max(e.t_ns).min(end_ns);
-        if at_exit.is_none() && now > exit_ns {
-            at_exit = Some(live.clone());
+/// Each stack slot's live bytes through the replay, and what they were when the total
+/// made its latest new peak and at the exit point, in the one pass: a stack's value at a
+/// peak is its value until its first change after it, noted then (`seen` holds the
+/// number of the latest peak its value is noted for).
+struct StackLive {
+    live: Vec<u64>,
+    at_peak: Vec<u64>,
+    seen: Vec<u32>,
+    peaks: u32,
+    at_exit: Option<Vec<u64>>,
+}
+
+impl StackLive {
+    fn new(n: usize) -> StackLive {
+        StackLive {
+            live: vec![0; n],
+            at_peak: vec![0; n],
+            seen: vec![0; n],
+            peaks: 0,
+            at_exit: None,
         }
-        let l = &mut live[e.stack as usize];
+    }
+
+    #[inline]
+    fn change(&mut self, e: &Event) {
+        let s = e.stack as usize;
+        if self.seen[s] != self.peaks {
+            (self.at_peak[s], self.seen[s]) = (self.live[s], self.peaks);
+        }
+        let l = &mut self.live[s];
         *l = if e.alloc {
             l.saturating_add(e.weight)
         } else {
             l.saturating_sub(e.weight)
         };
-        if peak == Some(i) {
-            at_peak = Some(live.clone());
-        }
     }
-    let at_exit = at_exit.unwrap_or_else(|| live.clone());
-    let at_peak = at_peak.unwrap_or_else(|| vec![0; stacks]);
-    at_peak.into_iter().zip(at_exit).collect()
+
+    /// The change `e` (just made) took the total to a new peak.
+    fn peak(&mut self, e: &Event) {
+        let s = e.stack as usize;
+        self.peaks = self.peaks.wrapping_add(1);
+        (self.at_peak[s], self.seen[s]) = (self.live[s], self.peaks);
+    }
+
+    /// The next change comes after the exit point.
+    #[cold]
+    fn exit(&mut self) {
+        self.at_exit = Some(self.live.clone());
+    }
+
+    /// Per slot, its live bytes at the latest peak and at the exit point.
+    fn finish(mut self) -> Vec<(u64, u64)> {
+        for s in 0..self.live.len() {
+            if self.seen[s] != self.peaks {
+                self.at_peak[s] = self.live[s];
+            }
+        }
+        let at_exit = self.at_exit.take().unwrap_or(self.live);
+        self.at_peak.into_iter().zip(at_exit).collect()
+    }
 }
 
 impl Memory {
