@@ -160,3 +160,18 @@ def test_a_long_file_draws_a_page_of_rows_at_a_time(tmp_path, browser):
     b.click("#show-hot")
     assert b.js(f"{table}.rows.length") == hot
     assert b.errors == [], f"console errors: {b.errors}"
+
+
+def test_leaks_and_the_footprint_are_shown(tmp_path, browser):
+    """The leak tests/workloads/mem_alloc.py has (line 40) is listed with its rate, and the
+    footprint chart marks the peak."""
+    page = page_of(PYTHONS["system-3.11"], tmp_path, OWN / "mem_alloc.py")
+    b = browser
+    b.errors.clear()
+    b.open(page)
+    leaks = b.js("[...document.querySelectorAll('#leak-table tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))")
+    assert [row[0].rsplit("/", 1)[-1] for row in leaks] == ["mem_alloc.py:40"], leaks
+    assert float(leaks[0][2]) > 0 and leaks[0][3].endswith("%"), leaks
+    assert "LEAKED.append" in leaks[0][4]
+    assert b.js("document.querySelectorAll('#footprint .peak').length") == 1
+    assert b.errors == [], f"console errors: {b.errors}"
