@@ -37,14 +37,10 @@ pub struct Shown<'a> {
 }
 
 impl Shown<'_> {
-    /// Whether the line is hot (whatever `--all-lines` says).
-    pub fn hot_line(&self, l: &LineProfile) -> bool {
-        percent(l.times.total_ns(), self.p.total.share_base()) >= self.opts.threshold
-            || self.p.has_memory() && self.p.memory_share(&l.memory) >= self.opts.threshold
-    }
-
     pub fn line(&self, l: &LineProfile) -> bool {
-        self.opts.all_lines || self.hot_line(l)
+        self.opts.all_lines
+            || percent(l.times.total_ns(), self.p.total.share_base()) >= self.opts.threshold
+            || self.p.has_memory() && self.p.memory_share(&l.memory) >= self.opts.threshold
     }
 
     pub fn file(&self, f: &FileProfile) -> bool {

@@ -194,7 +194,7 @@ fn line(p: &Profile, l: &LineProfile, shown: &Shown, mem: bool) -> Value {
     let mut v = json!({
         "line": l.line,
         "cpu": cpu(p, &l.times),
-        "hot": shown.hot_line(l),
+        "hot": shown.line(l),
     });
     if mem {
         v["mem"] = memory_cells(p, &l.memory);
