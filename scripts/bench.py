@@ -15,7 +15,9 @@ on the memory workloads (alloc_heavy, mem_alloc), for the profilers that give pe
 memory (rprof full, scalene full, memray, memray native), their kept line's peak, churning
 line's allocated bytes and leaking line against tests/memory_truth.py, from the first pair.
 Then rprof-only figures: malloc+free pair cost with and without the shim, report
-throughput on a large synthetic trace, report start-up, trace size per CPU-minute.
+throughput on a large synthetic trace (50,000 stacks) with its peak RSS, the time, peak RSS
+and size of that trace's HTML page and of the largest workload trace's (`--html`), report
+start-up, trace size per CPU-minute.
 Writes the tables into BENCHMARKS.md between the bench markers and the overhead chart into
 docs/bench-overhead.svg.
 
@@ -276,6 +278,18 @@ def run_measured(argv, env, extra, cwd):
     return wall, None, None
 
 
+# The largest trace an "rprof full" run wrote (its workload, path, size), kept for the
+# HTML report's figures (rprof_figures).
+LARGEST = {"name": None, "path": None, "size": 0}
+
+
+def keep_if_largest(name, out, tmp):
+    traces = sorted(out.glob("rprof-*.trace"), key=lambda t: t.stat().st_size)
+    if traces and traces[-1].stat().st_size > LARGEST["size"]:
+        LARGEST.update(name=name, path=tmp / "largest.trace", size=traces[-1].stat().st_size)
+        shutil.copy(traces[-1], LARGEST["path"])
+
+
 def out_size(out):
     return sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name not in ("rprof.json", ".rusage"))
 
@@ -316,6 +330,8 @@ def measure(name, argv, profs, pairs, tmp, truth_lines, mem_truth, path):
                         shutil.rmtree(out)
                         out.mkdir()
                 r = res[p]
+                if p == "rprof full":
+                    keep_if_largest(name, out, tmp)
                 r["plain"].append(w0)
                 r["ratios"].append(w1 / w0)
                 if r0 and r1:
@@ -401,6 +417,12 @@ def rprof_figures(tmp, quick, lines):
         subprocess.run([str(REPORT), str(trace)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         return time.perf_counter() - t0
     big_s = median_of(lambda: report_time(big), reps)
+    # One run each under /usr/bin/time for the peak RSS: the text report, and the HTML page.
+    _, big_rss = report_measured(big, tmp, "-o", "/dev/null")
+    html = tmp / "big.html"
+    html_s, html_rss = report_measured(big, tmp, "--html", "-o", str(html))
+    html_mb = html.stat().st_size / 1e6
+    html.unlink()
     big.unlink()
     small = tmp / "small.trace"
     subprocess.run([sys.executable, "-c", "pass"], env=dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(small)),
@@ -409,8 +431,33 @@ def rprof_figures(tmp, quick, lines):
     lines += ["", f"`rprof-report` (text report to /dev/null, median of {reps}): {size:.0f} MB synthetic trace"
               f" (`synth_trace OUT {mb}`: 8 threads, 50,000 stacks, memory records on) in {big_s:.2f} s ="
               f" **{size / big_s:.0f} MB/s**; start-up on a {small.stat().st_size / 1024:.1f} KiB trace"
-              f" (`python3 -c pass`, median of 5): **{small_s * 1000:.0f} ms**.", ""]
-    print(lines[-2], flush=True)
+              f" (`python3 -c pass`, median of 5): **{small_s * 1000:.0f} ms**.",
+              "", f"Peak RSS of that report: **{kib_mb(big_rss)}**; its HTML page (`--html`, the flame graph cut to"
+              f" its 100,000 heaviest nodes) in **{html_s:.2f} s**, peak RSS {kib_mb(html_rss)}, {html_mb:.1f} MB"
+              " (targets: under 2 s and 1 GB).", ""]
+    print(*lines[-4:-1], sep="\n", flush=True)
+    if LARGEST["path"]:
+        page = tmp / "largest.html"
+        s, rss = report_measured(LARGEST["path"], tmp, "--html", "-o", str(page))
+        lines += [f"HTML report of the largest workload's trace ({LARGEST['name']}, `rprof full`,"
+                  f" {LARGEST['size'] / 1e6:.1f} MB): generated in **{s:.2f} s** (peak RSS {kib_mb(rss)}),"
+                  f" page **{page.stat().st_size / 1e3:.0f} KB**.", ""]
+        print(lines[-2], flush=True)
+        page.unlink()
+
+
+def report_measured(trace, tmp, *args):
+    """(wall s, peak RSS KiB) of one rprof-report run, from /usr/bin/time."""
+    rfile = tmp / ".report-rusage"
+    subprocess.run(["/usr/bin/time", "-q", "-o", str(rfile), "-f", "%e %M", str(REPORT), str(trace), *args],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    wall, rss = rfile.read_text().split()[-2:]
+    rfile.unlink()
+    return float(wall), int(rss)
+
+
+def kib_mb(kib):
+    return f"{kib / 1024:.0f} MiB"
 
 
 # ---------------------------------------------------------------- output

@@ -1,9 +1,9 @@
 //! `rprof run`: preloads librprof.so into a command, waits for it, and reports on the trace
 //! its process wrote.
 
+use crate::render::{self, Format};
 use crate::report::{self, ReportOptions};
 use crate::source::Sources;
-use crate::{scalene_json, text};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -31,6 +31,9 @@ pub struct RunArgs {
     /// Also write the report as Scalene-compatible JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write the report as a self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Directory for the traces [default: ./rprof-traces].
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
@@ -238,11 +241,15 @@ fn report_trace(args: &RunArgs, trace: &Path, out: &mut String) {
         }
     };
     let sources = Sources::load(&profile);
-    out.push_str(&text::render(&profile, &sources, &args.report));
+    let render = |format| render::render(format, &profile, &sources, &args.report);
+    out.push_str(&render(Format::Text));
     out.push_str(&format!("\nTrace: {}\n", trace.display()));
-    if let Some(path) = &args.json {
-        let json = scalene_json::render(&profile, &sources);
-        if let Err(e) = report::write_output(Some(path), &json) {
+    for (format, path) in [
+        (Format::ScaleneJson, &args.json),
+        (Format::Html, &args.html),
+    ] {
+        let Some(path) = path else { continue };
+        if let Err(e) = report::write_output(Some(path), &render(format)) {
             eprintln!("rprof: cannot write {}: {e}", path.display());
         }
     }

@@ -1,6 +1,6 @@
 //! What both binaries share: report options, loading a trace file, writing a report out.
 
-use crate::profile::{aggregate_from, Profile};
+use crate::model::{aggregate_from, Profile};
 use crate::trace_file::TraceFile;
 use rprof_format::TraceError;
 use std::fmt;

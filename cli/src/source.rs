@@ -8,7 +8,7 @@
 //! without any extension, a Python script (its first line a `#!` naming python). Anything
 //! else is reported without text.
 
-use crate::profile::Profile;
+use crate::model::Profile;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -221,6 +221,11 @@ impl Sources {
     pub fn line(&self, path: &str, line: u32) -> Option<&str> {
         let i = (line as usize).checked_sub(1)?;
         self.files.get(path)?.get(i).map(String::as_str)
+    }
+
+    /// All the lines of a file, if it was read.
+    pub fn text(&self, path: &str) -> Option<&[String]> {
+        self.files.get(path).map(Vec::as_slice)
     }
 
     /// Files not found, or read but apparently not what was profiled.

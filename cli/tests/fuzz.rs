@@ -4,10 +4,10 @@
 mod common;
 
 use common::{check_scalene_schema, TraceBuilder};
-use rprof_cli::profile::{aggregate, Profile};
+use rprof_cli::model::{aggregate, Profile};
+use rprof_cli::render::{html, scalene_json, text};
 use rprof_cli::report::ReportOptions;
 use rprof_cli::source::Sources;
-use rprof_cli::{scalene_json, text};
 use rprof_format::{
     mode, AllocSample, CopySample, Counters, CpuSample, Domain, End, Exec, Frame, FreeSample,
     FuncKind, Header, Record,
@@ -180,6 +180,9 @@ fn report(data: &[u8]) -> Option<Profile> {
         "escape sequences reach the terminal: {t}"
     );
     check_scalene_schema(&serde_json::from_str(&scalene_json::render(&p, &src)).unwrap());
+    // Whatever the names hold, the page has its own two script elements and no other.
+    let page = html::render(&p, &src, &opts);
+    assert_eq!(page.matches("<script").count(), 2);
     Some(p)
 }
 

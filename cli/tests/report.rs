@@ -510,3 +510,102 @@ Warnings
     let json = f.json("src.trace");
     assert_eq!(json["rprof"]["warnings"].as_array().unwrap().len(), 3);
 }
+
+/// The data a `--html` page carries, and the page.
+fn html_data(page: &str) -> Value {
+    let open = "<script type=\"application/json\" id=\"rprof-data\">";
+    let start = page.find(open).expect("the data element") + open.len();
+    let end = start + page[start..].find("</script>").unwrap();
+    serde_json::from_str(&page[start..end]).unwrap()
+}
+
+#[test]
+fn html_page_carries_the_models_figures_offline() {
+    let f = Fixture::new();
+    let out = f.path("page.html");
+    f.text(&[&f.path("full.trace"), "--html", "-o", &out]);
+    let page = std::fs::read_to_string(&out).unwrap();
+    // Self-contained: no request is allowed by its policy, and nothing names a network
+    // address (but SVG's namespace, which is a name, not a request).
+    assert!(page.contains("default-src 'none'"));
+    let page_less_svg = page.replace("\"http://www.w3.org/2000/svg\"", "");
+    for needle in ["http://", "https://", "src=\"", "<link rel=\"stylesheet\""] {
+        assert!(!page_less_svg.contains(needle), "{needle} in the page");
+    }
+    let d = html_data(&page);
+    let json = f.json("full.trace");
+    let main = &d["files"][0];
+    assert!(main["path"].as_str().unwrap().ends_with("main.py"));
+    assert_eq!(main["source"][5], "    for i in range(n):");
+    // The same figures as the JSON report (rounded to 2 decimals).
+    let lines = &json["files"][main["path"].as_str().unwrap()]["lines"];
+    for l in main["lines"].as_array().unwrap() {
+        let Some(j) = lines
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["lineno"] == l["line"])
+        else {
+            continue;
+        };
+        let py = j["n_cpu_percent_python"].as_f64().unwrap();
+        assert!(
+            (l["cpu"][0].as_f64().unwrap() - py).abs() < 0.006,
+            "{l} {j}"
+        );
+    }
+    assert_eq!(d["run"]["command"], "python3 main.py --n 3");
+    assert_eq!(d["run"]["dropped"], 1);
+    // The flame graph's root has all the time; its children are the outermost frames.
+    let flame = &d["flame"];
+    let root = ["py", "native", "sys"].map(|k| flame[k][0].as_f64().unwrap());
+    assert!((root.iter().sum::<f64>() - 100.0).abs() < 0.01, "{root:?}");
+    let labels: Vec<String> = (1..flame["label"].as_array().unwrap().len())
+        .filter(|&i| flame["parent"][i] == 0)
+        .map(|i| match flame["label"][i].as_i64().unwrap() {
+            -1 => "(none)".to_string(),
+            f => d["functions"][f as usize]["name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        })
+        .collect();
+    assert_eq!(labels, ["main", "(none)"]);
+    assert_eq!(d["threads"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn html_page_escapes_the_programs_text() {
+    let evil = "</script><img src=x onerror=alert(1)><script>alert(2)</script>&amp;\u{2028}";
+    let dir = tempfile::tempdir().unwrap();
+    let header = Header {
+        pid: 7,
+        modes: mode::CPU,
+        exe: evil.into(),
+        cwd: dir.path().to_string_lossy().into_owned(),
+        argv: vec![evil.into()],
+        ..Default::default()
+    };
+    let mut t = TraceBuilder::new(&header);
+    t.string(1, evil)
+        .string(2, evil)
+        .function(1, 2, 1, 1)
+        .stack(1, &[(1, 1)])
+        .push(Record::Thread { tid: 1, name: 2 })
+        .sample(1, 1, 1, 10, 0, Exec::Python);
+    let trace = dir.path().join("evil.trace");
+    std::fs::write(&trace, t.finish()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rprof-report"))
+        .args([trace.as_os_str(), "--html".as_ref()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    // Only the page's own two script elements, and no element from the program's text.
+    assert_eq!(page.matches("<script").count(), 2);
+    assert_eq!(page.matches("</script>").count(), 2);
+    assert!(!page.contains("<img"));
+    let d = html_data(&page);
+    assert_eq!(d["functions"][0]["name"], evil);
+    assert_eq!(d["run"]["exe"], evil);
+}

@@ -6,7 +6,7 @@
 mod common;
 
 use common::TraceBuilder;
-use rprof_cli::profile::aggregate_from;
+use rprof_cli::model::aggregate_from;
 use rprof_cli::trace_file::TraceFile;
 use rprof_format::{Exec, Header};
 use std::ffi::CString;
@@ -164,7 +164,7 @@ fn a_trace_shrinking_while_read_reports_what_was_read() {
     let path = dir.path().join("t.trace");
     let data = trace(400);
     std::fs::write(&path, &data).unwrap();
-    let full = rprof_cli::profile::aggregate(&data).unwrap();
+    let full = rprof_cli::model::aggregate(&data).unwrap();
     assert_eq!(full.total.samples, 400_000);
 
     // Cut to a tenth once a fifth has been read (the reader reads a MiB at a time).

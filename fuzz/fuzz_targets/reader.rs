@@ -10,10 +10,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rprof_cli::profile::aggregate;
+use rprof_cli::model::aggregate;
 use rprof_cli::report::ReportOptions;
 use rprof_cli::source::Sources;
-use rprof_cli::{scalene_json, text};
+use rprof_cli::render::{html, scalene_json, text};
 
 /// The header's length, then each chunk's checksum set to its payload's, as far as the
 /// framing holds.
@@ -59,4 +59,6 @@ fuzz_target!(|input: &[u8]| {
     assert!(!t.contains('\u{1b}'), "escape sequences reach the terminal");
     let json = scalene_json::render(&p, &src);
     serde_json::from_str::<serde_json::Value>(&json).expect("the JSON report parses");
+    let page = html::render(&p, &src, &opts);
+    assert_eq!(page.matches("<script").count(), 2, "names reach the page as markup");
 });

@@ -1,9 +1,10 @@
-//! rprof-report TRACE: the report of one trace, as text or as Scalene-compatible JSON.
+//! rprof-report TRACE: the report of one trace, as text, as Scalene-compatible JSON, or as a
+//! self-contained HTML page.
 
 use clap::Parser;
+use rprof_cli::render::{self, Format};
 use rprof_cli::report::{self, ReportOptions};
 use rprof_cli::source::Sources;
-use rprof_cli::{scalene_json, text};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,8 +14,12 @@ struct Cli {
     /// The trace file (rprof-PID.trace).
     trace: PathBuf,
     /// Write JSON in Scalene's format instead of the text report.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "html")]
     json: bool,
+    /// Write a self-contained HTML page (lines, functions, flame graph, memory, threads)
+    /// instead of the text report.
+    #[arg(long)]
+    html: bool,
     /// Write the report to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -32,11 +37,14 @@ fn main() -> ExitCode {
         }
     };
     let sources = Sources::load(&profile);
-    let out = if cli.json {
-        scalene_json::render(&profile, &sources)
+    let format = if cli.json {
+        Format::ScaleneJson
+    } else if cli.html {
+        Format::Html
     } else {
-        text::render(&profile, &sources, &cli.report)
+        Format::Text
     };
+    let out = render::render(format, &profile, &sources, &cli.report);
     match report::write_output(cli.output.as_deref(), &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

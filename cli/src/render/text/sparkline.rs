@@ -2,7 +2,7 @@
 
 const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
-/// The timeline (`(t_ns, value)` points in time order, as [`crate::timeline`] makes them,
+/// The timeline (`(t_ns, value)` points in time order, as [`crate::model::timeline`] makes them,
 /// over a run that ends at `end_ns`) drawn in `width` columns, each the highest value that
 /// falls in it, scaled so that `max` is a full block. A column before the first point is
 /// blank; one with no point of its own holds the last value before it; zero is blank.

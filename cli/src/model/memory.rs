@@ -10,86 +10,40 @@
 //! The *exit point* is where the interpreter began finalizing (the shim's
 //! [`rprof_format::marks::PYTHON_FINALIZING`] mark), else the end of the run: frees after
 //! it are teardown. What a line still holds there is its growth, and the leak rule
-//! ([`crate::leaks`]) looks at the run up to there, so teardown does not hide a leak.
+//! ([`super::leaks`]) looks at the run up to there, so teardown does not hide a leak.
 
-use crate::leaks::{self, Evidence, Fit, Leak, Trend};
-use crate::timeline::Downsampler;
+use super::charge::Site;
+use super::leaks::{self, Evidence, Fit, Trend};
+use super::timeline::Downsampler;
+use super::types::{Footprint, Memory};
 use rprof_format::{AllocSample, CopySample, Counters, Domain, FreeSample};
 use rustc_hash::FxHashMap;
 
-/// Memory figures of one line, or of one function (the lines it is charged with), in
-/// bytes estimated from samples.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Memory {
-    /// Bytes allocated: the sum of the samples' weights.
-    pub malloc_bytes: u64,
-    /// Allocations, estimated: the sum of weight / size over the samples.
-    pub mallocs: u64,
-    /// The part of `malloc_bytes` served by the Python allocator.
-    pub python_bytes: u64,
-    /// Sampled allocations.
-    pub alloc_samples: u64,
-    /// Live bytes: the highest, the average over time from the first allocation to the end
-    /// of the run, and what is left at the exit point (growth).
-    pub peak_bytes: u64,
-    pub avg_bytes: f64,
-    pub growth_bytes: u64,
-    /// Bytes copied (memcpy, memmove), from copy samples.
-    pub copy_bytes: u64,
-    /// Live bytes over the run, downsampled: `(t_ns, bytes)`.
-    pub timeline: Vec<(u64, u64)>,
-    /// Set when the line is a likely leak (lines only).
-    pub leak: Option<Leak>,
-}
-
-/// The whole process's memory.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Footprint {
-    pub alloc_samples: u64,
-    /// Frees of sampled blocks, and frees naming no live sampled block (ignored).
-    pub free_samples: u64,
-    pub unmatched_frees: u64,
-    pub copy_samples: u64,
-    /// Estimated bytes allocated and copied in all, and allocated where the stack has no
-    /// Python frame (native code, native threads).
-    pub malloc_bytes: u64,
-    pub copy_bytes: u64,
-    pub no_python_bytes: u64,
-    /// The exit point (module docs), and the estimated live total there.
-    pub exit_ns: u64,
-    pub kept_bytes: u64,
-    /// The estimated live total at its highest, when, and the line (file, line number)
-    /// whose allocation brought it there.
-    pub peak_bytes: u64,
-    pub peak_ns: u64,
-    pub peak_at: Option<(String, u32)>,
-    /// Exact, from the allocator counters (0 and empty without them): the highest live
-    /// bytes, the time of the first counters record that shows it, the Python allocator's
-    /// share of live bytes in the record with the most live bytes (the snapshot nearest
-    /// the peak), and live bytes over the run, downsampled.
-    pub max_bytes: u64,
-    pub max_ns: u64,
-    pub max_python_fraction: f64,
-    pub timeline: Vec<(u64, u64)>,
-}
-
-/// Where a stack's samples are charged: a line slot and a function slot.
-#[derive(Debug, Clone, Copy)]
-pub struct Site {
-    pub line: usize,
-    pub func: Option<usize>,
-    /// Whether the stack has a Python frame.
-    pub python: bool,
-}
-
 /// What memory samples of one stack add up to, apart from time.
 #[derive(Debug, Clone, Copy, Default)]
-struct StackTotals {
-    malloc_bytes: u64,
-    mallocs: f64,
-    python_bytes: u64,
-    allocs: u64,
-    copy_bytes: u64,
+pub(super) struct StackTotals {
+    pub(super) malloc_bytes: u64,
+    pub(super) mallocs: f64,
+    pub(super) python_bytes: u64,
+    pub(super) allocs: u64,
+    pub(super) copy_bytes: u64,
+}
+
+impl StackTotals {
+    #[inline]
+    pub(super) fn alloc(&mut self, a: &AllocSample) {
+        self.malloc_bytes = self.malloc_bytes.saturating_add(a.weight);
+        self.mallocs += a.weight as f64 / a.size.max(1) as f64;
+        if a.domain == Domain::Python {
+            self.python_bytes = self.python_bytes.saturating_add(a.weight);
+        }
+        self.allocs += 1;
+    }
+
+    #[inline]
+    pub(super) fn copy(&mut self, c: &CopySample) {
+        self.copy_bytes = self.copy_bytes.saturating_add(c.weight);
+    }
 }
 
 /// A change of live bytes: a sampled allocation, or the free of one.
@@ -97,20 +51,16 @@ struct StackTotals {
 struct Event {
     t_ns: u64,
     weight: u64,
-    /// Index in `MemoryAccumulator::stacks`.
+    /// The stack's slot (see [`super::accumulate`]'s one stack index).
     stack: u32,
     alloc: bool,
 }
 
-/// The streaming half: per-stack sums and the live-bytes changes in file order.
+/// The streaming half: the live-bytes changes in file order, by stack slot (the sums per
+/// stack are kept with the stack's other sums, as [`StackTotals`]).
 #[derive(Default)]
-pub struct MemoryAccumulator {
-    /// Stack id to index in `stacks` (and in the sites given to [`Self::replay`]): small
-    /// ids (writers number stacks from 1) in a vector, with `NONE` for no index yet.
-    dense: Vec<u32>,
-    sparse: FxHashMap<u32, u32>,
-    stacks: Vec<(u32, StackTotals)>,
-    /// Sampled blocks not yet freed: sample id (`AllocSample::addr`) to (stack index,
+pub(super) struct MemoryAccumulator {
+    /// Sampled blocks not yet freed: sample id (`AllocSample::addr`) to (stack slot,
     /// weight).
     live: FxHashMap<u64, (u32, u64)>,
     events: Vec<Event>,
@@ -121,41 +71,12 @@ pub struct MemoryAccumulator {
     copy_samples: u64,
 }
 
-/// No stack index, no function slot.
+/// No function slot.
 const NONE: u32 = u32::MAX;
-/// Stack ids below this are indexed through a vector.
-const DENSE_IDS: u32 = 1 << 20;
 
 impl MemoryAccumulator {
-    #[inline]
-    fn stack(&mut self, id: u32) -> u32 {
-        if id >= DENSE_IDS {
-            let stacks = &mut self.stacks;
-            return *self.sparse.entry(id).or_insert_with(|| {
-                stacks.push((id, StackTotals::default()));
-                (stacks.len() - 1) as u32
-            });
-        }
-        let i = id as usize;
-        if i >= self.dense.len() {
-            self.dense.resize((i + 1).next_power_of_two(), NONE);
-        }
-        if self.dense[i] == NONE {
-            self.stacks.push((id, StackTotals::default()));
-            self.dense[i] = (self.stacks.len() - 1) as u32;
-        }
-        self.dense[i]
-    }
-
-    pub fn alloc(&mut self, a: &AllocSample) {
-        let i = self.stack(a.stack);
-        let s = &mut self.stacks[i as usize].1;
-        s.malloc_bytes = s.malloc_bytes.saturating_add(a.weight);
-        s.mallocs += a.weight as f64 / a.size.max(1) as f64;
-        if a.domain == Domain::Python {
-            s.python_bytes = s.python_bytes.saturating_add(a.weight);
-        }
-        s.allocs += 1;
+    /// A sampled allocation in the stack of slot `i`.
+    pub(super) fn alloc(&mut self, a: &AllocSample, i: u32) {
         self.alloc_samples += 1;
         // Ids are unique: one still held means a damaged trace lost its free. Gone now.
         if let Some((j, w)) = self.live.insert(a.addr, (i, a.weight)) {
@@ -164,7 +85,7 @@ impl MemoryAccumulator {
         self.push(a.t_ns, a.weight, i, true);
     }
 
-    pub fn free(&mut self, f: &FreeSample) {
+    pub(super) fn free(&mut self, f: &FreeSample) {
         match self.live.remove(&f.addr) {
             Some((i, w)) => {
                 self.free_samples += 1;
@@ -174,14 +95,11 @@ impl MemoryAccumulator {
         }
     }
 
-    pub fn copy(&mut self, c: &CopySample) {
-        let i = self.stack(c.stack) as usize;
-        let s = &mut self.stacks[i].1;
-        s.copy_bytes = s.copy_bytes.saturating_add(c.weight);
+    pub(super) fn copy(&mut self) {
         self.copy_samples += 1;
     }
 
-    pub fn counters(&mut self, c: Counters) {
+    pub(super) fn counters(&mut self, c: Counters) {
         self.counters.push(c);
     }
 
@@ -194,17 +112,13 @@ impl MemoryAccumulator {
         });
     }
 
-    /// The stack ids with memory samples; [`Self::replay`] takes their sites in this order.
-    pub fn stack_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.stacks.iter().map(|&(id, _)| id)
-    }
-
     /// Replays the samples over a run that ends at `end_ns`, with its exit point (module
-    /// docs) at `exit_ns`, given the site of each stack (in [`Self::stack_ids`] order) and
-    /// the number of line and function slots.
-    pub fn replay(
+    /// docs) at `exit_ns`, given the site and the sums of each stack slot and the number of
+    /// line and function slots.
+    pub(super) fn replay(
         self,
         sites: &[Site],
+        totals: &[StackTotals],
         lines: usize,
         funcs: usize,
         exit_ns: u64,
@@ -240,12 +154,15 @@ impl MemoryAccumulator {
         let (mut line_curves, mut func_curves) = (Curves::new(lines), Curves::new(funcs));
         let (mut now, mut total, mut at_exit) = (0u64, 0u64, false);
         let mut peak_line = None;
+        let mut stacks = StackLive::new(sites.len());
         for e in &self.events {
             now = now.max(e.t_ns).min(end_ns);
             if !at_exit && now > fp.exit_ns {
                 at_exit = true;
                 fp.kept_bytes = total;
+                stacks.exit();
             }
+            stacks.change(e);
             let (line, func) = followed[e.stack as usize];
             line_curves.change(line as usize, now, e, at_exit, end_ns);
             if func != NONE {
@@ -256,6 +173,7 @@ impl MemoryAccumulator {
                 if total > fp.peak_bytes {
                     (fp.peak_bytes, fp.peak_ns) = (total, now);
                     peak_line = Some(line as usize);
+                    stacks.peak(e);
                 }
             } else {
                 total = total.saturating_sub(e.weight);
@@ -294,7 +212,7 @@ impl MemoryAccumulator {
             })
             .collect();
         let (mut line_mallocs, mut func_mallocs) = (vec![0.0; lines], vec![0.0; funcs]);
-        for ((_, s), site) in self.stacks.iter().zip(sites) {
+        for (s, site) in totals.iter().zip(sites) {
             fp.malloc_bytes = fp.malloc_bytes.saturating_add(s.malloc_bytes);
             fp.copy_bytes = fp.copy_bytes.saturating_add(s.copy_bytes);
             if !site.python {
@@ -317,17 +235,82 @@ impl MemoryAccumulator {
             funcs: func_memory,
             footprint: fp,
             peak_line,
+            stack_live: stacks.finish(),
         }
     }
 }
 
 /// Per line slot, per function slot, and for the process (`peak_at` left to the caller,
-/// which knows the line slot `peak_line`).
-pub struct Replayed {
-    pub lines: Vec<Memory>,
-    pub funcs: Vec<Memory>,
-    pub footprint: Footprint,
-    pub peak_line: Option<usize>,
+/// which knows the line slot `peak_line`); per stack slot, its live bytes at the estimated
+/// peak and at the exit point.
+pub(super) struct Replayed {
+    pub(super) lines: Vec<Memory>,
+    pub(super) funcs: Vec<Memory>,
+    pub(super) footprint: Footprint,
+    pub(super) peak_line: Option<usize>,
+    pub(super) stack_live: Vec<(u64, u64)>,
+}
+
+/// Each stack slot's live bytes through the replay, and what they were when the total
+/// made its latest new peak and at the exit point, in the one pass: a stack's value at a
+/// peak is its value until its first change after it, noted then (`seen` holds the
+/// number of the latest peak its value is noted for).
+struct StackLive {
+    live: Vec<u64>,
+    at_peak: Vec<u64>,
+    seen: Vec<u32>,
+    peaks: u32,
+    at_exit: Option<Vec<u64>>,
+}
+
+impl StackLive {
+    fn new(n: usize) -> StackLive {
+        StackLive {
+            live: vec![0; n],
+            at_peak: vec![0; n],
+            seen: vec![0; n],
+            peaks: 0,
+            at_exit: None,
+        }
+    }
+
+    #[inline]
+    fn change(&mut self, e: &Event) {
+        let s = e.stack as usize;
+        if self.seen[s] != self.peaks {
+            (self.at_peak[s], self.seen[s]) = (self.live[s], self.peaks);
+        }
+        let l = &mut self.live[s];
+        *l = if e.alloc {
+            l.saturating_add(e.weight)
+        } else {
+            l.saturating_sub(e.weight)
+        };
+    }
+
+    /// The change `e` (just made) took the total to a new peak.
+    fn peak(&mut self, e: &Event) {
+        let s = e.stack as usize;
+        self.peaks = self.peaks.wrapping_add(1);
+        (self.at_peak[s], self.seen[s]) = (self.live[s], self.peaks);
+    }
+
+    /// The next change comes after the exit point.
+    #[cold]
+    fn exit(&mut self) {
+        self.at_exit = Some(self.live.clone());
+    }
+
+    /// Per slot, its live bytes at the latest peak and at the exit point.
+    fn finish(mut self) -> Vec<(u64, u64)> {
+        for s in 0..self.live.len() {
+            if self.seen[s] != self.peaks {
+                self.at_peak[s] = self.live[s];
+            }
+        }
+        let at_exit = self.at_exit.take().unwrap_or(self.live);
+        self.at_peak.into_iter().zip(at_exit).collect()
+    }
 }
 
 impl Memory {

@@ -3,11 +3,10 @@
 //! Amounts are in MiB.
 
 use super::layout::{clean, expand_tabs, fit_left, mib, mib_cell, mib_number, seconds, Out};
-use crate::leaks;
-use crate::memory::Memory;
-use crate::profile::{percent, FileProfile, LineProfile, Profile};
+use super::sparkline::sparkline;
+use crate::model::figures::percent;
+use crate::model::{leaks, FileProfile, LineProfile, Memory, Profile};
 use crate::source::Sources;
-use crate::sparkline::sparkline;
 
 /// Report width with the memory columns.
 pub const WIDTH: usize = 120;
@@ -47,21 +46,6 @@ pub fn header(out: &mut Out, p: &Profile) {
     ));
 }
 
-/// A line's share of the memory, in percent: of the bytes allocated, or of the peak
-/// footprint, whichever is larger.
-pub fn share(p: &Profile, l: &LineProfile) -> f64 {
-    let fp = &p.footprint;
-    let alloc = percent(l.memory.malloc_bytes, fp.malloc_bytes as f64);
-    let peak = percent(l.memory.peak_bytes, peak_base(p) as f64);
-    alloc.max(peak)
-}
-
-/// What shares of the peak are shares of: the exact peak footprint, or the estimate when
-/// that is larger (the samples saw frees of sampled blocks go missing).
-fn peak_base(p: &Profile) -> u64 {
-    p.footprint.max_bytes.max(p.footprint.peak_bytes)
-}
-
 /// What a file allocated, after its time share.
 pub fn file_share(p: &Profile, f: &FileProfile) -> String {
     let bytes = f.malloc_bytes();
@@ -80,14 +64,9 @@ pub fn line_cells(p: &Profile, m: &Memory) -> String {
     let python = if m.malloc_bytes == 0 {
         " ".repeat(6)
     } else {
-        let pct = 100.0 * m.python_bytes as f64 / m.malloc_bytes as f64;
-        format!("{:>6}", format!("{pct:.0}%"))
+        format!("{:>6}", format!("{:.0}%", 100.0 * m.python_fraction()))
     };
-    let copy = if m.copy_bytes == 0 || p.elapsed_ns == 0 {
-        " ".repeat(8)
-    } else {
-        mib_cell(m.copy_bytes as f64 / (p.elapsed_ns as f64 / 1e9))
-    };
+    let copy = p.copy_rate(m).map_or_else(|| " ".repeat(8), mib_cell);
     let spark = sparkline(&m.timeline, p.elapsed_ns, LINE_SPARK, m.peak_bytes);
     format!(
         "{}{}{}{}{python}{copy}  {spark}",
@@ -145,11 +124,7 @@ fn footprint(out: &mut Out, p: &Profile, src: &Sources) {
             seconds(fp.peak_ns)
         ));
     }
-    let growth = if fp.malloc_bytes == 0 {
-        0.0
-    } else {
-        100.0 * fp.kept_bytes as f64 / fp.malloc_bytes as f64
-    };
+    let growth = 100.0 * fp.growth_fraction();
     out.line(&format!(
         "  Allocated {} in all, {} in code with no Python frame; {:.1}% still live at exit",
         mib(fp.malloc_bytes),
@@ -201,7 +176,7 @@ fn top(out: &mut Out, p: &Profile, src: &Sources) {
     list(
         "Top lines by peak memory (MiB, share of the peak footprint)",
         |m| m.peak_bytes,
-        peak_base(p),
+        p.footprint.peak_base(),
     );
 }
 

@@ -2,10 +2,13 @@
 //! (footprint, top lines, leaks), functions, threads, and whatever was wrong with the
 //! trace. Fits in 100 columns, or 120 with the memory columns.
 
-mod layout;
+pub(crate) mod layout;
 mod memory;
+mod sparkline;
 
-use crate::profile::{percent, python_version, FileProfile, LineProfile, Profile, NO_PYTHON_FRAME};
+use super::Shown;
+use crate::model::figures::{percent, python_version};
+use crate::model::{FileProfile, Profile, NO_PYTHON_FRAME};
 use crate::report::ReportOptions;
 use crate::source::Sources;
 use layout::{bar, clean, expand_tabs, fit, fit_left, mib, pct, seconds, shell_quote, Out};
@@ -37,41 +40,20 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
     out.text
 }
 
-/// Which files and lines the report lists: those with a share of the time (or, profiling
-/// memory, of the bytes allocated or of the peak footprint) at the threshold or above.
-struct Shown<'a> {
-    p: &'a Profile,
-    opts: &'a ReportOptions,
-}
-
-impl Shown<'_> {
-    fn line(&self, l: &LineProfile) -> bool {
-        let total = self.p.total.share_base();
-        self.opts.all_lines
-            || percent(l.times.total_ns(), total) >= self.opts.threshold
-            || self.p.has_memory() && memory::share(self.p, l) >= self.opts.threshold
-    }
-
-    fn file(&self, f: &FileProfile) -> bool {
-        let total = self.p.total.share_base();
-        self.opts.all_lines
-            || percent(f.times.total_ns(), total) >= self.opts.threshold
-            || self.p.has_memory()
-                && f.lines
-                    .iter()
-                    .any(|l| memory::share(self.p, l) >= self.opts.threshold)
+/// The profiled command as a shell would read it back, or the executable.
+pub fn command_line(p: &Profile) -> String {
+    let h = &p.header;
+    let argv: Vec<String> = h.argv.iter().map(|a| shell_quote(a)).collect();
+    if argv.is_empty() {
+        clean(&h.exe)
+    } else {
+        argv.join(" ")
     }
 }
 
 fn header(out: &mut Out, p: &Profile) {
     let h = &p.header;
-    let argv: Vec<String> = h.argv.iter().map(|a| shell_quote(a)).collect();
-    let program = if argv.is_empty() {
-        clean(&h.exe)
-    } else {
-        argv.join(" ")
-    };
-    out.line(&format!("Program   {program}"));
+    out.line(&format!("Program   {}", command_line(p)));
     out.line(&format!("PID       {}", h.pid));
     let elapsed = seconds(p.elapsed_ns);
     match p.end {
@@ -219,23 +201,24 @@ fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Show
 }
 
 fn functions(out: &mut Out, p: &Profile, opts: &ReportOptions) {
-    if opts.functions == 0 || p.functions.is_empty() {
+    let listed: Vec<_> = p.functions.iter().filter(|f| f.sampled()).collect();
+    if opts.functions == 0 || listed.is_empty() {
         return;
     }
     let total = p.total.share_base();
-    let n = opts.functions.min(p.functions.len());
+    let n = opts.functions.min(listed.len());
     let mem = p.has_memory();
     out.blank();
     out.line(&format!(
         "Functions by self time (top {n} of {})",
-        p.functions.len()
+        listed.len()
     ));
     if mem {
         out.line(memory::FUNCTION_HEADER);
     } else {
         out.line("    Self   Total  Function                          Defined at");
     }
-    for f in &p.functions[..n] {
+    for f in &listed[..n] {
         let native = if f.kind == FuncKind::Native {
             " [native]"
         } else {
@@ -276,31 +259,13 @@ fn threads(out: &mut Out, p: &Profile) {
 }
 
 fn problems(out: &mut Out, p: &Profile, src: &Sources) {
-    let killed = p.killed().then(|| {
-        "the trace has no end record: the process was killed (or crashed) before rprof could \
-         finish it; the report covers what was written until then"
-            .to_string()
-    });
-    let stopped = p.stopped.as_ref().map(|why| {
-        format!(
-            "the trace stops early: {why}; the process was not killed, and the report \
-             covers what was written until then"
-        )
-    });
-    let all: Vec<&String> = p
-        .damage
-        .iter()
-        .chain(&killed)
-        .chain(&stopped)
-        .chain(&p.warnings)
-        .chain(src.warnings())
-        .collect();
+    let all = super::problems(p, src);
     if all.is_empty() {
         return;
     }
     out.blank();
     out.line("Warnings");
     for w in all {
-        out.wrap(&clean(w), "  ! ", "    ");
+        out.wrap(&clean(&w), "  ! ", "    ");
     }
 }

@@ -1,7 +1,7 @@
 //! Cells and lines of the terminal report: widths, cuts, wrapping, and text made safe for
 //! a terminal.
 
-use crate::profile::percent;
+use crate::model::figures::{self, percent};
 
 /// The report being written, and the width its lines are cut to.
 pub struct Out {
@@ -71,15 +71,13 @@ pub fn seconds(ns: u64) -> String {
     format!("{:.3} s", ns as f64 / 1e9)
 }
 
-pub const MIB: f64 = (1u64 << 20) as f64;
-
 pub fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / MIB)
+    format!("{:.1} MiB", figures::mib(bytes))
 }
 
 /// A MiB amount in as many columns as it needs, with fewer decimals as it grows.
 pub fn mib_number(bytes: f64) -> String {
-    let v = bytes / MIB;
+    let v = figures::mib_f64(bytes);
     if v < 1.0 {
         format!("{v:.2}")
     } else if v < 1000.0 {
@@ -159,6 +157,7 @@ pub fn shell_quote(a: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::figures::MIB;
 
     #[test]
     fn bars_use_eighths() {

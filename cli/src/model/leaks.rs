@@ -4,7 +4,7 @@
 //! its allocations span most of the run, and what it kept is not negligible. A line that
 //! allocates once and keeps it (flat afterwards) fails (2); one that churns fails (1).
 //!
-//! Everything is judged at the program's exit point (see [`crate::memory`]): frees during
+//! Everything is judged at the program's exit point (see [`super::memory`]): frees during
 //! interpreter or process teardown do not undo a leak.
 
 /// Scalene's threshold on the rule of succession (`leak_reporting_threshold` = 0.05).

@@ -6,16 +6,14 @@
 //! points (`samples`, `memory_samples`) are `[ns since the start, MB]`, the scale
 //! Scalene's viewer draws them on.
 
-use crate::memory::Memory;
-use crate::profile::{percent, python_version, FunctionProfile, Profile, Times};
+use crate::model::figures::{fraction, mib, mib_f64, percent, python_version, secs};
+use crate::model::{FunctionProfile, Memory, Profile, Times};
 use crate::source::Sources;
 use rprof_format::{mode, Clock, FuncKind, FORMAT_VERSION};
 use serde::ser::{Serialize, Serializer};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
-
-const MIB: f64 = (1u64 << 20) as f64;
 
 /// `ScaleneJSONSchema`. Fields rprof has no data for yet hold Scalene's "none" values.
 #[derive(serde::Serialize)]
@@ -119,13 +117,8 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
     let h = &p.header;
     let fp = &p.footprint;
     let total = p.total.share_base();
-    let totals = Totals {
-        ns: total,
-        malloc_bytes: fp.malloc_bytes,
-        elapsed_sec: p.elapsed_ns as f64 / 1e9,
-    };
     let mut functions: HashMap<&str, Vec<&FunctionProfile>> = HashMap::new();
-    for f in &p.functions {
+    for f in p.functions.iter().filter(|f| f.sampled()) {
         functions.entry(f.file.as_str()).or_default().push(f);
     }
     let files = p
@@ -145,7 +138,7 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
                         .unwrap_or_default();
                     // No loop or function analysis of the source: each line is its own region.
                     LineDetail {
-                        detail: detail(text, l.line, &l.times, &l.memory, &totals),
+                        detail: detail(p, text, l.line, &l.times, &l.memory),
                         start_outermost_loop: l.line,
                         end_outermost_loop: l.line,
                         start_region_line: l.line,
@@ -161,13 +154,7 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
                 .iter()
                 .map(|func| {
                     let lineno = func.first_line.max(1);
-                    detail(
-                        func.name.clone(),
-                        lineno,
-                        &func.self_times,
-                        &func.memory,
-                        &totals,
-                    )
+                    detail(p, func.name.clone(), lineno, &func.self_times, &func.memory)
                 })
                 .collect();
             let leaks = f
@@ -178,7 +165,7 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
                 .map(|(line, leak)| {
                     let info = json!({
                         "likelihood": leak.likelihood,
-                        "velocity_mb_s": leak.velocity / MIB,
+                        "velocity_mb_s": mib_f64(leak.velocity),
                     });
                     (line.to_string(), info)
                 })
@@ -201,14 +188,14 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
         program: program.program,
         args: program.args,
         alloc_samples: fp.alloc_samples,
-        elapsed_time_sec: p.elapsed_ns as f64 / 1e9,
-        start_time_absolute: h.start_unix_ns as f64 / 1e9,
+        elapsed_time_sec: secs(p.elapsed_ns),
+        start_time_absolute: secs(h.start_unix_ns),
         start_time_perf: 0.0,
         // Scalene's: the percentage of the bytes allocated that were still live at the end
         // (here, at the exit point).
-        growth_rate: fraction(fp.kept_bytes, fp.malloc_bytes) * 100.0,
-        max_footprint_mb: fp.max_bytes as f64 / MIB,
-        native_allocations_mb: fp.no_python_bytes as f64 / MIB,
+        growth_rate: fp.growth_fraction() * 100.0,
+        max_footprint_mb: mib(fp.max_bytes),
+        native_allocations_mb: mib(fp.no_python_bytes),
         max_footprint_python_fraction: fp.max_python_fraction,
         max_footprint_fname: fp.peak_at.as_ref().map(|(f, _)| f.clone()),
         max_footprint_lineno: fp.peak_at.as_ref().map(|&(_, l)| l).filter(|&l| l > 0),
@@ -227,55 +214,36 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
     }
 }
 
-/// What per-line shares and rates are shares and rates of.
-struct Totals {
-    ns: f64,
-    malloc_bytes: u64,
-    elapsed_sec: f64,
-}
-
-/// `part / whole` in 0..=1, and 0 of nothing.
-fn fraction(part: u64, whole: u64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 / whole as f64).min(1.0)
-    }
-}
-
 /// A timeline of bytes as Scalene's `[ns, MB]` points.
 fn mb_points(points: &[(u64, u64)]) -> Vec<(u64, f64)> {
-    points.iter().map(|&(t, b)| (t, b as f64 / MIB)).collect()
+    points.iter().map(|&(t, b)| (t, mib(b))).collect()
 }
 
-fn detail(line: String, lineno: u32, t: &Times, m: &Memory, totals: &Totals) -> FunctionDetail {
-    let peak_mb = m.peak_bytes as f64 / MIB;
-    let copy_mb_s = if totals.elapsed_sec > 0.0 {
-        m.copy_bytes as f64 / MIB / totals.elapsed_sec
-    } else {
-        0.0
-    };
+fn detail(p: &Profile, line: String, lineno: u32, t: &Times, m: &Memory) -> FunctionDetail {
+    let peak_mb = mib(m.peak_bytes);
+    let copy_mb_s = p.copy_rate(m).map_or(0.0, mib_f64);
+    let total_ns = p.total.share_base();
     FunctionDetail {
         line,
         lineno,
         memory_samples: mb_points(&m.timeline),
         cpu_samples_list: [],
         // Scalene caps the average at the peak too.
-        n_avg_mb: (m.avg_bytes / MIB).min(peak_mb),
+        n_avg_mb: mib_f64(m.avg_bytes).min(peak_mb),
         n_copy_mb_s: copy_mb_s,
         n_core_utilization: 0.0,
-        n_cpu_percent_c: percent(t.native_ns, totals.ns),
-        n_cpu_percent_python: percent(t.python_ns, totals.ns),
+        n_cpu_percent_c: percent(t.native_ns, total_ns),
+        n_cpu_percent_python: percent(t.python_ns, total_ns),
         n_gpu_avg_memory_mb: 0.0,
         n_gpu_peak_memory_mb: 0.0,
         n_gpu_percent: 0.0,
-        n_growth_mb: m.growth_bytes as f64 / MIB,
+        n_growth_mb: mib(m.growth_bytes),
         n_peak_mb: peak_mb,
-        n_malloc_mb: m.malloc_bytes as f64 / MIB,
+        n_malloc_mb: mib(m.malloc_bytes),
         n_mallocs: m.mallocs,
-        n_python_fraction: fraction(m.python_bytes, m.malloc_bytes),
-        n_sys_percent: percent(t.sys_ns, totals.ns),
-        n_usage_fraction: fraction(m.malloc_bytes, totals.malloc_bytes),
+        n_python_fraction: m.python_fraction(),
+        n_sys_percent: percent(t.sys_ns, total_ns),
+        n_usage_fraction: fraction(m.malloc_bytes, p.footprint.malloc_bytes),
         n_async_await_percent: 0.0,
         n_async_concurrency_mean: 0.0,
         n_async_concurrency_peak: 0.0,
@@ -313,6 +281,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
     let functions: Vec<Value> = p
         .functions
         .iter()
+        .filter(|f| f.sampled())
         .map(|f| {
             json!({
                 "name": f.name,
@@ -345,8 +314,8 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
         "sample_hz": h.sample_hz,
         "modes": modes,
         "python_version": python_version(h.python_version),
-        "cpu_time_sec": p.total.total_ns() as f64 / 1e9,
-        "profiler_overhead_sec": p.profiler_ns as f64 / 1e9,
+        "cpu_time_sec": secs(p.total.total_ns()),
+        "profiler_overhead_sec": secs(p.profiler_ns),
         "samples": p.total.samples,
         "profiler_samples": p.profiler_samples,
         "samples_taken": p.end.map(|e| e.samples),
@@ -368,7 +337,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
         })),
         "memory": memory_extras(p),
         "marks": p.marks.iter().map(|(t, label)| json!({
-            "t_sec": *t as f64 / 1e9,
+            "t_sec": secs(*t),
             "label": label,
         })).collect::<Vec<_>>(),
     })
@@ -388,9 +357,9 @@ fn memory_extras(p: &Profile) -> Value {
                 "file": f.path,
                 "line": l.line,
                 "likelihood": leak.likelihood,
-                "velocity_mb_s": leak.velocity / MIB,
+                "velocity_mb_s": mib_f64(leak.velocity),
                 "r2": leak.r2,
-                "growth_mb": l.memory.growth_bytes as f64 / MIB,
+                "growth_mb": mib(l.memory.growth_bytes),
             }))
         })
         .collect();
@@ -401,13 +370,13 @@ fn memory_extras(p: &Profile) -> Value {
         "free_samples": fp.free_samples,
         "unmatched_frees": fp.unmatched_frees,
         "copy_samples": fp.copy_samples,
-        "malloc_mb": fp.malloc_bytes as f64 / MIB,
-        "copy_mb": fp.copy_bytes as f64 / MIB,
-        "estimated_peak_mb": fp.peak_bytes as f64 / MIB,
-        "estimated_peak_sec": fp.peak_ns as f64 / 1e9,
-        "max_footprint_sec": fp.max_ns as f64 / 1e9,
-        "exit_sec": fp.exit_ns as f64 / 1e9,
-        "kept_mb": fp.kept_bytes as f64 / MIB,
+        "malloc_mb": mib(fp.malloc_bytes),
+        "copy_mb": mib(fp.copy_bytes),
+        "estimated_peak_mb": mib(fp.peak_bytes),
+        "estimated_peak_sec": secs(fp.peak_ns),
+        "max_footprint_sec": secs(fp.max_ns),
+        "exit_sec": secs(fp.exit_ns),
+        "kept_mb": mib(fp.kept_bytes),
         "leaks": leaks,
     })
 }

@@ -1,0 +1,930 @@
+//! The streaming accumulation: reads trace records one at a time into sums per stack (one
+//! stack-id index for CPU and memory samples alike), then, once every definition is known,
+//! resolves each distinct stack once, charges it ([`super::charge`]), replays memory
+//! ([`super::memory`]) and builds the [`Profile`].
+//!
+//! The per-sample path does no allocation or string hashing: a stack id indexes a vector
+//! (writers number stacks upward from 1) that gives the stack's slot; a CPU sample adds
+//! to its thread's vector of times by slot, a memory sample to the slot's sums. Stacks'
+//! and threads' totals are summed from those at the end. Names are resolved at the end
+//! too, because records may reference definitions that come later in the file.
+
+use super::charge::{FileTable, FunctionDef, FunctionTable, Names, Resolver, Site};
+use super::figures::percent;
+use super::memory::{MemoryAccumulator, StackTotals};
+use super::types::{
+    Profile, StackFrame, StackMemory, StackProfile, StackThread, Stacks, ThreadProfile, Times,
+    UNDEFINED,
+};
+use rprof_format::marks::{self, PYTHON_FINALIZING};
+use rprof_format::{read_trace_from, Counters, End, Exec, Frame, Record, Trace, TraceError};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::io::Read;
+
+/// Reads and aggregates a whole trace held in memory.
+pub fn aggregate(data: &[u8]) -> Result<Profile, TraceError> {
+    aggregate_from(data)
+}
+
+/// Reads and aggregates a trace as it streams in (a file, say), holding one chunk at a time.
+pub fn aggregate_from(src: impl Read) -> Result<Profile, TraceError> {
+    let mut acc = Accumulator::default();
+    let trace = read_trace_from(src, |r| acc.visit(r))?;
+    Ok(acc.finish(trace))
+}
+
+/// The one stack-id index: stack id to the stack's slot in [`Accumulator::stacks`]. Small
+/// ids index a vector (with `NO_SLOT` for none yet); other ids fall back to a hash map.
+#[derive(Default)]
+struct StackIndex {
+    dense: Vec<u32>,
+    sparse: FxHashMap<u32, u32>,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+impl StackIndex {
+    const DENSE_IDS: u32 = 1 << 20;
+
+    /// The slot of stack `id`, made (pushed onto `slots`) on first use.
+    #[inline]
+    fn slot(&mut self, id: u32, slots: &mut Vec<StackSums>) -> u32 {
+        if id >= Self::DENSE_IDS {
+            return *self.sparse.entry(id).or_insert_with(|| new_slot(id, slots));
+        }
+        let i = id as usize;
+        if i >= self.dense.len() {
+            self.grow(i);
+        }
+        if self.dense[i] == NO_SLOT {
+            self.dense[i] = new_slot(id, slots);
+        }
+        self.dense[i]
+    }
+
+    #[cold]
+    fn grow(&mut self, i: usize) {
+        self.dense.resize((i + 1).next_power_of_two(), NO_SLOT);
+    }
+}
+
+#[cold]
+fn new_slot(id: u32, slots: &mut Vec<StackSums>) -> u32 {
+    slots.push(StackSums {
+        id,
+        memory: StackTotals::default(),
+    });
+    (slots.len() - 1) as u32
+}
+
+/// What memory samples of one stack add up to (its CPU time is in [`ThreadTables`]).
+struct StackSums {
+    id: u32,
+    memory: StackTotals,
+}
+
+/// CPU time by thread and stack slot: per thread, a vector indexed by slot (slots are
+/// numbered in order of first use, so the vectors stay dense), within a budget of entries
+/// for all threads together; past it (very many threads, each in very many stacks), a
+/// map by slot.
+#[derive(Default)]
+struct ThreadTables {
+    threads: Vec<ThreadTable>,
+    by_tid: FxHashMap<u32, usize>,
+    /// The thread of the last sample: samples come in runs from one thread.
+    last: usize,
+    dense_entries: usize,
+}
+
+struct ThreadTable {
+    tid: u32,
+    dense: Vec<Times>,
+    sparse: FxHashMap<u32, Times>,
+}
+
+impl ThreadTables {
+    /// 4 Mi entries of 32 bytes: 128 MiB at most.
+    const DENSE_BUDGET: usize = 1 << 22;
+
+    #[inline]
+    fn times(&mut self, tid: u32, slot: u32) -> &mut Times {
+        if self.threads.get(self.last).is_none_or(|t| t.tid != tid) {
+            self.last = self.find(tid);
+        }
+        let t = self.last;
+        let i = slot as usize;
+        if i >= self.threads[t].dense.len() && !self.grow(t, i) {
+            return self.threads[t].sparse.entry(slot).or_default();
+        }
+        &mut self.threads[t].dense[i]
+    }
+
+    #[cold]
+    fn find(&mut self, tid: u32) -> usize {
+        let threads = &mut self.threads;
+        *self.by_tid.entry(tid).or_insert_with(|| {
+            threads.push(ThreadTable {
+                tid,
+                dense: Vec::new(),
+                sparse: FxHashMap::default(),
+            });
+            threads.len() - 1
+        })
+    }
+
+    /// Makes room for slot `i` in thread `t`'s vector, if the budget allows.
+    #[cold]
+    fn grow(&mut self, t: usize, i: usize) -> bool {
+        let dense = &mut self.threads[t].dense;
+        let len = (i + 1).next_power_of_two();
+        let extra = len - dense.len();
+        if self.dense_entries + extra > Self::DENSE_BUDGET {
+            return false;
+        }
+        self.dense_entries += extra;
+        dense.resize(len, Times::default());
+        true
+    }
+
+    /// Per thread: its id and its times by slot (those with samples).
+    fn iter(&self) -> impl Iterator<Item = (u32, impl Iterator<Item = (usize, &Times)>)> {
+        self.threads.iter().map(|t| {
+            let dense = t.dense.iter().enumerate().filter(|(_, v)| v.samples > 0);
+            let sparse = t.sparse.iter().map(|(&i, v)| (i as usize, v));
+            (t.tid, dense.chain(sparse))
+        })
+    }
+}
+
+/// The streaming half: definitions by id and sums per stack.
+#[derive(Default)]
+struct Accumulator {
+    strings: FxHashMap<u32, String>,
+    functions: FxHashMap<u32, FunctionDef>,
+    stacks: FxHashMap<u32, Vec<Frame>>,
+    thread_names: FxHashMap<u32, u32>,
+    index: StackIndex,
+    slots: Vec<StackSums>,
+    cpu: ThreadTables,
+    total: Times,
+    profiler_ns: u64,
+    profiler_samples: u64,
+    last_t_ns: u64,
+    sys_clamped: u64,
+    end: Option<End>,
+    counters: Option<Counters>,
+    memory: MemoryAccumulator,
+    /// Time and label id of each mark.
+    marks: Vec<(u64, u32)>,
+}
+
+impl Accumulator {
+    #[inline]
+    fn slot(&mut self, stack: u32) -> u32 {
+        self.index.slot(stack, &mut self.slots)
+    }
+
+    #[inline]
+    fn visit(&mut self, r: Record) {
+        match r {
+            // The profiler's own overhead: kept apart, charged to no line.
+            Record::Cpu(s) if s.exec == Exec::Profiler => {
+                self.profiler_ns = self.profiler_ns.saturating_add(s.cpu_ns);
+                self.profiler_samples += 1;
+                self.last_t_ns = self.last_t_ns.max(s.t_ns);
+            }
+            Record::Cpu(s) => {
+                let sys = if s.sys_ns > s.cpu_ns {
+                    self.sys_clamped += 1;
+                    s.cpu_ns
+                } else {
+                    s.sys_ns
+                };
+                let slot = self.slot(s.stack);
+                self.cpu
+                    .times(s.tid, slot)
+                    .add_sample(s.exec, s.cpu_ns, sys);
+                self.total.add_sample(s.exec, s.cpu_ns, sys);
+                self.last_t_ns = self.last_t_ns.max(s.t_ns);
+            }
+            // First definition wins: a writer never redefines an id with other content.
+            Record::String { id, text } => {
+                self.strings.entry(id).or_insert(text);
+            }
+            Record::Function {
+                id,
+                kind,
+                name,
+                file,
+                first_line,
+            } => {
+                self.functions.entry(id).or_insert(FunctionDef {
+                    kind,
+                    name,
+                    file,
+                    first_line,
+                });
+            }
+            Record::Stack { id, frames } => {
+                self.stacks.entry(id).or_insert(frames);
+            }
+            // Threads rename themselves; the last name is the one users know.
+            Record::Thread { tid, name } => {
+                self.thread_names.insert(tid, name);
+            }
+            Record::Counters(c) => {
+                self.last_t_ns = self.last_t_ns.max(c.t_ns);
+                match self.counters {
+                    Some(old) if old.t_ns > c.t_ns => {}
+                    _ => self.counters = Some(c),
+                }
+                self.memory.counters(c);
+            }
+            Record::End(e) => self.end = Some(e),
+            Record::Alloc(a) => {
+                self.last_t_ns = self.last_t_ns.max(a.t_ns);
+                let slot = self.slot(a.stack);
+                self.slots[slot as usize].memory.alloc(&a);
+                self.memory.alloc(&a, slot);
+            }
+            Record::Free(f) => {
+                self.last_t_ns = self.last_t_ns.max(f.t_ns);
+                self.memory.free(&f);
+            }
+            Record::Copy(c) => {
+                self.last_t_ns = self.last_t_ns.max(c.t_ns);
+                let slot = self.slot(c.stack);
+                self.slots[slot as usize].memory.copy(&c);
+                self.memory.copy();
+            }
+            Record::Mark { t_ns, label } => self.marks.push((t_ns, label)),
+        }
+    }
+
+    fn finish(self, trace: Trace) -> Profile {
+        let mut warnings = Vec::new();
+        let mut r = Resolver {
+            stacks: &self.stacks,
+            defs: &self.functions,
+            names: Names {
+                strings: &self.strings,
+                missing: FxHashSet::default(),
+            },
+            files: FileTable::default(),
+            funcs: FunctionTable::default(),
+            missing_funcs: FxHashSet::default(),
+        };
+        let mut unknown_stacks = Times::default();
+        let (mut unknown_stack_ids, mut unknown_memory_stacks) = (0u64, 0u64);
+        let mut on_stack = Vec::new();
+        let mut sites = Vec::with_capacity(self.slots.len());
+        // Distinct frames, as (function slot, line): the stacks' frame table.
+        let mut frames = FrameTable::default();
+        let mut stack_frames = Vec::with_capacity(self.slots.len());
+
+        // Per slot, its CPU time in all and per thread; per thread, its CPU time.
+        let mut slot_times = vec![Times::default(); self.slots.len()];
+        let mut slot_threads: Vec<Vec<(u32, Times)>> = vec![Vec::new(); self.slots.len()];
+        let mut per_thread = Vec::new();
+        for (tid, times) in self.cpu.iter() {
+            let mut all = Times::default();
+            for (slot, t) in times {
+                slot_times[slot].add(t);
+                slot_threads[slot].push((tid, *t));
+                all.add(t);
+            }
+            per_thread.push((tid, all));
+        }
+
+        for (s, &t) in self.slots.iter().zip(&slot_times) {
+            let site = r.site(s.id).unwrap_or_else(|| {
+                if t.samples > 0 {
+                    unknown_stacks.add(&t);
+                    unknown_stack_ids += 1;
+                }
+                if s.memory.allocs > 0 || s.memory.copy_bytes > 0 {
+                    unknown_memory_stacks += 1;
+                }
+                Site {
+                    line: r.files.slot(UNDEFINED, 0, false),
+                    func: None,
+                    python: false,
+                }
+            });
+            sites.push(site);
+            let undefined = !self.stacks.contains_key(&s.id) && s.id != 0;
+            r.files.lines[site.line].times.add(&t);
+            if let Some(f) = site.func {
+                r.funcs.list[f].self_times.add(&t);
+            }
+            // Recursion puts a function on the stack more than once; count it once.
+            on_stack.clear();
+            let mut ids = Vec::new();
+            for f in self.stacks.get(&s.id).into_iter().flatten() {
+                let idx = r.function(f.func);
+                ids.push(frames.index(idx, f.line));
+                if !on_stack.contains(&idx) {
+                    on_stack.push(idx);
+                    let f = &mut r.funcs.list[idx];
+                    f.total_ns = f.total_ns.saturating_add(t.total_ns());
+                }
+            }
+            stack_frames.push((ids, undefined));
+        }
+
+        let elapsed_ns = self.end.map_or(self.last_t_ns, |e| e.t_ns);
+        let Resolver {
+            mut names,
+            files,
+            funcs,
+            missing_funcs,
+            ..
+        } = r;
+        let mut marks: Vec<(u64, String)> = self
+            .marks
+            .iter()
+            .map(|&(t, label)| (t, names.get(label)))
+            .collect();
+        marks.sort();
+        let mut stopped = None;
+        for (t, label) in &marks {
+            let secs = *t as f64 / 1e9;
+            if let Some(why) = label.strip_prefix(&format!("{}: ", marks::TRACE_STOPPED)) {
+                stopped = Some(if *t > 0 {
+                    format!("{why} (at {secs:.2} s)")
+                } else {
+                    why.to_owned()
+                });
+            } else if let Some(text) = label.strip_prefix(&format!("{}: ", marks::WARNING)) {
+                warnings.push(format!("rprof warned in the profiled process: {text}"));
+            } else if label == marks::EXEC {
+                warnings.push(format!(
+                    "the process exec'd another program at {secs:.2} s; that program's \
+                     profile is in a trace of its own"
+                ));
+            }
+        }
+        let exit_ns = marks
+            .iter()
+            .find(|(_, label)| label == PYTHON_FINALIZING)
+            .map_or(elapsed_ns, |&(t, _)| t);
+        let totals: Vec<StackTotals> = self.slots.iter().map(|s| s.memory).collect();
+        let replayed = self.memory.replay(
+            &sites,
+            &totals,
+            files.lines.len(),
+            funcs.list.len(),
+            exit_ns,
+            elapsed_ns,
+        );
+        let mut footprint = replayed.footprint;
+        footprint.peak_at = replayed.peak_line.map(|l| files.location(l));
+        if unknown_memory_stacks > 0 {
+            warnings.push(format!(
+                "{unknown_memory_stacks} stack ids used by memory samples are never defined in \
+                 the trace; their memory is shown under {UNDEFINED}"
+            ));
+        }
+
+        let base = self.total.share_base();
+        if unknown_stack_ids > 0 {
+            warnings.push(format!(
+                "{unknown_stack_ids} stack ids used by samples are never defined in the trace; \
+                 their {} ({} samples) is shown under {UNDEFINED}",
+                share(unknown_stacks.total_ns(), base),
+                unknown_stacks.samples,
+            ));
+        }
+        if !missing_funcs.is_empty() {
+            warnings.push(format!(
+                "{} function ids used by stacks are never defined in the trace",
+                missing_funcs.len()
+            ));
+        }
+        if !names.missing.is_empty() {
+            warnings.push(format!(
+                "{} string ids used as names are never defined in the trace",
+                names.missing.len()
+            ));
+        }
+        if self.sys_clamped > 0 {
+            warnings.push(format!(
+                "{} samples had more system time than total time; their system time was \
+                 capped at their total",
+                self.sys_clamped
+            ));
+        }
+        if let Some(e) = &self.end {
+            if e.truncated > 0 {
+                warnings.push(format!(
+                    "{} samples had stacks deeper than the sampler walks: their outermost frames \
+                     are missing, so inclusive (total) function times under-count",
+                    e.truncated
+                ));
+            }
+        }
+
+        let pid = trace.header.pid;
+        let mut threads: Vec<ThreadProfile> = per_thread
+            .into_iter()
+            .map(|(tid, times)| ThreadProfile {
+                pid,
+                tid,
+                name: self.thread_names.get(&tid).map(|&n| names.get(n)),
+                times,
+            })
+            .collect();
+        threads.sort_by(|a, b| {
+            b.times
+                .total_ns()
+                .cmp(&a.times.total_ns())
+                .then(a.tid.cmp(&b.tid))
+        });
+        let thread_of: FxHashMap<u32, usize> = threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.tid, i))
+            .collect();
+
+        let mut functions = funcs.list;
+        for (f, m) in functions.iter_mut().zip(replayed.funcs) {
+            f.memory = m;
+        }
+        let mut order: Vec<usize> = (0..functions.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&functions[a], &functions[b]);
+            (b.self_times.total_ns().cmp(&a.self_times.total_ns()))
+                .then(b.total_ns.cmp(&a.total_ns))
+                .then(b.memory.malloc_bytes.cmp(&a.memory.malloc_bytes))
+                .then_with(|| a.name.cmp(&b.name))
+                .then_with(|| a.file.cmp(&b.file))
+                .then(a.first_line.cmp(&b.first_line))
+        });
+        // Function slot to its place in the sorted list, for the stacks' frames.
+        let mut place = vec![0; functions.len()];
+        for (i, &slot) in order.iter().enumerate() {
+            place[slot] = i;
+        }
+        let mut slots: Vec<Option<_>> = functions.into_iter().map(Some).collect();
+        let functions = order
+            .iter()
+            .map(|&i| slots[i].take().expect("a permutation"))
+            .collect();
+
+        let stacks = build_stacks(
+            &self.slots,
+            slot_times.into_iter().zip(slot_threads).collect(),
+            stack_frames,
+            frames,
+            &place,
+            &thread_of,
+            &replayed.stack_live,
+        );
+
+        Profile {
+            elapsed_ns,
+            header: trace.header,
+            total: self.total,
+            profiler_ns: self.profiler_ns,
+            profiler_samples: self.profiler_samples,
+            files: files.into_sorted(replayed.lines),
+            functions,
+            threads,
+            stacks,
+            end: self.end,
+            counters: self.counters,
+            footprint,
+            marks,
+            damage: trace.damage.iter().map(ToString::to_string).collect(),
+            warnings,
+            stopped,
+        }
+    }
+}
+
+/// Distinct frames, numbered in order of first use.
+#[derive(Default)]
+struct FrameTable {
+    by_frame: FxHashMap<(usize, u32), u32>,
+    list: Vec<StackFrame>,
+}
+
+impl FrameTable {
+    /// The frame of function slot `function` at `line`.
+    fn index(&mut self, function: usize, line: u32) -> u32 {
+        let list = &mut self.list;
+        *self.by_frame.entry((function, line)).or_insert_with(|| {
+            list.push(StackFrame { function, line });
+            (list.len() - 1) as u32
+        })
+    }
+}
+
+/// The stacks model: per stack slot its frames, sums and live bytes, with functions at
+/// their sorted `place` and threads at their index in the profile.
+fn build_stacks(
+    slots: &[StackSums],
+    cpu: Vec<(Times, Vec<(u32, Times)>)>,
+    stack_frames: Vec<(Vec<u32>, bool)>,
+    mut frames: FrameTable,
+    place: &[usize],
+    thread_of: &FxHashMap<u32, usize>,
+    live: &[(u64, u64)],
+) -> Stacks {
+    for f in &mut frames.list {
+        f.function = place[f.function];
+    }
+    let mut stacks: Vec<StackProfile> = slots
+        .iter()
+        .zip(cpu)
+        .zip(stack_frames)
+        .zip(live)
+        .map(
+            |(((s, (times, threads)), (frames, undefined)), &(peak_live, exit_live))| {
+                let mut threads: Vec<StackThread> = threads
+                    .into_iter()
+                    .map(|(tid, times)| StackThread {
+                        thread: thread_of[&tid],
+                        times,
+                    })
+                    .collect();
+                threads.sort_by(|a, b| {
+                    (b.times.total_ns(), a.thread).cmp(&(a.times.total_ns(), b.thread))
+                });
+                let m = &s.memory;
+                StackProfile {
+                    undefined,
+                    frames,
+                    times,
+                    memory: StackMemory {
+                        malloc_bytes: m.malloc_bytes,
+                        python_bytes: m.python_bytes,
+                        alloc_samples: m.allocs,
+                        copy_bytes: m.copy_bytes,
+                        peak_live_bytes: peak_live,
+                        exit_live_bytes: exit_live,
+                    },
+                    threads,
+                }
+            },
+        )
+        .collect();
+    stacks.sort_by(|a, b| {
+        (b.times.total_ns(), b.memory.malloc_bytes)
+            .cmp(&(a.times.total_ns(), a.memory.malloc_bytes))
+    });
+    Stacks {
+        frames: frames.list,
+        stacks,
+    }
+}
+
+/// "12.5% of sampled time", for warnings.
+fn share(part: u64, base: f64) -> String {
+    format!("{:.1}% of sampled time", percent(part, base))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LineProfile, Memory, NO_PYTHON_FRAME};
+    use rprof_format::{CpuSample, Frame, FuncKind, Header};
+
+    fn profile(records: Vec<Record>) -> Profile {
+        let mut acc = Accumulator::default();
+        records.into_iter().for_each(|r| acc.visit(r));
+        acc.finish(Trace {
+            header: Header::default(),
+            damage: Vec::new(),
+            chunks: 0,
+            bytes: 0,
+        })
+    }
+
+    fn sample(stack: u32, cpu_ns: u64, sys_ns: u64, exec: Exec) -> Record {
+        Record::Cpu(CpuSample {
+            t_ns: 5,
+            tid: 1,
+            stack,
+            cpu_ns,
+            sys_ns,
+            exec,
+        })
+    }
+
+    fn names() -> Vec<Record> {
+        vec![
+            Record::String {
+                id: 1,
+                text: "a.py".into(),
+            },
+            Record::String {
+                id: 2,
+                text: "f".into(),
+            },
+            Record::String {
+                id: 3,
+                text: "g".into(),
+            },
+            Record::Function {
+                id: 1,
+                kind: FuncKind::Python,
+                name: 2,
+                file: 1,
+                first_line: 1,
+            },
+            Record::Function {
+                id: 2,
+                kind: FuncKind::Python,
+                name: 3,
+                file: 1,
+                first_line: 5,
+            },
+        ]
+    }
+
+    #[test]
+    fn recursion_counts_once_toward_total_time() {
+        let mut r = names();
+        let frames = [(1, 2), (2, 6), (1, 3), (1, 3)].map(|(func, line)| Frame { func, line });
+        r.push(Record::Stack {
+            id: 9,
+            frames: frames.to_vec(),
+        });
+        r.push(sample(9, 100, 0, Exec::Python));
+        let p = profile(r);
+        let f = &p.functions;
+        assert_eq!(
+            (f[0].name.as_str(), f[0].self_times.python_ns, f[0].total_ns),
+            ("f", 100, 100)
+        );
+        assert_eq!(
+            (
+                f[1].name.as_str(),
+                f[1].self_times.total_ns(),
+                f[1].total_ns
+            ),
+            ("g", 0, 100)
+        );
+        assert_eq!(
+            p.files[0].lines,
+            [LineProfile {
+                line: 2,
+                times: p.total,
+                memory: Memory::default()
+            }]
+        );
+    }
+
+    #[test]
+    fn ids_that_name_the_same_function_merge() {
+        let mut r = names();
+        r.push(Record::Function {
+            id: 7,
+            kind: FuncKind::Python,
+            name: 2,
+            file: 1,
+            first_line: 1,
+        });
+        r.push(Record::Stack {
+            id: 1,
+            frames: vec![Frame { func: 1, line: 2 }],
+        });
+        r.push(Record::Stack {
+            id: 2,
+            frames: vec![Frame { func: 7, line: 2 }],
+        });
+        r.extend([
+            sample(1, 10, 0, Exec::Python),
+            sample(2, 30, 0, Exec::Native),
+        ]);
+        let p = profile(r);
+        assert_eq!(p.functions.len(), 1);
+        assert_eq!(
+            (
+                p.functions[0].self_times.python_ns,
+                p.functions[0].self_times.native_ns
+            ),
+            (10, 30)
+        );
+        assert_eq!(p.files[0].lines.len(), 1);
+    }
+
+    #[test]
+    fn missing_definitions_are_named_and_warned_about() {
+        let r = vec![
+            Record::Stack {
+                id: 1,
+                frames: vec![Frame { func: 4, line: 2 }],
+            },
+            Record::Function {
+                id: 5,
+                kind: FuncKind::Native,
+                name: 40,
+                file: 41,
+                first_line: 0,
+            },
+            Record::Stack {
+                id: 2,
+                frames: vec![Frame { func: 5, line: 0 }],
+            },
+            sample(1, 10, 0, Exec::Python),
+            sample(2, 10, 0, Exec::Native),
+            sample(3, 20, 0, Exec::Python),
+            sample(0, 60, 0, Exec::Native),
+        ];
+        let p = profile(r);
+        let files: Vec<(&str, u64)> = p
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.times.total_ns()))
+            .collect();
+        assert_eq!(
+            files,
+            [(NO_PYTHON_FRAME, 60), (UNDEFINED, 30), ("<string #41>", 10)]
+        );
+        let mut names: Vec<&str> = p.functions.iter().map(|f| f.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["<function #4>", "<string #40>"]);
+        assert_eq!(p.warnings.len(), 3, "{:?}", p.warnings);
+        assert!(p.warnings[0].starts_with("1 stack ids used by samples are never defined"));
+        assert!(p.warnings[0].contains("20.0% of sampled time (1 samples)"));
+        assert!(p.warnings[1].starts_with("1 function ids"));
+        assert!(p.warnings[2].starts_with("2 string ids"));
+        assert!(p.killed());
+    }
+
+    #[test]
+    fn system_time_is_capped_at_the_sample_time() {
+        let p = profile(vec![
+            sample(0, 10, 15, Exec::Python),
+            sample(0, 10, 4, Exec::Native),
+        ]);
+        assert_eq!(
+            p.total,
+            Times {
+                python_ns: 0,
+                native_ns: 6,
+                sys_ns: 14,
+                samples: 2
+            }
+        );
+        assert_eq!(p.warnings.len(), 1);
+    }
+
+    #[test]
+    fn elapsed_time_comes_from_the_end_record_else_the_last_record() {
+        let mut r = vec![sample(0, 10, 0, Exec::Python)];
+        r.push(Record::Counters(Counters {
+            t_ns: 90,
+            peak_live_bytes: 7,
+            ..Default::default()
+        }));
+        r.push(Record::Counters(Counters {
+            t_ns: 40,
+            peak_live_bytes: 3,
+            ..Default::default()
+        }));
+        let p = profile(r.clone());
+        assert_eq!(
+            (p.elapsed_ns, p.counters.map(|c| c.peak_live_bytes)),
+            (90, Some(7))
+        );
+        r.push(Record::End(End {
+            t_ns: 1000,
+            ..Default::default()
+        }));
+        assert_eq!(profile(r).elapsed_ns, 1000);
+    }
+
+    #[test]
+    fn stacks_keep_their_frames_threads_and_memory() {
+        use rprof_format::{AllocSample, Domain, FreeSample};
+        let mut r = names();
+        let inner = [(1, 2), (2, 6)].map(|(func, line)| Frame { func, line });
+        r.push(Record::Stack {
+            id: 4,
+            frames: inner.to_vec(),
+        });
+        r.push(Record::Stack {
+            id: 5,
+            frames: vec![Frame { func: 2, line: 7 }],
+        });
+        r.push(sample(4, 100, 10, Exec::Python));
+        r.push(Record::Cpu(CpuSample {
+            tid: 2,
+            ..match sample(4, 50, 0, Exec::Native) {
+                Record::Cpu(c) => c,
+                _ => unreachable!(),
+            }
+        }));
+        r.push(sample(5, 30, 0, Exec::Python));
+        let alloc = |t_ns, addr, stack, weight| {
+            Record::Alloc(AllocSample {
+                t_ns,
+                tid: 2,
+                stack,
+                addr,
+                size: weight,
+                weight,
+                domain: Domain::Python,
+            })
+        };
+        r.extend([
+            Record::String {
+                id: 4,
+                text: "h".into(),
+            },
+            Record::Function {
+                id: 3,
+                kind: FuncKind::Python,
+                name: 4,
+                file: 1,
+                first_line: 2,
+            },
+            Record::Stack {
+                id: 6,
+                frames: [(2, 8), (3, 3)]
+                    .map(|(func, line)| Frame { func, line })
+                    .to_vec(),
+            },
+            alloc(9, 4, 6, 50),
+        ]);
+        // Stack 5 holds 700 at the peak (t=3), then frees 300 of it; stack 4 keeps 200.
+        r.extend([
+            alloc(1, 1, 5, 300),
+            alloc(2, 2, 5, 400),
+            alloc(3, 3, 4, 200),
+            Record::Free(FreeSample { t_ns: 4, addr: 1 }),
+            sample(9, 5, 0, Exec::Python),
+        ]);
+        let p = profile(r);
+        let st = &p.stacks;
+        assert_eq!(st.stacks.len(), 4, "{st:?}");
+        let frames = |s: &crate::model::StackProfile| -> Vec<(String, u32)> {
+            s.frames
+                .iter()
+                .map(|&i| {
+                    let f = st.frames[i as usize];
+                    (p.functions[f.function].name.clone(), f.line)
+                })
+                .collect()
+        };
+        let top = &st.stacks[0];
+        assert_eq!(frames(top), [("f".to_string(), 2), ("g".to_string(), 6)]);
+        assert_eq!(
+            (top.times.python_ns, top.times.native_ns, top.times.sys_ns),
+            (90, 50, 10)
+        );
+        let tids: Vec<(u32, u64)> = top
+            .threads
+            .iter()
+            .map(|t| (p.threads[t.thread].tid, t.times.total_ns()))
+            .collect();
+        assert_eq!(tids, [(1, 100), (2, 50)]);
+        assert_eq!(
+            (top.memory.malloc_bytes, top.memory.peak_live_bytes),
+            (200, 200)
+        );
+        let second = &st.stacks[1];
+        assert_eq!(frames(second), [("g".to_string(), 7)]);
+        assert_eq!(
+            (
+                second.memory.malloc_bytes,
+                second.memory.python_bytes,
+                second.memory.peak_live_bytes,
+                second.memory.exit_live_bytes
+            ),
+            (700, 700, 700, 400)
+        );
+        let by_tid: Vec<(u32, u64)> = second
+            .threads
+            .iter()
+            .map(|t| (p.threads[t.thread].tid, t.times.total_ns()))
+            .collect();
+        assert_eq!(by_tid, [(1, 30)]);
+        // A function only on a memory sample's stack, charged elsewhere: a frame of the
+        // stacks, but nothing of its own to list.
+        let outer = p.functions.iter().find(|f| f.name == "h").unwrap();
+        assert!(!outer.sampled());
+        assert!(p
+            .functions
+            .iter()
+            .filter(|f| f.name != "h")
+            .all(|f| f.sampled()));
+        let h_stack = st
+            .stacks
+            .iter()
+            .find(|s| s.memory.malloc_bytes == 50)
+            .unwrap();
+        assert_eq!(
+            frames(h_stack),
+            [("g".to_string(), 8), ("h".to_string(), 3)]
+        );
+        // Stack 9 is never defined: kept, without frames, marked.
+        let undefined = &st.stacks[2];
+        assert!(undefined.undefined && undefined.frames.is_empty());
+        assert!(st.stacks.iter().filter(|s| s.undefined).count() == 1);
+        assert_eq!(undefined.times.total_ns(), 5);
+    }
+}

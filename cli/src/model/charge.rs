@@ -1,0 +1,260 @@
+//! The charging policy: which line and function a stack's samples are charged to, and the
+//! tables that resolve ids to names, functions and line slots on the way.
+//!
+//! A sample is charged to its stack's innermost Python frame (native frames come first
+//! when native code was running, as in an extension module's allocation), or, in a stack
+//! with no Python frame, to its innermost native frame outside the C library and the
+//! loader: that function's file (source file or module) and line.
+
+use super::types::{
+    FileProfile, FunctionProfile, LineProfile, Memory, Times, NO_PYTHON_FRAME, UNDEFINED,
+};
+use rprof_format::{Frame, FuncKind};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Where a stack's samples are charged: a line slot and a function slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Site {
+    pub line: usize,
+    pub func: Option<usize>,
+    /// Whether the stack has a Python frame.
+    pub python: bool,
+}
+
+/// A function record, its strings still ids.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct FunctionDef {
+    pub kind: FuncKind,
+    pub name: u32,
+    pub file: u32,
+    pub first_line: u32,
+}
+
+/// String lookups that remember which ids were missing.
+pub(super) struct Names<'a> {
+    pub(super) strings: &'a FxHashMap<u32, String>,
+    pub(super) missing: FxHashSet<u32>,
+}
+
+impl Names<'_> {
+    pub(super) fn get(&mut self, id: u32) -> String {
+        match self.strings.get(&id) {
+            Some(s) => s.clone(),
+            None => {
+                self.missing.insert(id);
+                format!("<string #{id}>")
+            }
+        }
+    }
+}
+
+/// Functions by their resolved identity: two ids naming the same function merge.
+#[derive(Default)]
+pub(super) struct FunctionTable {
+    pub(super) by_id: FxHashMap<u32, usize>,
+    pub(super) by_key: FxHashMap<(String, String, u32, u8), usize>,
+    pub(super) list: Vec<FunctionProfile>,
+}
+
+impl FunctionTable {
+    pub(super) fn index(
+        &mut self,
+        id: u32,
+        defs: &FxHashMap<u32, FunctionDef>,
+        names: &mut Names,
+        missing: &mut FxHashSet<u32>,
+    ) -> usize {
+        if let Some(&i) = self.by_id.get(&id) {
+            return i;
+        }
+        let (name, file, first_line, kind) = match defs.get(&id) {
+            // The shim writes one record per native PC, with that PC's line as its first
+            // line: the function itself is its name and file.
+            Some(d) if d.kind == FuncKind::Native => {
+                (names.get(d.name), names.get(d.file), 0, d.kind)
+            }
+            Some(d) => (names.get(d.name), names.get(d.file), d.first_line, d.kind),
+            None => {
+                missing.insert(id);
+                (
+                    format!("<function #{id}>"),
+                    UNDEFINED.to_string(),
+                    0,
+                    FuncKind::Python,
+                )
+            }
+        };
+        let list = &mut self.list;
+        let i = *self
+            .by_key
+            .entry((name.clone(), file.clone(), first_line, kind as u8))
+            .or_insert_with(|| {
+                list.push(FunctionProfile {
+                    name,
+                    file,
+                    first_line,
+                    kind,
+                    self_times: Times::default(),
+                    total_ns: 0,
+                    memory: Memory::default(),
+                });
+                list.len() - 1
+            });
+        self.by_id.insert(id, i);
+        i
+    }
+}
+
+/// Line slots: one per (file, line), numbered in order of first use.
+#[derive(Default)]
+pub(super) struct FileTable {
+    pub(super) by_path: FxHashMap<String, usize>,
+    /// Path, and whether native code is charged to it.
+    pub(super) paths: Vec<(String, bool)>,
+    pub(super) by_line: FxHashMap<(usize, u32), usize>,
+    pub(super) lines: Vec<LineSlot>,
+}
+
+pub(super) struct LineSlot {
+    pub(super) file: usize,
+    pub(super) line: u32,
+    pub(super) times: Times,
+}
+
+impl FileTable {
+    pub(super) fn slot(&mut self, path: &str, line: u32, native: bool) -> usize {
+        let file = match self.by_path.get(path) {
+            Some(&f) => f,
+            None => {
+                self.paths.push((path.to_string(), false));
+                self.by_path.insert(path.to_string(), self.paths.len() - 1);
+                self.paths.len() - 1
+            }
+        };
+        self.paths[file].1 |= native;
+        let lines = &mut self.lines;
+        *self.by_line.entry((file, line)).or_insert_with(|| {
+            lines.push(LineSlot {
+                file,
+                line,
+                times: Times::default(),
+            });
+            lines.len() - 1
+        })
+    }
+
+    pub(super) fn location(&self, slot: usize) -> (String, u32) {
+        let l = &self.lines[slot];
+        (self.paths[l.file].0.clone(), l.line)
+    }
+
+    /// The files with their lines, given each line slot's memory.
+    pub(super) fn into_sorted(self, memory: Vec<Memory>) -> Vec<FileProfile> {
+        let mut files: Vec<FileProfile> = self
+            .paths
+            .into_iter()
+            .map(|(path, native)| FileProfile {
+                path,
+                native,
+                times: Times::default(),
+                lines: Vec::new(),
+            })
+            .collect();
+        for (l, memory) in self.lines.into_iter().zip(memory) {
+            let f = &mut files[l.file];
+            f.times.add(&l.times);
+            f.lines.push(LineProfile {
+                line: l.line,
+                times: l.times,
+                memory,
+            });
+        }
+        for f in &mut files {
+            f.lines.sort_by_key(|l| l.line);
+        }
+        files.sort_by_cached_key(|f| {
+            (
+                std::cmp::Reverse(f.times.total_ns()),
+                std::cmp::Reverse(f.malloc_bytes()),
+                f.path.clone(),
+            )
+        });
+        files
+    }
+}
+
+/// Turns stack ids into the line and function they are charged to.
+pub(super) struct Resolver<'a> {
+    pub(super) stacks: &'a FxHashMap<u32, Vec<Frame>>,
+    pub(super) defs: &'a FxHashMap<u32, FunctionDef>,
+    pub(super) names: Names<'a>,
+    pub(super) files: FileTable,
+    pub(super) funcs: FunctionTable,
+    pub(super) missing_funcs: FxHashSet<u32>,
+}
+
+impl Resolver<'_> {
+    pub(super) fn function(&mut self, id: u32) -> usize {
+        self.funcs
+            .index(id, self.defs, &mut self.names, &mut self.missing_funcs)
+    }
+
+    /// A function never defined counts as Python, the frames it is found among.
+    fn is_python(&self, id: u32) -> bool {
+        !matches!(self.defs.get(&id), Some(d) if d.kind == FuncKind::Native)
+    }
+
+    /// Whether a native function lives in the C library, the loader or the kernel's vDSO
+    /// (judged by its file: installed libraries, or glibc's own build paths). With no
+    /// Python frame, time and memory go to the innermost frame outside them: the program's
+    /// line that called malloc, rather than malloc's internals.
+    fn is_system(&mut self, id: u32) -> bool {
+        let Some(d) = self.defs.get(&id) else {
+            return false;
+        };
+        if d.kind != FuncKind::Native {
+            return false;
+        }
+        let file = self.names.get(d.file);
+        const SYSTEM: [&str; 6] = [
+            "/lib/",
+            "/lib64/",
+            "/usr/lib/",
+            "/usr/include/",
+            "./",
+            "[vdso]",
+        ];
+        SYSTEM.iter().any(|p| file.starts_with(p))
+    }
+
+    /// Where a stack's samples are charged (module docs); `None` for a stack id that is
+    /// never defined.
+    pub(super) fn site(&mut self, stack_id: u32) -> Option<Site> {
+        let frames: &[Frame] = match self.stacks.get(&stack_id) {
+            Some(f) => f,
+            None if stack_id == 0 => &[],
+            None => return None,
+        };
+        let python = frames.iter().position(|f| self.is_python(f.func));
+        let charged = python.or_else(|| frames.iter().position(|f| !self.is_system(f.func)));
+        let Some(frame) = frames.get(charged.unwrap_or(0)) else {
+            return Some(Site {
+                line: self.files.slot(NO_PYTHON_FRAME, 0, false),
+                func: None,
+                python: false,
+            });
+        };
+        let func = self.function(frame.func);
+        let f = &self.funcs.list[func];
+        let (file, native) = (f.file.clone(), f.kind == FuncKind::Native);
+        let line = match (frame.line, self.defs.get(&frame.func)) {
+            (0, Some(d)) if native => d.first_line,
+            (line, _) => line,
+        };
+        Some(Site {
+            line: self.files.slot(&file, line, native),
+            func: Some(func),
+            python: python.is_some(),
+        })
+    }
+}

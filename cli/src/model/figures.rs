@@ -1,0 +1,136 @@
+//! Figures derived from the model, in one place so that every renderer shows the same
+//! numbers: shares, MiB, the Python fraction, rates.
+
+use super::types::{Footprint, Memory, Profile};
+
+/// Bytes in a MiB (Scalene's "MB": `BYTES_PER_MB` is 2^20).
+pub const MIB: f64 = (1u64 << 20) as f64;
+
+/// Bytes as MiB.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
+}
+
+/// Bytes (an average, a rate) as MiB.
+pub fn mib_f64(bytes: f64) -> f64 {
+    bytes / MIB
+}
+
+/// `100 * part / base` (see [`super::Times::share_base`]), and 0 for an empty profile, not
+/// NaN.
+pub fn percent(part: u64, base: f64) -> f64 {
+    if base == 0.0 {
+        0.0
+    } else {
+        100.0 * part as f64 / base
+    }
+}
+
+/// `part / whole` in 0..=1, and 0 of nothing.
+pub fn fraction(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 / whole as f64).min(1.0)
+    }
+}
+
+/// Nanoseconds as seconds.
+pub fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// `PY_VERSION_HEX` as people write it: 0x030B07F0 is "3.11.7", 0x030D00C2 is "3.13.0rc2".
+pub fn python_version(hex: u32) -> Option<String> {
+    if hex == 0 {
+        return None;
+    }
+    let (major, minor, micro) = (hex >> 24, (hex >> 16) & 0xff, (hex >> 8) & 0xff);
+    let serial = hex & 0xf;
+    let level = match (hex >> 4) & 0xf {
+        0xa => format!("a{serial}"),
+        0xb => format!("b{serial}"),
+        0xc => format!("rc{serial}"),
+        _ => String::new(),
+    };
+    Some(format!("{major}.{minor}.{micro}{level}"))
+}
+
+impl Memory {
+    /// The part of the bytes allocated that the Python allocator served (0 of nothing).
+    pub fn python_fraction(&self) -> f64 {
+        fraction(self.python_bytes, self.malloc_bytes)
+    }
+}
+
+impl Footprint {
+    /// The part of the bytes allocated still live at the exit point.
+    pub fn growth_fraction(&self) -> f64 {
+        fraction(self.kept_bytes, self.malloc_bytes)
+    }
+
+    /// What shares of the peak are shares of: the exact peak footprint, or the estimate when
+    /// that is larger (the samples saw frees of sampled blocks go missing).
+    pub fn peak_base(&self) -> u64 {
+        self.max_bytes.max(self.peak_bytes)
+    }
+}
+
+impl Profile {
+    /// `bytes` over the run, per second; `None` for a run of no time.
+    pub fn rate(&self, bytes: u64) -> Option<f64> {
+        (self.elapsed_ns > 0).then(|| bytes as f64 / secs(self.elapsed_ns))
+    }
+
+    /// Bytes copied per second by a line or function; `None` when it copied nothing (or
+    /// the run took no time).
+    pub fn copy_rate(&self, m: &Memory) -> Option<f64> {
+        if m.copy_bytes == 0 {
+            return None;
+        }
+        self.rate(m.copy_bytes)
+    }
+
+    /// A line's share of the memory, in percent: of the bytes allocated, or of the peak
+    /// footprint, whichever is larger.
+    pub fn memory_share(&self, m: &Memory) -> f64 {
+        let fp = &self.footprint;
+        let alloc = percent(m.malloc_bytes, fp.malloc_bytes as f64);
+        let peak = percent(m.peak_bytes, fp.peak_base() as f64);
+        alloc.max(peak)
+    }
+
+    /// The sample rate achieved, per second of the sampled clock in each thread (the
+    /// header's `sample_hz` is the one asked for); `None` with no sampled time.
+    pub fn achieved_hz(&self) -> Option<f64> {
+        let ns = self.total.total_ns().saturating_add(self.profiler_ns);
+        let samples = self.total.samples.saturating_add(self.profiler_samples);
+        (ns > 0).then(|| samples as f64 / secs(ns))
+    }
+
+    /// A part of the sampled CPU time, in percent.
+    pub fn cpu_percent(&self, ns: u64) -> f64 {
+        percent(ns, self.total.share_base())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_versions_read_as_people_write_them() {
+        assert_eq!(python_version(0x030B07F0).as_deref(), Some("3.11.7"));
+        assert_eq!(python_version(0x030D00C2).as_deref(), Some("3.13.0rc2"));
+        assert_eq!(python_version(0x030E00A1).as_deref(), Some("3.14.0a1"));
+        assert_eq!(python_version(0), None);
+    }
+
+    #[test]
+    fn an_empty_profile_has_zero_percentages() {
+        assert_eq!(percent(0, 0.0), 0.0);
+        assert_eq!(percent(1, 4.0), 25.0);
+        assert_eq!(fraction(3, 0), 0.0);
+        assert_eq!(fraction(3, 2), 1.0);
+    }
+}

@@ -1,0 +1,20 @@
+//! The report model: a trace aggregated into a [`Profile`], which every renderer reads.
+//!
+//! - [`types`]: what the profile holds: time and memory per file and line, per function,
+//!   per thread, and the resolved call stacks with their CPU time and memory;
+//! - [`accumulate`]: the streaming accumulation from trace records, with one stack-id
+//!   index for CPU and memory samples;
+//! - [`charge`]: the charging policy (which line and function a sample is charged to);
+//! - [`memory`], [`leaks`], [`timeline`]: the memory replay, the leak rule, timelines;
+//! - [`figures`]: the figures derived from it (shares, MiB, rates), in one place.
+
+pub mod accumulate;
+pub mod charge;
+pub mod figures;
+pub mod leaks;
+pub mod memory;
+pub mod timeline;
+pub mod types;
+
+pub use accumulate::{aggregate, aggregate_from};
+pub use types::*;

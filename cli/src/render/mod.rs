@@ -1,0 +1,79 @@
+//! The renderers, each reading the one [`Profile`]: the terminal report ([`text`]),
+//! Scalene-compatible JSON ([`scalene_json`]) and a self-contained HTML page ([`html`]).
+//! [`render`] is the one dispatch both `rprof-report` and `rprof run` use.
+
+pub mod html;
+pub mod scalene_json;
+pub mod text;
+
+use crate::model::figures::percent;
+use crate::model::{FileProfile, LineProfile, Profile};
+use crate::report::ReportOptions;
+use crate::source::Sources;
+
+/// What a report is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    ScaleneJson,
+    Html,
+}
+
+/// The report of `p` in `format`.
+pub fn render(format: Format, p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
+    match format {
+        Format::Text => text::render(p, src, opts),
+        Format::ScaleneJson => scalene_json::render(p, src),
+        Format::Html => html::render(p, src, opts),
+    }
+}
+
+/// Which files and lines a report lists as hot: those with a share of the time (or,
+/// profiling memory, of the bytes allocated or of the peak footprint) at the threshold or
+/// above.
+pub struct Shown<'a> {
+    pub p: &'a Profile,
+    pub opts: &'a ReportOptions,
+}
+
+impl Shown<'_> {
+    pub fn line(&self, l: &LineProfile) -> bool {
+        self.opts.all_lines
+            || percent(l.times.total_ns(), self.p.total.share_base()) >= self.opts.threshold
+            || self.p.has_memory() && self.p.memory_share(&l.memory) >= self.opts.threshold
+    }
+
+    pub fn file(&self, f: &FileProfile) -> bool {
+        let total = self.p.total.share_base();
+        self.opts.all_lines
+            || percent(f.times.total_ns(), total) >= self.opts.threshold
+            || self.p.has_memory()
+                && f.lines
+                    .iter()
+                    .any(|l| self.p.memory_share(&l.memory) >= self.opts.threshold)
+    }
+}
+
+/// Everything a report must warn about: damage to the trace, a killed or stopped process,
+/// the model's warnings and the sources'.
+pub fn problems(p: &Profile, src: &Sources) -> Vec<String> {
+    let killed = p.killed().then(|| {
+        "the trace has no end record: the process was killed (or crashed) before rprof could \
+         finish it; the report covers what was written until then"
+            .to_string()
+    });
+    let stopped = p.stopped.as_ref().map(|why| {
+        format!(
+            "the trace stops early: {why}; the process was not killed, and the report \
+             covers what was written until then"
+        )
+    });
+    p.damage
+        .iter()
+        .cloned()
+        .chain(killed)
+        .chain(stopped)
+        .chain(p.warnings.iter().cloned())
+        .chain(src.warnings().iter().cloned())
+        .collect()
+}
