@@ -1,6 +1,7 @@
 //! rprof's reader side: turns a trace written by librprof.so into a report, as text for a
 //! terminal or as Scalene-compatible JSON, and launches programs under the profiler.
 
+pub mod advice;
 pub mod launch;
 pub mod leaks;
 pub mod memory;
