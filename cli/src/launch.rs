@@ -238,10 +238,11 @@ fn report_trace(args: &RunArgs, trace: &Path, out: &mut String) {
         }
     };
     let sources = Sources::load(&profile);
-    out.push_str(&text::render(&profile, &sources, &args.report));
+    let advice = args.report.advice(&profile, &sources);
+    out.push_str(&text::render(&profile, &sources, &args.report, &advice));
     out.push_str(&format!("\nTrace: {}\n", trace.display()));
     if let Some(path) = &args.json {
-        let json = scalene_json::render(&profile, &sources);
+        let json = scalene_json::render(&profile, &sources, &advice);
         if let Err(e) = report::write_output(Some(path), &json) {
             eprintln!("rprof: cannot write {}: {e}", path.display());
         }

@@ -85,7 +85,7 @@ fn thousands(n: u64) -> String {
 pub fn render(input: &FileCosts, f: &Finding, cost: &LineCost) -> Hint {
     let saving = typical_saving(f.rule).map(|(lo, hi, why)| {
         format!(
-            "estimated {:.1}-{:.1}% of all CPU ({:.0}-{:.0}% of this line's; {why})",
+            "estimated {:.1}-{:.1}% of all CPU ({:.0}-{:.0}% of this code's; {why})",
             cost.cpu_percent * lo,
             cost.cpu_percent * hi,
             lo * 100.0,
@@ -110,6 +110,10 @@ pub fn render(input: &FileCosts, f: &Finding, cost: &LineCost) -> Hint {
     Hint {
         file: input.path.to_string(),
         line: cost.line,
+        lines: f
+            .spans
+            .iter()
+            .fold((u32::MAX, 0), |(lo, hi), &(s, e)| (lo.min(s), hi.max(e))),
         function: f.function.clone(),
         rule: f.rule,
         message,

@@ -119,7 +119,10 @@ impl Thresholds {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hint {
     pub file: String,
+    /// The line the hint is on (the pattern's costliest), and the lines its cost is
+    /// summed over (a loop's header and body; often just `line`).
     pub line: u32,
+    pub lines: (u32, u32),
     pub function: String,
     pub rule: Rule,
     /// One sentence: what is slow and what to do.
@@ -129,6 +132,8 @@ pub struct Hint {
     /// What the technique typically saves here, said as an estimate; `None` where its
     /// gain is not known.
     pub saving: Option<String>,
+    /// The measured cost of the pattern's lines: share of all CPU, the native part of
+    /// it, and MiB allocated.
     pub cpu_percent: f64,
     pub native_percent: f64,
     pub alloc_mb: f64,
@@ -147,10 +152,11 @@ pub fn advise(input: &FileCosts, t: &Thresholds) -> Result<Vec<Hint>, String> {
     drop_nested(&mut findings);
     let mut hints: Vec<Hint> = Vec::new();
     for f in &findings {
-        let Some(cost) = costliest(f, &costs) else {
+        let Some(at) = costliest(f, &costs) else {
             continue;
         };
-        if !t.hot(cost) {
+        let cost = pattern_cost(f, at.line, &costs);
+        if !t.hot(&cost) {
             continue;
         }
         // no-slots speaks of the memory of many instances: it needs memory figures.
@@ -163,7 +169,7 @@ pub fn advise(input: &FileCosts, t: &Thresholds) -> Result<Vec<Hint>, String> {
         {
             continue;
         }
-        hints.push(hint::render(input, f, cost));
+        hints.push(hint::render(input, f, &cost));
     }
     hints.sort_by_key(|h| (h.line, h.rule));
     Ok(hints)
@@ -202,6 +208,26 @@ fn costliest<'c>(f: &rules::Finding, costs: &HashMap<u32, &'c LineCost>) -> Opti
             Some(b) if key(b) >= key(c) => Some(b),
             _ => Some(c),
         })
+}
+
+/// What a pattern costs: the sum over its lines (a loop's header and body together), on
+/// its costliest line `at`.
+fn pattern_cost(f: &rules::Finding, at: u32, costs: &HashMap<u32, &LineCost>) -> LineCost {
+    let mut lines: Vec<u32> = f.spans.iter().flat_map(|&(s, e)| s..=e).collect();
+    lines.sort_unstable();
+    lines.dedup();
+    let mut sum = LineCost {
+        line: at,
+        ..LineCost::default()
+    };
+    for c in lines.iter().filter_map(|l| costs.get(l)) {
+        sum.cpu_percent += c.cpu_percent;
+        sum.native_percent += c.native_percent;
+        sum.alloc_bytes = sum.alloc_bytes.saturating_add(c.alloc_bytes);
+        sum.alloc_percent += c.alloc_percent;
+        sum.allocs = sum.allocs.saturating_add(c.allocs);
+    }
+    sum
 }
 
 /// Advice on a whole profile: hints for every Python file whose source could be read,

@@ -32,10 +32,11 @@ fn main() -> ExitCode {
         }
     };
     let sources = Sources::load(&profile);
+    let advice = cli.report.advice(&profile, &sources);
     let out = if cli.json {
-        scalene_json::render(&profile, &sources)
+        scalene_json::render(&profile, &sources, &advice)
     } else {
-        text::render(&profile, &sources, &cli.report)
+        text::render(&profile, &sources, &cli.report, &advice)
     };
     match report::write_output(cli.output.as_deref(), &out) {
         Ok(()) => ExitCode::SUCCESS,

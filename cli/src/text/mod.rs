@@ -2,9 +2,11 @@
 //! (footprint, top lines, leaks), functions, threads, and whatever was wrong with the
 //! trace. Fits in 100 columns, or 120 with the memory columns.
 
+mod advice;
 mod layout;
 mod memory;
 
+use crate::advice::Advice;
 use crate::profile::{percent, python_version, FileProfile, LineProfile, Profile, NO_PYTHON_FRAME};
 use crate::report::ReportOptions;
 use crate::source::Sources;
@@ -14,14 +16,14 @@ use rprof_format::{mode, Clock, FuncKind};
 const WIDTH: usize = 100;
 const BAR: usize = 10;
 
-pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
+pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> String {
     let mem = p.has_memory();
     let mut out = Out::new(if mem { memory::WIDTH } else { WIDTH });
     header(&mut out, p);
     if mem {
         memory::header(&mut out, p);
     }
-    let shown = Shown { p, opts };
+    let shown = Shown { p, opts, advice };
     if p.total.samples == 0 {
         out.text.push_str("\nNo CPU samples in this trace.\n");
     }
@@ -33,21 +35,24 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
         functions(&mut out, p, opts);
         threads(&mut out, p);
     }
-    problems(&mut out, p, src);
+    problems(&mut out, p, src, advice);
     out.text
 }
 
 /// Which files and lines the report lists: those with a share of the time (or, profiling
-/// memory, of the bytes allocated or of the peak footprint) at the threshold or above.
+/// memory, of the bytes allocated or of the peak footprint) at the threshold or above, and
+/// those with advice, which goes beside them.
 struct Shown<'a> {
     p: &'a Profile,
     opts: &'a ReportOptions,
+    advice: &'a Advice,
 }
 
 impl Shown<'_> {
-    fn line(&self, l: &LineProfile) -> bool {
+    fn line(&self, f: &FileProfile, l: &LineProfile) -> bool {
         let total = self.p.total.share_base();
         self.opts.all_lines
+            || self.advice.on_line(&f.path, l.line).next().is_some()
             || percent(l.times.total_ns(), total) >= self.opts.threshold
             || self.p.has_memory() && memory::share(self.p, l) >= self.opts.threshold
     }
@@ -55,6 +60,7 @@ impl Shown<'_> {
     fn file(&self, f: &FileProfile) -> bool {
         let total = self.p.total.share_base();
         self.opts.all_lines
+            || self.advice.hints.iter().any(|h| h.file == f.path)
             || percent(f.times.total_ns(), total) >= self.opts.threshold
             || self.p.has_memory()
                 && f.lines
@@ -173,7 +179,7 @@ fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Show
     if f.path == NO_PYTHON_FRAME {
         return;
     }
-    let rows: Vec<_> = f.lines.iter().filter(|l| shown.line(l)).collect();
+    let rows: Vec<_> = f.lines.iter().filter(|l| shown.line(f, l)).collect();
     if rows.is_empty() {
         let what = if mem {
             "of the time or memory"
@@ -215,6 +221,7 @@ fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Show
             let bar = bar(percent(t.total_ns(), total), BAR);
             out.line(&format!("{cpu}  {bar}  {text}"));
         }
+        advice::beside(out, shown.advice, &f.path, l.line);
     }
 }
 
@@ -275,7 +282,7 @@ fn threads(out: &mut Out, p: &Profile) {
     }
 }
 
-fn problems(out: &mut Out, p: &Profile, src: &Sources) {
+fn problems(out: &mut Out, p: &Profile, src: &Sources, advice: &Advice) {
     let killed = p.killed().then(|| {
         "the trace has no end record: the process was killed (or crashed) before rprof could \
          finish it; the report covers what was written until then"
@@ -294,6 +301,7 @@ fn problems(out: &mut Out, p: &Profile, src: &Sources) {
         .chain(&stopped)
         .chain(&p.warnings)
         .chain(src.warnings())
+        .chain(&advice.warnings)
         .collect();
     if all.is_empty() {
         return;

@@ -164,11 +164,12 @@ pub fn manual_sum(ctx: &Ctx, f: &ast::StmtFor) -> Option<Finding> {
         [Stmt::If(i)] => format!(" if {}", ctx.text(&*i.test)),
         _ => String::new(),
     };
-    let example = format!(
-        "{} += sum({elt} for {} in {iter}{filter})",
-        total.id,
-        ctx.text(&*f.target)
-    );
+    let target = ctx.text(&*f.target);
+    let example = if filter.is_empty() && elt == target {
+        format!("{} += sum({iter})", total.id)
+    } else {
+        format!("{} += sum({elt} for {target} in {iter}{filter})", total.id)
+    };
     Some(ctx.finding(
         Rule::ManualSum,
         vec![ctx.m.src.lines(f)],
@@ -189,6 +190,7 @@ pub fn append_loop(ctx: &Ctx, f: &ast::StmtFor) -> Option<Finding> {
         ctx.text(&*f.target),
         ctx.text(&*f.iter)
     )];
+    let mut tests: Vec<&Expr> = Vec::new();
     let mut body: &[Stmt] = &f.body;
     // Down the nest (for / if / for ...) to the one statement at the bottom.
     let work = loop {
@@ -203,6 +205,7 @@ pub fn append_loop(ctx: &Ctx, f: &ast::StmtFor) -> Option<Finding> {
             }
             [Stmt::If(i)] if i.elif_else_clauses.is_empty() => {
                 clauses.push(format!("if {}", ctx.text(&*i.test)));
+                tests.push(&i.test);
                 body = &i.body;
             }
             [s] => break s,
@@ -227,8 +230,12 @@ pub fn append_loop(ctx: &Ctx, f: &ast::StmtFor) -> Option<Finding> {
         },
         _ => return None,
     };
+    // The list must not be read while it is built: `if x not in out: out.append(x)`
+    // dedupes, no comprehension can.
     let list_name = names_in(list);
-    if ctx.kind(list) != Some(Kind::List) || names_in(elt).iter().any(|n| list_name.contains(n)) {
+    let reads_list = |e: &Expr| names_in(e).iter().any(|n| list_name.contains(n));
+    if ctx.kind(list) != Some(Kind::List) || reads_list(elt) || tests.iter().any(|t| reads_list(t))
+    {
         return None;
     }
     let name = ctx.text(list);
