@@ -92,20 +92,15 @@ pub fn render(input: &FileCosts, f: &Finding, cost: &LineCost) -> Hint {
             hi * 100.0
         )
     });
-    // The whole function's share says more than one line's for a recursion.
     let mut message = sentence(f, cost);
-    if f.rule == Rule::RepeatedCall {
-        let name = f.function.rsplit('.').next().unwrap_or_default();
-        if let Some(func) = input
-            .functions
-            .iter()
-            .find(|c| c.name == name || c.name == f.function)
-        {
-            message.push_str(&format!(
-                " `{name}` is on the stack for {:.1}% of the CPU time.",
-                func.total_percent
-            ));
-        }
+    if let Some((_, callee)) = f.call {
+        message.push_str(&format!(
+            " `{}` takes {:.1}% of the CPU in all (from every caller; this line's figure is \
+             at most that, and at most what the function the call is in takes with its \
+             callees).",
+            f.subject,
+            super::function_share(input.functions, Some(callee)),
+        ));
     }
     Hint {
         file: input.path.to_string(),

@@ -152,10 +152,20 @@ pub fn advise(input: &FileCosts, t: &Thresholds) -> Result<Vec<Hint>, String> {
     drop_nested(&mut findings);
     let mut hints: Vec<Hint> = Vec::new();
     for f in &findings {
-        let Some(at) = costliest(f, &costs) else {
-            continue;
+        // A call's own line may have no sample at all: its time is the callee's.
+        let at = match (costliest(f, &costs), f.call, f.spans.first()) {
+            (Some(c), _, _) => c.line,
+            (None, Some(_), Some(&(first, _))) => first,
+            _ => continue,
         };
-        let cost = pattern_cost(f, at.line, &costs);
+        let mut cost = pattern_cost(f, at, &costs);
+        // A call's time is on the callee's lines. What it costs here is at most what the
+        // callee costs in all and what the calling function costs with its callees.
+        if let Some((outer, callee)) = f.call {
+            let inclusive = function_share(input.functions, outer)
+                .min(function_share(input.functions, Some(callee)));
+            cost.cpu_percent = cost.cpu_percent.max(inclusive);
+        }
         if !t.hot(&cost) {
             continue;
         }
@@ -208,6 +218,19 @@ fn costliest<'c>(f: &rules::Finding, costs: &HashMap<u32, &'c LineCost>) -> Opti
             Some(b) if key(b) >= key(c) => Some(b),
             _ => Some(c),
         })
+}
+
+/// The share of CPU with a function on the stack, the function known by its first line
+/// (`None`: the module's code); 0 when the profile does not have it.
+fn function_share(functions: &[FunctionCost], first_line: Option<u32>) -> f64 {
+    functions
+        .iter()
+        .filter(|f| match first_line {
+            Some(l) => f.first_line == l && !f.name.ends_with('>'),
+            None => f.name == "<module>",
+        })
+        .map(|f| f.total_percent)
+        .fold(0.0, f64::max)
 }
 
 /// What a pattern costs: the sum over its lines (a loop's header and body together), on

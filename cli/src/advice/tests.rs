@@ -512,3 +512,58 @@ fn rule_ids_are_stable() {
         ]
     );
 }
+
+#[test]
+fn a_repeated_call_costs_what_its_callee_and_caller_do() {
+    let src = "\
+def weight(k):
+    return sum(range(k))
+def caller(n, k):
+    t = 0
+    for i in range(n):
+        t ^= weight(k)
+    return t
+def cold(n, k):
+    for i in range(n):
+        weight(k)
+";
+    // The call lines have no sample: the time is on the callee's line.
+    let lines = [LineCost {
+        line: 2,
+        cpu_percent: 30.0,
+        ..LineCost::default()
+    }];
+    let functions = [
+        FunctionCost {
+            name: "weight".into(),
+            first_line: 1,
+            total_percent: 30.0,
+        },
+        FunctionCost {
+            name: "caller".into(),
+            first_line: 3,
+            total_percent: 29.5,
+        },
+        FunctionCost {
+            name: "cold".into(),
+            first_line: 8,
+            total_percent: 0.5,
+        },
+    ];
+    let input = FileCosts {
+        path: "t.py",
+        source: src,
+        lines: &lines,
+        functions: &functions,
+        memory: false,
+    };
+    let h = advise(&input, &Thresholds::default()).unwrap();
+    let got: Vec<(u32, Rule, f64)> = h.iter().map(|h| (h.line, h.rule, h.cpu_percent)).collect();
+    assert_eq!(got, [(6, Rule::RepeatedCall, 29.5)]);
+    assert!(
+        h[0].message
+            .contains("`weight` takes 30.0% of the CPU in all"),
+        "{}",
+        h[0].message
+    );
+}

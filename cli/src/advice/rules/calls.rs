@@ -247,10 +247,12 @@ pub fn repeated(ctx: &Ctx, e: &Expr) -> Option<Finding> {
     if decorated(f) || !pure(f) {
         return None;
     }
-    Some(ctx.finding(
+    let mut finding = ctx.finding(
         Rule::RepeatedCall,
         vec![ctx.m.src.lines(e)],
         n.id.as_str(),
         example(f),
-    ))
+    );
+    finding.call = Some((ctx.def_line(), super::code_first_line(ctx.m.src, f)));
+    Some(finding)
 }

@@ -30,6 +30,10 @@ pub struct Finding {
     pub subject: String,
     /// The fix, in the pattern's own names.
     pub example: String,
+    /// For a call whose cost is the callee's (which the profile charges to the callee's
+    /// lines, not the caller's): the first lines (`co_firstlineno`) of the function the
+    /// call is in (`None` at module level) and of the callee.
+    pub call: Option<(Option<u32>, u32)>,
 }
 
 /// File-wide facts the rules look things up in.
@@ -55,12 +59,20 @@ pub struct Ctx<'a> {
     /// Function and class scopes, innermost last (the module's is `m.globals`).
     scopes: Vec<Scope>,
     names: Vec<String>,
+    /// The first line (`co_firstlineno`: the first decorator's, else the `def`'s) of each
+    /// function being walked, innermost last.
+    defs: Vec<u32>,
     loops: Vec<Loop>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn text(&self, node: &impl Ranged) -> &'a str {
         &self.m.text[node.range()]
+    }
+
+    /// The `co_firstlineno` of the innermost function being walked.
+    pub fn def_line(&self) -> Option<u32> {
+        self.defs.last().copied()
     }
 
     pub fn in_loop(&self) -> bool {
@@ -140,7 +152,16 @@ impl<'a> Ctx<'a> {
             function: self.function(),
             subject: subject.to_string(),
             example,
+            call: None,
         }
+    }
+}
+
+/// A function's `co_firstlineno`: its first decorator's line, else its `def`'s.
+pub fn code_first_line(src: &Source, f: &ast::StmtFunctionDef) -> u32 {
+    match f.decorator_list.first() {
+        Some(d) => src.first_line(d),
+        None => src.first_line(f),
     }
 }
 
@@ -230,6 +251,7 @@ pub fn findings(text: &str, src: &Source) -> Vec<Finding> {
         m: &m,
         scopes: Vec::new(),
         names: Vec::new(),
+        defs: Vec::new(),
         loops: Vec::new(),
     };
     let mut out = Vec::new();
@@ -270,7 +292,9 @@ fn walk_stmt(ctx: &mut Ctx, stmt: &Stmt, next: Option<&Stmt>, out: &mut Vec<Find
             let outer = std::mem::take(&mut ctx.loops);
             ctx.scopes.push(Scope::of_function(f));
             ctx.names.push(f.name.to_string());
+            ctx.defs.push(code_first_line(ctx.m.src, f));
             walk_body(ctx, &f.body, out);
+            ctx.defs.pop();
             ctx.names.pop();
             ctx.scopes.pop();
             ctx.loops = outer;
