@@ -92,13 +92,12 @@ pub fn pure(f: &ast::StmtFunctionDef) -> bool {
                 Expr::Call(c) => match &*c.func {
                     Expr::Name(n) if IMPURE_CALLS.contains(&n.id.as_str()) => self.pure = false,
                     Expr::Attribute(a) if MUTATORS.contains(&a.attr.as_str()) => self.pure = false,
-                    Expr::Attribute(a) => {
+                    Expr::Attribute(a)
                         if names_in(&a.value)
                             .iter()
-                            .any(|m| IMPURE_MODULES.contains(m))
-                        {
-                            self.pure = false;
-                        }
+                            .any(|m| IMPURE_MODULES.contains(m)) =>
+                    {
+                        self.pure = false
                     }
                     _ => {}
                 },
