@@ -16,13 +16,9 @@ fn typical_saving(rule: Rule) -> Option<(f64, f64, &'static str)> {
         Rule::ListMembership => (0.8, 0.99, "a set lookup does not grow with the list"),
         Rule::ListFront => (0.8, 0.99, "deque's ends do not move the other elements"),
         Rule::ManualCount => (0.3, 0.5, "Counter counts in C"),
-        Rule::ManualSum => (
-            0.3,
-            0.75,
-            "sum() adds in C; most when it sums the items themselves",
-        ),
+        Rule::ManualSum => (0.3, 0.75, "sum() adds in C"),
         Rule::AppendLoop => (0.2, 0.35, "no method lookup and call per item"),
-        Rule::NoSlots => (0.2, 0.3, "and 40-60% of each instance's memory"),
+        Rule::NoSlots => (0.2, 0.3, "and 40-60% of each instance's memory too"),
         // It depends on how often the arguments repeat: unknown.
         Rule::RepeatedCall => return None,
     })
@@ -85,7 +81,7 @@ fn thousands(n: u64) -> String {
 pub fn render(input: &FileCosts, f: &Finding, cost: &LineCost) -> Hint {
     let saving = typical_saving(f.rule).map(|(lo, hi, why)| {
         format!(
-            "estimated {:.1}-{:.1}% of all CPU ({:.0}-{:.0}% of this code's; {why})",
+            "estimated saving {:.1}-{:.1}% of all CPU ({:.0}-{:.0}% of this code's: {why})",
             cost.cpu_percent * lo,
             cost.cpu_percent * hi,
             lo * 100.0,

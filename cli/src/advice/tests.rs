@@ -476,7 +476,7 @@ def f(xs):
     assert_eq!(h.example, "total += sum(xs)");
     let saving = h.saving.as_deref().unwrap();
     assert!(
-        saving.starts_with("estimated 2.5-6.4% of all CPU"),
+        saving.starts_with("estimated saving 2.5-6.4% of all CPU"),
         "{saving}"
     );
 }

@@ -29,6 +29,7 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice)
     }
     if p.total.samples > 0 || memory::has_samples(p) {
         files(&mut out, p, src, &shown);
+        advice::elsewhere(&mut out, advice, |file, line| shown.row(file, line));
         if mem {
             memory::sections(&mut out, p, src);
         }
@@ -40,8 +41,7 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice)
 }
 
 /// Which files and lines the report lists: those with a share of the time (or, profiling
-/// memory, of the bytes allocated or of the peak footprint) at the threshold or above, and
-/// those with advice, which goes beside them.
+/// memory, of the bytes allocated or of the peak footprint) at the threshold or above.
 struct Shown<'a> {
     p: &'a Profile,
     opts: &'a ReportOptions,
@@ -49,10 +49,9 @@ struct Shown<'a> {
 }
 
 impl Shown<'_> {
-    fn line(&self, f: &FileProfile, l: &LineProfile) -> bool {
+    fn line(&self, l: &LineProfile) -> bool {
         let total = self.p.total.share_base();
         self.opts.all_lines
-            || self.advice.on_line(&f.path, l.line).next().is_some()
             || percent(l.times.total_ns(), total) >= self.opts.threshold
             || self.p.has_memory() && memory::share(self.p, l) >= self.opts.threshold
     }
@@ -60,12 +59,21 @@ impl Shown<'_> {
     fn file(&self, f: &FileProfile) -> bool {
         let total = self.p.total.share_base();
         self.opts.all_lines
-            || self.advice.hints.iter().any(|h| h.file == f.path)
             || percent(f.times.total_ns(), total) >= self.opts.threshold
             || self.p.has_memory()
                 && f.lines
                     .iter()
                     .any(|l| memory::share(self.p, l) >= self.opts.threshold)
+    }
+
+    /// Whether the row of a file's line is in the report (advice goes beside it).
+    fn row(&self, file: &str, line: u32) -> bool {
+        self.p.files.iter().any(|f| {
+            f.path == file
+                && f.path != NO_PYTHON_FRAME
+                && self.file(f)
+                && f.lines.iter().any(|l| l.line == line && self.line(l))
+        })
     }
 }
 
@@ -179,7 +187,7 @@ fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Show
     if f.path == NO_PYTHON_FRAME {
         return;
     }
-    let rows: Vec<_> = f.lines.iter().filter(|l| shown.line(f, l)).collect();
+    let rows: Vec<_> = f.lines.iter().filter(|l| shown.line(l)).collect();
     if rows.is_empty() {
         let what = if mem {
             "of the time or memory"
