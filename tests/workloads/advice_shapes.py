@@ -351,6 +351,8 @@ def cold_patterns():
         acc = digits_weight(3)
     for i in range(8):
         out.append(i)
+    for i in range(8):
+        total += i * i
     return len(s) + len(seen) + len(counts) + total + len(out) + fib(8) + acc
 
 

@@ -205,8 +205,23 @@ impl Scope {
         for stmt in body {
             match stmt {
                 Stmt::Assign(a) => {
-                    let b = kind_of(&a.value).map_or(Binding::Unknown, Binding::Known);
-                    a.targets.iter().for_each(|t| self.bind_target(t, b));
+                    for t in &a.targets {
+                        match (t, &*a.value) {
+                            // `a, b = [], {}`: each name its own value's kind.
+                            (Expr::Tuple(ts), Expr::Tuple(vs))
+                                if ts.elts.len() == vs.elts.len() =>
+                            {
+                                for (t, v) in ts.elts.iter().zip(&vs.elts) {
+                                    let b = kind_of(v).map_or(Binding::Unknown, Binding::Known);
+                                    self.bind_target(t, b);
+                                }
+                            }
+                            (t, v) => {
+                                let b = kind_of(v).map_or(Binding::Unknown, Binding::Known);
+                                self.bind_target(t, b);
+                            }
+                        }
+                    }
                 }
                 Stmt::AnnAssign(a) => {
                     let b = annotation_kind(&a.annotation)

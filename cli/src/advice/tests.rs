@@ -144,7 +144,7 @@ fn list_front_forms() {
     let src = "\
 from collections import deque
 def f(n, queue):
-    out = []
+    out, d = [], deque()
     for i in range(n):
         out.insert(0, i)
     while queue:
@@ -565,5 +565,88 @@ def cold(n, k):
             .contains("`weight` takes 30.0% of the CPU in all"),
         "{}",
         h[0].message
+    );
+}
+
+/// tests/workloads/advice_shapes.py with every line hot: each slow shape is found with
+/// its rule, and no fast twin matches any rule, whatever its cost (the profiled test in
+/// tests/test_advice.py checks the same under real costs).
+#[test]
+fn the_workloads_fast_twins_match_no_rule_at_any_cost() {
+    use ruff_python_ast::{Expr, Stmt};
+    let src = include_str!("../../../tests/workloads/advice_shapes.py");
+    let module = ruff_python_parser::parse_module(src).unwrap().into_syntax();
+    let parsed = source::Source::parse(src).unwrap();
+    let text = |e: &Expr| match e {
+        Expr::StringLiteral(s) => s.value.to_str().to_string(),
+        _ => panic!("not a string: {e:?}"),
+    };
+    let (mut slow, mut fast) = (Vec::new(), Vec::new());
+    let mut spans = HashMap::new();
+    for s in &module.body {
+        match s {
+            Stmt::Assign(a) => match (&a.targets[0], &*a.value) {
+                (Expr::Name(n), Expr::Dict(d)) if n.id.as_str() == "SLOW" => {
+                    for item in &d.items {
+                        slow.push((text(item.key.as_ref().unwrap()), text(&item.value)));
+                    }
+                }
+                (Expr::Name(n), Expr::List(l)) if n.id.as_str() == "FAST" => {
+                    fast.extend(l.elts.iter().map(text));
+                }
+                _ => {}
+            },
+            Stmt::FunctionDef(f) => {
+                spans.insert(f.name.to_string(), parsed.lines(f));
+            }
+            Stmt::ClassDef(c) => {
+                for m in &c.body {
+                    if let Stmt::FunctionDef(f) = m {
+                        spans.insert(format!("{}.{}", c.name, f.name), parsed.lines(f));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!((slow.len(), fast.len()), (17, 17));
+    let found = hints(src);
+    let inside = |name: &str| {
+        let (a, b) = spans[name];
+        found
+            .iter()
+            .filter(move |&&(l, _)| a <= l && l <= b)
+            .map(|&(_, r)| r)
+    };
+    for (name, rule) in &slow {
+        assert!(
+            inside(name).any(|r| r == rule),
+            "{name}: {:?}, want {rule}",
+            inside(name).collect::<Vec<_>>()
+        );
+    }
+    for name in &fast {
+        assert_eq!(
+            inside(name).collect::<Vec<_>>(),
+            Vec::<&str>::new(),
+            "{name}"
+        );
+    }
+    // The cold patterns are slow patterns: only their cost keeps them unhinted.
+    let mut cold: Vec<&str> = inside("cold_patterns").collect();
+    cold.sort_unstable();
+    cold.dedup();
+    assert_eq!(
+        cold,
+        [
+            "append-loop",
+            "list-front",
+            "list-membership",
+            "manual-count",
+            "manual-sum",
+            "no-slots",
+            "repeated-call",
+            "str-concat-loop"
+        ]
     );
 }
