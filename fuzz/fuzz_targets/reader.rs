@@ -52,11 +52,13 @@ fuzz_target!(|input: &[u8]| {
         all_lines: true,
         threshold: 0.0,
         functions: 1000,
+        no_advice: false,
     };
-    let t = text::render(&p, &src, &opts);
+    let advice = opts.advice(&p, &src);
+    let t = text::render(&p, &src, &opts, &advice);
     let width = if p.has_memory() { 120 } else { 100 };
     assert!(t.lines().all(|l| l.chars().count() <= width), "{t}");
     assert!(!t.contains('\u{1b}'), "escape sequences reach the terminal");
-    let json = scalene_json::render(&p, &src);
+    let json = scalene_json::render(&p, &src, &advice);
     serde_json::from_str::<serde_json::Value>(&json).expect("the JSON report parses");
 });
