@@ -98,6 +98,56 @@ fn init_attributes(c: &ast::StmtClassDef) -> Vec<String> {
     names
 }
 
+/// The fix for a class and every base of the file it inherits from (a dict in any base
+/// keeps the instances' dict): the bases first, each with the attributes its `__init__`
+/// sets.
+fn slots_example(ctx: &Ctx, class: &ast::StmtClassDef) -> String {
+    let mut chain = vec![class];
+    while let Some(base) = chain
+        .last()
+        .and_then(|c| c.arguments.as_deref())
+        .and_then(|a| a.args.first())
+        .and_then(|b| match b {
+            Expr::Name(n) => ctx.m.classes.get(n.id.as_str()),
+            _ => None,
+        })
+    {
+        if chain.len() > 8 {
+            break;
+        }
+        chain.push(base);
+    }
+    let parts: Vec<String> = chain
+        .iter()
+        .rev()
+        .map(|c| {
+            let bases = c
+                .arguments
+                .as_deref()
+                .map(|a| {
+                    format!(
+                        "({})",
+                        ctx.text(a).trim_matches(|ch| ch == '(' || ch == ')')
+                    )
+                })
+                .unwrap_or_default();
+            if !c.decorator_list.is_empty() {
+                return format!("@dataclass(slots=True)\nclass {}{bases}: ...", c.name);
+            }
+            let fields: Vec<String> = init_attributes(c)
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect();
+            let tuple = match fields.len() {
+                1 => format!("({},)", fields[0]),
+                _ => format!("({})", fields.join(", ")),
+            };
+            format!("class {}{bases}:\n    __slots__ = {tuple}", c.name)
+        })
+        .collect();
+    parts.join("\n")
+}
+
 /// `C(...)` in a loop or comprehension, C a dict-backed class of this file.
 pub fn no_slots(ctx: &Ctx, e: &Expr) -> Option<Finding> {
     let Expr::Call(call) = e else { return None };
@@ -112,20 +162,7 @@ pub fn no_slots(ctx: &Ctx, e: &Expr) -> Option<Finding> {
     if !dict_backed(ctx, class, 0) {
         return None;
     }
-    let is_dataclass = !class.decorator_list.is_empty();
-    let example = if is_dataclass {
-        format!("@dataclass(slots=True)\nclass {}: ...", n.id)
-    } else {
-        let fields: Vec<String> = init_attributes(class)
-            .iter()
-            .map(|a| format!("\"{a}\""))
-            .collect();
-        let tuple = match fields.len() {
-            1 => format!("({},)", fields[0]),
-            _ => format!("({})", fields.join(", ")),
-        };
-        format!("class {}:\n    __slots__ = {tuple}", n.id)
-    };
+    let example = slots_example(ctx, class);
     Some(ctx.finding(
         Rule::NoSlots,
         vec![ctx.m.src.lines(e)],
