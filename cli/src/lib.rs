@@ -2,6 +2,7 @@
 //! terminal, Scalene-compatible JSON, or an HTML page), and launches programs under the
 //! profiler.
 
+pub mod advice;
 pub mod launch;
 pub mod model;
 pub mod render;

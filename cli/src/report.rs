@@ -19,6 +19,20 @@ pub struct ReportOptions {
     /// How many functions the function summary lists.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub functions: usize,
+    /// Leave out the advice on hot lines (docs/ADVICE.md).
+    #[arg(long)]
+    pub no_advice: bool,
+}
+
+impl ReportOptions {
+    /// The advice on the profile's hot lines, unless `--no-advice`.
+    pub fn advice(&self, p: &Profile, src: &crate::source::Sources) -> crate::advice::Advice {
+        if self.no_advice {
+            crate::advice::Advice::off()
+        } else {
+            crate::advice::for_profile(p, src)
+        }
+    }
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {

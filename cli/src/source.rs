@@ -228,6 +228,11 @@ impl Sources {
         self.files.get(path).map(Vec::as_slice)
     }
 
+    /// A file's whole text (its lines joined by newlines), if it was read.
+    pub fn whole_text(&self, path: &str) -> Option<String> {
+        self.files.get(path).map(|lines| lines.join("\n"))
+    }
+
     /// Files not found, or read but apparently not what was profiled.
     pub fn warnings(&self) -> &[String] {
         &self.warnings

@@ -171,15 +171,17 @@ fn report(data: &[u8]) -> Option<Profile> {
         all_lines: true,
         threshold: 0.0,
         functions: 1000,
+        no_advice: false,
     };
-    let t = text::render(&p, &src, &opts);
+    let advice = opts.advice(&p, &src);
+    let t = text::render(&p, &src, &opts, &advice);
     let width = if p.has_memory() { 120 } else { 100 };
     assert!(t.lines().all(|l| l.chars().count() <= width), "{t}");
     assert!(
         !t.contains('\u{1b}'),
         "escape sequences reach the terminal: {t}"
     );
-    check_scalene_schema(&serde_json::from_str(&scalene_json::render(&p, &src)).unwrap());
+    check_scalene_schema(&serde_json::from_str(&scalene_json::render(&p, &src, &advice)).unwrap());
     // Whatever the names hold, the page has its own two script elements and no other.
     let page = html::render(&p, &src, &opts);
     assert_eq!(page.matches("<script").count(), 2);

@@ -52,12 +52,14 @@ fuzz_target!(|input: &[u8]| {
         all_lines: true,
         threshold: 0.0,
         functions: 1000,
+        no_advice: false,
     };
-    let t = text::render(&p, &src, &opts);
+    let advice = opts.advice(&p, &src);
+    let t = text::render(&p, &src, &opts, &advice);
     let width = if p.has_memory() { 120 } else { 100 };
     assert!(t.lines().all(|l| l.chars().count() <= width), "{t}");
     assert!(!t.contains('\u{1b}'), "escape sequences reach the terminal");
-    let json = scalene_json::render(&p, &src);
+    let json = scalene_json::render(&p, &src, &advice);
     serde_json::from_str::<serde_json::Value>(&json).expect("the JSON report parses");
     let page = html::render(&p, &src, &opts);
     assert_eq!(page.matches("<script").count(), 2, "names reach the page as markup");

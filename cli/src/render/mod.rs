@@ -21,9 +21,10 @@ pub enum Format {
 
 /// The report of `p` in `format`.
 pub fn render(format: Format, p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
+    let advice = opts.advice(p, src);
     match format {
-        Format::Text => text::render(p, src, opts),
-        Format::ScaleneJson => scalene_json::render(p, src),
+        Format::Text => text::render(p, src, opts, &advice),
+        Format::ScaleneJson => scalene_json::render(p, src, &advice),
         Format::Html => html::render(p, src, opts),
     }
 }
@@ -37,6 +38,16 @@ pub struct Shown<'a> {
 }
 
 impl Shown<'_> {
+    /// Whether the row of a file's line is in the report (advice goes beside it).
+    pub fn row(&self, file: &str, line: u32) -> bool {
+        self.p.files.iter().any(|f| {
+            f.path == file
+                && f.path != crate::model::NO_PYTHON_FRAME
+                && self.file(f)
+                && f.lines.iter().any(|l| l.line == line && self.line(l))
+        })
+    }
+
     pub fn line(&self, l: &LineProfile) -> bool {
         self.opts.all_lines
             || percent(l.times.total_ns(), self.p.total.share_base()) >= self.opts.threshold

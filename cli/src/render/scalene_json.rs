@@ -6,6 +6,7 @@
 //! points (`samples`, `memory_samples`) are `[ns since the start, MB]`, the scale
 //! Scalene's viewer draws them on.
 
+use crate::advice::Advice;
 use crate::model::figures::{fraction, mib, mib_f64, percent, python_version, secs};
 use crate::model::{FunctionProfile, Memory, Profile, Times};
 use crate::source::Sources;
@@ -106,14 +107,14 @@ struct LineDetail {
 }
 
 /// The JSON report, pretty-printed.
-pub fn render(p: &Profile, src: &Sources) -> String {
-    let mut out = serde_json::to_string_pretty(&document(p, src))
+pub fn render(p: &Profile, src: &Sources, advice: &Advice) -> String {
+    let mut out = serde_json::to_string_pretty(&document(p, src, advice))
         .expect("serializing plain structs with string keys cannot fail");
     out.push('\n');
     out
 }
 
-fn document(p: &Profile, src: &Sources) -> ScaleneJson {
+fn document(p: &Profile, src: &Sources, advice: &Advice) -> ScaleneJson {
     let h = &p.header;
     let fp = &p.footprint;
     let total = p.total.share_base();
@@ -210,7 +211,7 @@ fn document(p: &Profile, src: &Sources) -> ScaleneJson {
         combined_stacks_timeline: [],
         main_thread_id: None,
         memory_stacks: [],
-        rprof: rprof_extras(p, src),
+        rprof: rprof_extras(p, src, advice),
     }
 }
 
@@ -263,7 +264,7 @@ fn escape_line(s: &str) -> String {
     t
 }
 
-fn rprof_extras(p: &Profile, src: &Sources) -> Value {
+fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
     let h = &p.header;
     let total = p.total.share_base();
     let threads: Vec<Value> = p
@@ -303,7 +304,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
     .filter(|(bit, _)| h.modes & bit != 0)
     .map(|(_, name)| name)
     .collect();
-    json!({
+    let mut extras = json!({
         "format_version": FORMAT_VERSION,
         "pid": h.pid,
         "ppid": h.ppid,
@@ -324,7 +325,7 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
         "killed": p.killed(),
         "stopped": p.stopped,
         "damage": p.damage,
-        "warnings": p.warnings.iter().chain(src.warnings()).collect::<Vec<_>>(),
+        "warnings": p.warnings.iter().chain(src.warnings()).chain(&advice.warnings).collect::<Vec<_>>(),
         "threads": threads,
         "functions": functions,
         "counters": p.counters.map(|c| json!({
@@ -340,7 +341,30 @@ fn rprof_extras(p: &Profile, src: &Sources) -> Value {
             "t_sec": secs(*t),
             "label": label,
         })).collect::<Vec<_>>(),
-    })
+    });
+    if advice.enabled {
+        extras["advice"] = advice_json(advice);
+    }
+    extras
+}
+
+/// `rprof.advice`: one object per hint (docs/ADVICE.md).
+fn advice_json(advice: &Advice) -> Value {
+    let hints = advice.hints.iter().map(|h| {
+        json!({
+            "file": h.file,
+            "lineno": h.line,
+            "lines": [h.lines.0, h.lines.1],
+            "function": h.function,
+            "rule": h.rule.id(),
+            "message": h.message,
+            "cpu_percent": h.cpu_percent,
+            "alloc_mb": h.alloc_mb,
+            "example": h.example,
+            "estimated_saving": h.saving,
+        })
+    });
+    Value::Array(hints.collect())
 }
 
 /// The memory sampling and what the Scalene fields leave out: the estimated peak, the

@@ -2,11 +2,13 @@
 //! (footprint, top lines, leaks), functions, threads, and whatever was wrong with the
 //! trace. Fits in 100 columns, or 120 with the memory columns.
 
+mod advice;
 pub(crate) mod layout;
 mod memory;
 mod sparkline;
 
 use super::Shown;
+use crate::advice::Advice;
 use crate::model::figures::{percent, python_version};
 use crate::model::{FileProfile, Profile, NO_PYTHON_FRAME};
 use crate::report::ReportOptions;
@@ -17,7 +19,7 @@ use rprof_format::{mode, Clock, FuncKind};
 const WIDTH: usize = 100;
 const BAR: usize = 10;
 
-pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
+pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> String {
     let mem = p.has_memory();
     let mut out = Out::new(if mem { memory::WIDTH } else { WIDTH });
     header(&mut out, p);
@@ -29,14 +31,15 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
         out.text.push_str("\nNo CPU samples in this trace.\n");
     }
     if p.total.samples > 0 || memory::has_samples(p) {
-        files(&mut out, p, src, &shown);
+        files(&mut out, p, src, &shown, advice);
+        advice::elsewhere(&mut out, advice, |file, line| shown.row(file, line));
         if mem {
             memory::sections(&mut out, p, src);
         }
         functions(&mut out, p, opts);
         threads(&mut out, p);
     }
-    problems(&mut out, p, src);
+    problems(&mut out, p, src, advice);
     out.text
 }
 
@@ -103,7 +106,7 @@ fn header(out: &mut Out, p: &Profile) {
     }
 }
 
-fn files(out: &mut Out, p: &Profile, src: &Sources, shown: &Shown) {
+fn files(out: &mut Out, p: &Profile, src: &Sources, shown: &Shown, advice: &Advice) {
     let total = p.total.share_base();
     let (mut hidden, mut hidden_ns) = (0usize, 0u64);
     for f in &p.files {
@@ -112,7 +115,7 @@ fn files(out: &mut Out, p: &Profile, src: &Sources, shown: &Shown) {
             hidden_ns = hidden_ns.saturating_add(f.times.total_ns());
             continue;
         }
-        file(out, p, f, src, shown);
+        file(out, p, f, src, shown, advice);
     }
     if hidden > 0 {
         out.blank();
@@ -125,7 +128,14 @@ fn files(out: &mut Out, p: &Profile, src: &Sources, shown: &Shown) {
     }
 }
 
-fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Shown) {
+fn file(
+    out: &mut Out,
+    p: &Profile,
+    f: &FileProfile,
+    src: &Sources,
+    shown: &Shown,
+    advice: &Advice,
+) {
     let total = p.total.share_base();
     let mem = p.has_memory();
     let t = &f.times;
@@ -197,6 +207,7 @@ fn file(out: &mut Out, p: &Profile, f: &FileProfile, src: &Sources, shown: &Show
             let bar = bar(percent(t.total_ns(), total), BAR);
             out.line(&format!("{cpu}  {bar}  {text}"));
         }
+        advice::beside(out, advice, &f.path, l.line);
     }
 }
 
@@ -258,8 +269,9 @@ fn threads(out: &mut Out, p: &Profile) {
     }
 }
 
-fn problems(out: &mut Out, p: &Profile, src: &Sources) {
-    let all = super::problems(p, src);
+fn problems(out: &mut Out, p: &Profile, src: &Sources, advice: &Advice) {
+    let mut all = super::problems(p, src);
+    all.extend(advice.warnings.iter().cloned());
     if all.is_empty() {
         return;
     }
