@@ -132,7 +132,9 @@ pub fn start() {
             allocator::foreign_name().unwrap_or_default()
         ));
     }
-    alloc_hooks::report(&alloc_hooks::attach(config.mem_rate > 0));
+    alloc_hooks::report(&alloc_hooks::attach(
+        config.mem_rate > 0 && allocator::sized(),
+    ));
     let root = output::is_root();
     let (probe, native_only) = match Probe::detect() {
         Ok(p) => (Some(p), None),
