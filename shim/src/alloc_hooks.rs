@@ -43,7 +43,13 @@ pub fn attach(memory: bool) -> Served {
     }
     // SAFETY: dlsym with RTLD_DEFAULT only reads the loader's tables.
     let first = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) } as usize;
-    let name = crate::allocator::object_name(first);
+    // A tool that redirects libc's functions wholesale (valgrind) leaves the lookup order
+    // alone: the first malloc is still the shim's, yet its calls go elsewhere.
+    let name = if native_stack::in_shim(first) {
+        "a malloc replacement outside the lookup order (a tool such as valgrind)".to_string()
+    } else {
+        crate::allocator::object_name(first)
+    };
     // The first allocator's own symbols, looked up in the object that defines its malloc.
     // (`first` may be a PLT stub in the executable, which dlopen does not find by name:
     // then the global scope, whose first definitions are the allocator's.)
