@@ -15,6 +15,7 @@ mod codes;
 mod config;
 mod copy;
 mod counters;
+mod ending;
 mod global_alloc;
 mod log;
 mod memory;

@@ -10,8 +10,8 @@ use crate::queue::{Event, Kind, UNKNOWN_CODE};
 use crate::runtime::Runtime;
 use crate::{counters, python, shared, symbols};
 use rprof_format::{
-    marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Exec, Frame, FreeSample,
-    FuncKind, Record,
+    marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Ending, Exec, Exit, Frame,
+    FreeSample, FuncKind, Process, Record,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,14 +42,26 @@ pub struct Writer {
     threads: HashSet<u32>,
     frames: Vec<Frame>,
     pub samples: u64,
-    events: u64,
     truncated: u64,
     marked_finalizing: bool,
     /// Samples in chunks that reached the file.
     pub samples_written: u64,
     /// Marks for the next chunk: time, label.
     pending_marks: Vec<(u64, String)>,
+    /// Allocation samples recorded, and whether any sample had a Python frame: what makes
+    /// the process worth a trace (see `worth_keeping`).
+    allocs: u64,
+    python_seen: bool,
+    /// The process was found worth a trace: records reach the file from then on. Until
+    /// then they wait in the encoder (a few events' worth).
+    keep: bool,
 }
+
+/// CPU samples, or allocation samples, that make a process with no Python worth a trace
+/// of its own: fewer come from the shells, launcher scripts and compiler drivers a program
+/// runs, which would otherwise each add a file (and a line) to every run.
+const FEW_SAMPLES: u64 = 5;
+const FEW_ALLOCS: u64 = 20;
 
 impl Writer {
     pub fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
@@ -69,7 +81,6 @@ impl Writer {
             threads: HashSet::new(),
             frames: Vec::with_capacity(64),
             samples: 0,
-            events: 0,
             truncated: 0,
             marked_finalizing: false,
             samples_written: 0,
@@ -77,7 +88,48 @@ impl Writer {
                 .into_iter()
                 .map(|w| (0, format!("{}: {w}", marks::WARNING)))
                 .collect(),
+            allocs: 0,
+            python_seen: false,
+            keep: false,
         }
+        .with_process_record()
+    }
+
+    /// The trace's first record: which run the process belongs to, and whether it started
+    /// it.
+    fn with_process_record(mut self) -> Writer {
+        let run = self.string(&self.rt.run);
+        let root = self.rt.is_root();
+        self.enc.push(&Record::Process(Process { run, root }));
+        self
+    }
+
+    /// Whether what was recorded is worth a trace: any Python code ran in a sample, or a
+    /// few samples or allocations were taken; at the end also a Python process that did
+    /// not exec (one that did, before running any Python code, was a fork on its way to
+    /// another program).
+    pub fn worth_keeping(&mut self, execd: bool) -> bool {
+        self.keep |= self.worth_now() || (self.rt.probe.is_some() && !execd);
+        self.keep
+    }
+
+    fn worth_now(&self) -> bool {
+        self.python_seen || self.samples >= FEW_SAMPLES || self.allocs >= FEW_ALLOCS
+    }
+
+    /// Drops what was recorded, and the file if the trace was created at start.
+    pub fn discard(&mut self) {
+        self.enc.clear();
+        self.sink.discard();
+    }
+
+    pub fn elapsed_ns(&self) -> u64 {
+        self.rt.elapsed_ns()
+    }
+
+    /// Records how the process ended.
+    pub fn exit(&mut self, t_ns: u64, how: Ending) {
+        self.enc.push(&Record::Exit(Exit { t_ns, how }));
     }
 
     /// Processes every published event; returns how many there were.
@@ -99,7 +151,6 @@ impl Writer {
     }
 
     fn on_event(&mut self, ev: &Event) {
-        self.events += 1;
         if ev.kind == Kind::Free {
             self.enc.push(&Record::Free(FreeSample {
                 t_ns: ev.t_ns,
@@ -115,6 +166,7 @@ impl Writer {
             self.enc.push(&Record::Thread { tid: ev.tid, name });
         }
         let stack = self.stack_of(ev);
+        self.python_seen |= ev.depth > 0;
         let rec = match ev.kind {
             Kind::Cpu => {
                 self.samples += 1;
@@ -132,7 +184,9 @@ impl Writer {
                     },
                 })
             }
-            Kind::Alloc => Record::Alloc(AllocSample {
+            Kind::Alloc => {
+                self.allocs += 1;
+                Record::Alloc(AllocSample {
                 t_ns: ev.t_ns,
                 tid: ev.tid,
                 stack,
@@ -144,7 +198,8 @@ impl Writer {
                 } else {
                     Domain::Native
                 },
-            }),
+                })
+            }
             Kind::Copy => Record::Copy(CopySample {
                 t_ns: ev.t_ns,
                 tid: ev.tid,
@@ -204,7 +259,7 @@ impl Writer {
         }
     }
 
-    fn string(&mut self, s: &str) -> u32 {
+    pub fn string(&mut self, s: &str) -> u32 {
         if let Some(&id) = self.strings.get(s) {
             return id;
         }
@@ -313,11 +368,13 @@ impl Writer {
             self.enc.clear();
             return;
         }
+        self.keep |= self.worth_now();
+        if !self.keep {
+            return;
+        }
         self.symbolized(false);
         self.counters();
-        if self.events > 0 || !self.pending_marks.is_empty() {
-            self.sink.open();
-        }
+        self.sink.open();
         if self.sink.is_open() {
             self.marks();
         }
@@ -372,7 +429,9 @@ impl Writer {
         self.pending_marks.push((t_ns, text));
     }
 
+    /// Writes the End record and the last chunk (the process is worth its trace by now).
     pub fn finish(&mut self, end_ns: u64) {
+        self.keep = true;
         let taken = shared::page().map_or(0, |s| s.samples.load(Relaxed));
         self.enc.push(&Record::End(End {
             t_ns: end_ns,
