@@ -2,8 +2,9 @@
 # pool.py -- rprof test workload: a multiprocessing.Pool job, start method `sys.argv[1]`
 # (fork, spawn or forkserver; default fork). The parent runs one pure-Python line (HOT-PARENT)
 # while 2 workers run another (HOT-CHILD) over 8 tasks; ~1 s of CPU in all unprofiled.
-# With `terminate` as `sys.argv[2]` the pool ends with Pool.terminate() (SIGTERM to the
-# workers) instead of close() and join().
+# With `terminate` as `sys.argv[2]` the pool ends with Pool.terminate() while both workers
+# are busy with one more task (so SIGTERM ends them) instead of close() and join(); the
+# few ms those tasks run are not in the shares printed.
 # The run measures its own truth: each task times its hot part on its thread's CPU clock
 # and the parent its own; the whole run's CPU is the parent's, plus its reaped children's
 # (os.times, once the pool is joined), plus what the processes it does not reap have used
@@ -40,6 +41,18 @@ def task(n):
     return os.getpid(), time.thread_time() - c0, acc
 
 
+def spin_until_terminated(_):
+    STARTED.put(os.getpid())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pass
+
+
+def worker_init(started):
+    global STARTED
+    STARTED = started
+
+
 def cpu_of(pid):
     """CPU seconds a live process has used (utime + stime), 0 when it is gone."""
     try:
@@ -59,7 +72,8 @@ def helpers():
 
 def main(method, ending):
     ctx = multiprocessing.get_context(method)
-    pool = ctx.Pool(2)
+    started = ctx.SimpleQueue()
+    pool = ctx.Pool(2, initializer=worker_init, initargs=(started,))
     c0 = time.thread_time()
     acc = parent_part(N_PARENT)
     parent_cpu = time.thread_time() - c0
@@ -68,6 +82,8 @@ def main(method, ending):
     # The forkserver, not the parent, reaps its workers.
     unreaped = sum(map(cpu_of, workers)) if method == "forkserver" else 0.0
     if ending == "terminate":
+        pool.map_async(spin_until_terminated, range(2), chunksize=1)
+        assert {started.get(), started.get()} == set(workers), "both workers are busy"
         pool.terminate()
     else:
         pool.close()

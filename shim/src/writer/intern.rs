@@ -48,20 +48,22 @@ pub struct Writer {
     pub samples_written: u64,
     /// Marks for the next chunk: time, label.
     pending_marks: Vec<(u64, String)>,
-    /// Allocation samples recorded, and whether any sample had a Python frame: what makes
-    /// the process worth a trace (see `worth_keeping`).
-    allocs: u64,
+    /// CPU time and bytes allocated the samples stand for, and whether any sample had a
+    /// Python frame: what makes the process worth a trace (see `worth_keeping`).
+    cpu_ns: u64,
+    alloc_bytes: u64,
     python_seen: bool,
     /// The process was found worth a trace: records reach the file from then on. Until
     /// then they wait in the encoder (a few events' worth).
     keep: bool,
 }
 
-/// CPU samples, or allocation samples, that make a process with no Python worth a trace
-/// of its own: fewer come from the shells, launcher scripts and compiler drivers a program
-/// runs, which would otherwise each add a file (and a line) to every run.
-const FEW_SAMPLES: u64 = 5;
-const FEW_ALLOCS: u64 = 20;
+/// CPU time, or bytes allocated, that make a child process with no Python worth a trace of
+/// its own: the shells, launcher scripts and compiler drivers a program runs take less
+/// (pyenv's bash scripts a few ms; gcc's cc1 on a small file 10 ms and 3 MB), and would
+/// otherwise each add a file (and a line) to every run.
+const FEW_CPU_NS: u64 = 50_000_000;
+const FEW_ALLOC_BYTES: u64 = 16 << 20;
 
 impl Writer {
     pub fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
@@ -88,7 +90,8 @@ impl Writer {
                 .into_iter()
                 .map(|w| (0, format!("{}: {w}", marks::WARNING)))
                 .collect(),
-            allocs: 0,
+            cpu_ns: 0,
+            alloc_bytes: 0,
             python_seen: false,
             keep: false,
         }
@@ -104,17 +107,18 @@ impl Writer {
         self
     }
 
-    /// Whether what was recorded is worth a trace: any Python code ran in a sample, or a
-    /// few samples or allocations were taken; at the end also a Python process that did
-    /// not exec (one that did, before running any Python code, was a fork on its way to
-    /// another program).
+    /// Whether what was recorded is worth a trace: Python code ran in a sample, or the
+    /// samples stand for some CPU time or memory; at the end also the run's first process
+    /// and any Python process, unless it exec'd (then it was a launcher script, or a fork
+    /// on its way to another program, and the program it ran writes its own trace).
     pub fn worth_keeping(&mut self, execd: bool) -> bool {
-        self.keep |= self.worth_now() || (self.rt.probe.is_some() && !execd);
+        let chosen = self.rt.is_root() || self.rt.probe.is_some();
+        self.keep |= self.worth_now() || (chosen && !execd);
         self.keep
     }
 
     fn worth_now(&self) -> bool {
-        self.python_seen || self.samples >= FEW_SAMPLES || self.allocs >= FEW_ALLOCS
+        self.python_seen || self.cpu_ns >= FEW_CPU_NS || self.alloc_bytes >= FEW_ALLOC_BYTES
     }
 
     /// Drops what was recorded, and the file if the trace was created at start.
@@ -170,6 +174,7 @@ impl Writer {
         let rec = match ev.kind {
             Kind::Cpu => {
                 self.samples += 1;
+                self.cpu_ns += ev.cpu_ns;
                 self.truncated += u64::from(ev.truncated);
                 Record::Cpu(CpuSample {
                     t_ns: ev.t_ns,
@@ -185,7 +190,7 @@ impl Writer {
                 })
             }
             Kind::Alloc => {
-                self.allocs += 1;
+                self.alloc_bytes += ev.weight;
                 Record::Alloc(AllocSample {
                 t_ns: ev.t_ns,
                 tid: ev.tid,
