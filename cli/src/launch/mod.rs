@@ -260,7 +260,9 @@ fn report_run(args: &RunArgs, pid: u32, status: ExitStatus, mut traces: Vec<Proc
         )),
         Some(own) => {
             let path = place_own_trace(args, &own.path);
-            report_trace(args, &own, &path, status, &mut out);
+            if report_trace(args, &own, &path, status, &mut out) {
+                out.push_str(&format!("Status: the command {}\n", describe_status(status)));
+            }
         }
     }
     if !traces.is_empty() {
@@ -326,25 +328,31 @@ fn write_report(args: &RunArgs, text: &str) {
     }
 }
 
+/// CPU time under which a command that failed gets one paragraph, not a report of its
+/// start-up: a missing script, a bad option.
+const FAILED_TO_START_NS: u64 = 100_000_000;
+
 /// Appends the report of the command's trace to `out`, and writes the other formats asked
-/// for. A command that ended before its first CPU sample (a missing script, a bad option)
-/// gets one paragraph, not an empty table.
+/// for. A command that was never sampled, or failed within a tenth of a second of CPU (a
+/// missing script, a bad option), gets one paragraph instead of a table of its start-up.
+/// Returns whether the full report was given.
 fn report_trace(
     args: &RunArgs,
     own: &ProcessTrace,
     path: &Path,
     status: ExitStatus,
     out: &mut String,
-) {
+) -> bool {
     let profile = match report::load(path) {
         Ok(p) => p,
         Err(e) => {
             out.push_str(&format!("rprof: error: {e}\n"));
-            return;
+            return false;
         }
     };
     let sources = Sources::load(&profile);
-    if own.cpu_samples == 0 {
+    let cpu_ns = profile.total.total_ns();
+    let full = if own.cpu_samples == 0 {
         out.push_str(&format!(
             "rprof: {} {} after {:.2} s, before rprof took a single CPU sample \
              ({} per CPU-second): there is nothing to report. The trace is {}.\n",
@@ -354,16 +362,32 @@ fn report_trace(
             profile.header.sample_hz,
             path.display()
         ));
+        false
+    } else if !status.success() && cpu_ns < FAILED_TO_START_NS {
+        out.push_str(&format!(
+            "rprof: {} {} after {:.2} s and {:.3} s of CPU time ({} samples), too soon to \
+             profile more than its start-up: there is nothing to report. The trace is {} \
+             (rprof-report shows it).\n",
+            command_line(args),
+            describe_status(status),
+            profile.elapsed_ns as f64 / 1e9,
+            cpu_ns as f64 / 1e9,
+            profile.total.samples,
+            path.display()
+        ));
+        false
     } else {
         out.push_str(&text::render(&profile, &sources, &args.report));
         out.push_str(&format!("\nTrace: {}\n", path.display()));
-    }
+        true
+    };
     if let Some(json_path) = &args.json {
         let json = scalene_json::render(&profile, &sources);
         if let Err(e) = report::write_output(Some(json_path), &json) {
             eprintln!("rprof: cannot write {}: {e}", json_path.display());
         }
     }
+    full
 }
 
 fn move_file(from: &Path, to: &Path) -> io::Result<()> {
