@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(trace_path("out.trace", 13, false), "out.trace.13");
         assert_eq!(trace_path("traces/", 14, true), "traces/rprof-14.trace");
         let dir = std::env::temp_dir();
-        let want = format!("{}/rprof-15.trace", dir.to_str().unwrap().trim_end_matches('/'));
+        let want = format!(
+            "{}/rprof-15.trace",
+            dir.to_str().unwrap().trim_end_matches('/')
+        );
         assert_eq!(trace_path(dir.to_str().unwrap(), 15, false), want);
     }
 }

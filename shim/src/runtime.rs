@@ -7,8 +7,8 @@ use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::shared::Outcome;
 use crate::{
-    copy, ending, log, memory, native_stack, output, pyalloc, python, real, sampler, shared, signals,
-    thread_state, writer,
+    copy, ending, log, memory, native_stack, output, pyalloc, python, real, sampler, shared,
+    signals, thread_state, writer,
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};

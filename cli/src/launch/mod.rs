@@ -158,6 +158,7 @@ fn launch(args: &RunArgs) -> Result<i32, String> {
     let traces = processes::of_run(
         &dir.path,
         &run_id,
+        child.id(),
         since,
         Instant::now() + WRITERS_WAIT,
     );
@@ -247,7 +248,7 @@ fn describe_status(status: ExitStatus) -> String {
 /// Reports on the command's own trace (the last image of its process, which may have
 /// exec'd through launcher scripts), and lists the run's other processes.
 fn report_run(args: &RunArgs, pid: u32, status: ExitStatus, mut traces: Vec<ProcessTrace>) {
-    let own_at = traces.iter().rposition(|t| t.pid == pid && t.root);
+    let own_at = traces.iter().rposition(|t| t.own);
     let own = own_at.map(|i| traces.remove(i));
     let mut out = String::new();
     match own {
@@ -261,7 +262,10 @@ fn report_run(args: &RunArgs, pid: u32, status: ExitStatus, mut traces: Vec<Proc
         Some(own) => {
             let path = place_own_trace(args, &own.path);
             if report_trace(args, &own, &path, status, &mut out) {
-                out.push_str(&format!("Status: the command {}\n", describe_status(status)));
+                out.push_str(&format!(
+                    "Status: the command {}\n",
+                    describe_status(status)
+                ));
             }
         }
     }

@@ -15,7 +15,8 @@ pub struct ProcessTrace {
     pub ppid: u32,
     pub argv: Vec<String>,
     pub start_unix_ns: u64,
-    pub root: bool,
+    /// Named for the command's own process: one of its images' traces.
+    pub own: bool,
     pub ending: Option<Ended>,
     pub cpu_samples: u64,
 }
@@ -28,10 +29,17 @@ pub enum Ended {
     Killed(i32),
 }
 
-/// The traces in `dir` written by run `run` (only files changed since `since` are read).
-/// Traces still held by their writer (a process killed a moment ago) are waited for until
-/// `deadline`.
-pub fn of_run(dir: &Path, run: &str, since: SystemTime, deadline: Instant) -> Vec<ProcessTrace> {
+/// The traces in `dir` written by run `run`, or named for the command's own process `pid`
+/// (`rprof-PID.trace`, `rprof-PID.N.trace`: the shim names each trace for its process), of
+/// the files changed since `since`. Traces still held by their writer (a process killed a
+/// moment ago) are waited for until `deadline`.
+pub fn of_run(
+    dir: &Path,
+    run: &str,
+    pid: u32,
+    since: SystemTime,
+    deadline: Instant,
+) -> Vec<ProcessTrace> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -44,8 +52,10 @@ pub fn of_run(dir: &Path, run: &str, since: SystemTime, deadline: Instant) -> Ve
                 .is_ok_and(|t| t >= since)
         })
         .filter_map(|e| read(&e.path(), deadline))
-        .filter(|(r, _)| r == run)
-        .map(|(_, p)| p)
+        .filter_map(|(r, mut p)| {
+            p.own = named_for(&p.path, pid);
+            (p.own || r.as_deref() == Some(run)).then_some(p)
+        })
         .collect();
     found.sort_by_key(|p| (p.start_unix_ns, p.pid));
     found
@@ -53,6 +63,19 @@ pub fn of_run(dir: &Path, run: &str, since: SystemTime, deadline: Instant) -> Ve
 
 pub fn is_trace_name(name: &str) -> bool {
     name.starts_with("rprof-") && name.ends_with(".trace")
+}
+
+/// Whether the file is named as the shim names a trace of process `pid`.
+fn named_for(path: &Path, pid: u32) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let Some(rest) = name.strip_prefix(&format!("rprof-{pid}")) else {
+        return false;
+    };
+    rest == ".trace"
+        || rest
+            .strip_prefix('.')
+            .and_then(|r| r.strip_suffix(".trace"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Waits (until `deadline`) for no writer to hold the trace: a writer holds an exclusive
@@ -63,7 +86,8 @@ fn wait_unlocked(file: &TraceFile, deadline: Instant) {
     }
 }
 
-fn read(path: &Path, deadline: Instant) -> Option<(String, ProcessTrace)> {
+/// The trace's run (None without a Process record) and what the launcher shows of it.
+fn read(path: &Path, deadline: Instant) -> Option<(Option<String>, ProcessTrace)> {
     let file = TraceFile::open(path).ok()?;
     wait_unlocked(&file, deadline);
     let file = TraceFile::open(path).ok()?;
@@ -79,7 +103,6 @@ fn read(path: &Path, deadline: Instant) -> Option<(String, ProcessTrace)> {
         _ => {}
     })
     .ok()?;
-    let process = process?;
     let text = |id: u32| strings.get(&id).cloned().unwrap_or_default();
     let ending = exit.map(|how| match how {
         Ending::Exited(c) => Ended::Exited(c),
@@ -89,14 +112,14 @@ fn read(path: &Path, deadline: Instant) -> Option<(String, ProcessTrace)> {
     });
     let h = trace.header;
     Some((
-        text(process.run),
+        process.map(|p| text(p.run)),
         ProcessTrace {
             path: path.to_path_buf(),
             pid: h.pid,
             ppid: h.ppid,
             argv: h.argv,
             start_unix_ns: h.start_unix_ns,
-            root: process.root,
+            own: false,
             ending,
             cpu_samples,
         },

@@ -192,17 +192,17 @@ impl Writer {
             Kind::Alloc => {
                 self.alloc_bytes += ev.weight;
                 Record::Alloc(AllocSample {
-                t_ns: ev.t_ns,
-                tid: ev.tid,
-                stack,
-                addr: ev.addr,
-                size: ev.size,
-                weight: ev.weight,
-                domain: if ev.python {
-                    Domain::Python
-                } else {
-                    Domain::Native
-                },
+                    t_ns: ev.t_ns,
+                    tid: ev.tid,
+                    stack,
+                    addr: ev.addr,
+                    size: ev.size,
+                    weight: ev.weight,
+                    domain: if ev.python {
+                        Domain::Python
+                    } else {
+                        Domain::Native
+                    },
                 })
             }
             Kind::Copy => Record::Copy(CopySample {
