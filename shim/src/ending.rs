@@ -79,6 +79,19 @@ pub fn install() {
     ENABLED.store(true, Release);
 }
 
+/// In a fork child that is not profiled: the program's own actions go back in place of
+/// ours, so what it queries is what the kernel holds.
+pub fn uninstall() {
+    ENABLED.store(false, Release);
+    for (&sig, slot) in SIGNALS.iter().zip(&SLOTS) {
+        if slot.ours.swap(false, AcqRel) {
+            let view = slot.view.chained();
+            // SAFETY: installs the action the program set for this signal.
+            unsafe { real::sigaction(sig, &view, std::ptr::null_mut()) };
+        }
+    }
+}
+
 /// The interposed `sigaction`'s part for these signals; None for any other signal (or
 /// before `install`, or in a vfork child).
 ///

@@ -280,9 +280,11 @@ extern "C" fn on_fork_child() {
     ACTIVE.store(false, Release);
     writer::forget_parent();
     if !rt.config.follow_children {
+        ending::uninstall();
         return;
     }
     if !(rt.queue.renew() && rt.codes.renew() && shared::renew()) {
+        ending::uninstall();
         log::warn("cannot map the profiler's buffers in a forked child; it runs unprofiled");
         return;
     }
@@ -290,5 +292,7 @@ extern "C" fn on_fork_child() {
     rt.root.store(false, Relaxed);
     PID.store(std::process::id(), Relaxed);
     let path = output::trace_path(&rt.config.output, std::process::id(), false);
-    open_trace(rt, path);
+    if !open_trace(rt, path) {
+        ending::uninstall();
+    }
 }

@@ -279,8 +279,12 @@ fn report_run(args: &RunArgs, pid: u32, status: ExitStatus, mut traces: Vec<Proc
             "pid", "parent", "how it ended", "command"
         ));
         for t in &traces {
-            let cmd = t.argv.join(" ");
-            let cmd: String = cmd.chars().take(30).collect();
+            // The program's name without its directory: the arguments tell processes apart.
+            let mut argv = t.argv.clone();
+            if let Some(first) = argv.first_mut() {
+                *first = first.rsplit('/').next().unwrap_or_default().to_owned();
+            }
+            let cmd: String = argv.join(" ").chars().take(30).collect();
             out.push_str(&format!(
                 "  {:>8} {:>8}  {:<36} {:<30} {}\n",
                 t.pid,
