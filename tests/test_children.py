@@ -224,3 +224,18 @@ def test_the_trace_says_how_the_process_ended(how, tmp_path):
     assert first.end_record is (how != "sigkill"), first
     if how == "sigterm":
         assert_not_reported_killed(first.path)
+
+
+def test_helpers_on_the_way_leave_no_trace(tmp_path):
+    """A Python fork that execs at once (subprocess with preexec_fn forks rather than
+    vforks) and the short native programs it and a shell run leave no trace: only the
+    program's own."""
+    code = ("import subprocess\nsubprocess.run(['/bin/true'], preexec_fn=lambda: None)\n"
+            "subprocess.run(['sh', '-c', 'ls > /dev/null; echo $(date) > /dev/null'])\n")
+    proc = subprocess.run([PY, "-c", code], cwd=tmp_path, env=shim_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    found = sorted(tmp_path.glob("*.trace"))
+    assert len(found) == 1 and traces.read(found[0]).root, found
+    assert [line for line in proc.stderr.splitlines() if line.startswith("rprof: wrote ")] == [
+        f"rprof: wrote {found[0]} ({traces.read(found[0]).cpu_samples} samples)"], proc.stderr

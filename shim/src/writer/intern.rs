@@ -48,8 +48,10 @@ pub struct Writer {
     pub samples_written: u64,
     /// Marks for the next chunk: time, label.
     pending_marks: Vec<(u64, String)>,
-    /// CPU time and bytes allocated the samples stand for, and whether any sample had a
-    /// Python frame: what makes the process worth a trace (see `worth_keeping`).
+    /// CPU time and bytes allocated the samples stand for, and whether a CPU sample had a
+    /// Python frame: what makes the process worth a trace (see `worth_keeping`). (A fork
+    /// on its way to exec runs a little Python, `preexec_fn`, whose allocations may be
+    /// sampled.)
     cpu_ns: u64,
     alloc_bytes: u64,
     python_seen: bool,
@@ -107,7 +109,7 @@ impl Writer {
         self
     }
 
-    /// Whether what was recorded is worth a trace: Python code ran in a sample, or the
+    /// Whether what was recorded is worth a trace: Python code ran in a CPU sample, or the
     /// samples stand for some CPU time or memory; at the end also the run's first process
     /// and any Python process, unless it exec'd (then it was a launcher script, or a fork
     /// on its way to another program, and the program it ran writes its own trace).
@@ -170,11 +172,11 @@ impl Writer {
             self.enc.push(&Record::Thread { tid: ev.tid, name });
         }
         let stack = self.stack_of(ev);
-        self.python_seen |= ev.depth > 0;
         let rec = match ev.kind {
             Kind::Cpu => {
                 self.samples += 1;
                 self.cpu_ns += ev.cpu_ns;
+                self.python_seen |= ev.depth > 0;
                 self.truncated += u64::from(ev.truncated);
                 Record::Cpu(CpuSample {
                     t_ns: ev.t_ns,
