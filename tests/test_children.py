@@ -75,6 +75,13 @@ def test_pool_processes_each_have_a_trace(method, ending, tmp_path):
             assert_not_reported_killed(t.path)
     if method == "spawn":
         assert all("spawn_main" in " ".join(by_pid[p].argv) for p in workers), [by_pid[p].argv for p in workers]
+    # rprof run reports the parent and lists the others, each with how it ended.
+    assert f"Other processes of this run ({len(by_pid) - 1})" in proc.stderr, proc.stderr
+    listed = {int(row.split()[0]): row for row in proc.stderr.splitlines() if row.strip().endswith(".trace")
+              and row.split()[0].isdigit()}
+    assert set(listed) == set(by_pid) - {parent}, proc.stderr
+    for pid in workers:
+        assert ("ended by SIGTERM (15)" if ending == "terminate" else "exited with status 0") in listed[pid]
 
 
 def http_get(port, path):
