@@ -148,3 +148,25 @@ impl ProcessTrace {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::named_for;
+    use std::path::Path;
+
+    #[test]
+    fn the_commands_own_traces_are_told_by_name() {
+        for (name, own) in [
+            ("d/rprof-42.trace", true),
+            ("d/rprof-42.1.trace", true),
+            ("d/rprof-42.12.trace", true),
+            ("d/rprof-421.trace", false),
+            ("d/rprof-42..trace", false),
+            ("d/rprof-42.x.trace", false),
+            ("d/rprof-4.trace", false),
+            ("d/xrprof-42.trace", false),
+        ] {
+            assert_eq!(named_for(Path::new(name), 42), own, "{name}");
+        }
+    }
+}
