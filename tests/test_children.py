@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import traces
+import truth
 from harness import OWN, PYTHONS, RPROF, SHIM, report, require, shim_env
 
 PY = PYTHONS["pyenv-3.11.7"]
@@ -53,6 +54,9 @@ def test_pool_processes_each_have_a_trace(method, ending, tmp_path):
     Pool.terminate() by SIGTERM, and are not reported as killed."""
     proc = rprof_run(tmp_path, PY, POOL, method, ending)
     assert proc.returncode == 0, proc.stderr
+    # The run measured its own truth for the lines its header names (merged reports
+    # will be held to it).
+    assert {h.lineno for h in truth.ground_truth(POOL, PY, proc.stdout)} == {28, 34}
     parent, workers = pool_pids(proc.stdout)
     assert len(workers) == 2, proc.stdout
     by_pid = traces.read_all(tmp_path / "traces")

@@ -11,8 +11,8 @@
 # by then (/proc/PID/stat: the resource tracker, the forkserver, and the forkserver's
 # workers, read while they idle before the pool ends). It prints each
 # part's share of that whole, and `pool-pids parent=P workers=A,B ...` for the tests.
-# TRUTH line=27 cpu=25 kind=python
-# TRUTH line=33 cpu=62 kind=python
+# TRUTH line=28 cpu=18 kind=python
+# TRUTH line=34 cpu=60 kind=python
 import multiprocessing
 import os
 import sys
@@ -51,6 +51,7 @@ def spin_until_terminated(_):
 def worker_init(started):
     global STARTED
     STARTED = started
+    started.put(os.getpid())
 
 
 def cpu_of(pid):
@@ -74,11 +75,14 @@ def main(method, ending):
     ctx = multiprocessing.get_context(method)
     started = ctx.SimpleQueue()
     pool = ctx.Pool(2, initializer=worker_init, initargs=(started,))
+    # Both workers run before the tasks are given out, so that each takes some.
+    ready = {started.get(), started.get()}
     c0 = time.thread_time()
     acc = parent_part(N_PARENT)
     parent_cpu = time.thread_time() - c0
     results = pool.map(task, [N_CHILD] * TASKS, chunksize=1)
     workers = sorted({pid for pid, _, _ in results})
+    assert set(workers) == ready, (workers, ready)
     # The forkserver, not the parent, reaps its workers.
     unreaped = sum(map(cpu_of, workers)) if method == "forkserver" else 0.0
     if ending == "terminate":
