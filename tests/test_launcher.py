@@ -37,6 +37,8 @@ def test_stdout_is_byte_identical(tmp_path):
 
 
 # Waits for a signal; its handler prints what arrived and exits with a status of its own.
+# Short sleeps: a signal arriving just before a long sleep starts would wait for its end
+# (CPython runs handlers between bytecodes).
 CATCHER = """
 import signal, sys, time
 def on(sig, frame):
@@ -45,7 +47,8 @@ def on(sig, frame):
 for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGQUIT, signal.SIGINT):
     signal.signal(s, on)
 print("ready", flush=True)
-time.sleep(60)
+for _ in range(3000):
+    time.sleep(0.02)
 sys.exit(1)
 """
 
