@@ -38,37 +38,75 @@ pub enum Served {
 /// Finds which allocator serves the program and, when it is not the shim and `memory` is
 /// on, installs that allocator's hooks. Runs in the constructor, before other threads.
 pub fn attach(memory: bool) -> Served {
-    // SAFETY: dlsym with RTLD_DEFAULT only reads the loader's tables.
-    let first = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) } as usize;
-    // Compared by where it lies, not with `malloc`'s address taken here: that reference
-    // goes through the GOT, which holds the interposing allocator's malloc.
-    if first == 0 || native_stack::in_shim(first) {
+    if !memory || reaches_shim() {
         return Served::Shim;
     }
+    // SAFETY: dlsym with RTLD_DEFAULT only reads the loader's tables.
+    let first = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) } as usize;
     let name = crate::allocator::object_name(first);
-    if !memory {
-        return Served::Hooked(name);
-    }
     // The first allocator's own symbols, looked up in the object that defines its malloc.
-    let handle = crate::allocator::loaded_handle(first as *const c_void);
-    if handle.is_null() {
-        return Served::Unseen(name);
-    }
+    // (`first` may be a PLT stub in the executable, which dlopen does not find by name:
+    // then the global scope, whose first definitions are the allocator's.)
+    let handle = match crate::allocator::loaded_handle(first as *const c_void) {
+        h if h.is_null() => libc::RTLD_DEFAULT,
+        h => h,
+    };
     // SAFETY: dlsym on a loaded object's handle only reads the loader's tables.
     let sym = |s: &std::ffi::CStr| unsafe { libc::dlsym(handle, s.as_ptr()) };
     let usable = sym(c"malloc_usable_size");
-    if usable.is_null() {
+    if usable.is_null() || native_stack::in_shim(usable as usize) {
         return Served::Unseen(name);
     }
     USABLE.store(usable as *mut (), Relaxed);
+    warm_up();
     if !(gperftools(&sym) || jemalloc(&sym)) {
         return Served::Unseen(name);
     }
-    native_stack::skip_object(first);
+    // The allocator is the object that defines the usable-size call found above (`first`
+    // may be the executable's PLT stub).
+    let name = crate::allocator::object_name(usable as usize);
+    native_stack::skip_object(usable as usize);
     HOOKED.store(true, Relaxed);
     // The entry points stop counting: nothing reaches them but strays, and the hooks count.
     memory::stop_accounting();
     Served::Hooked(name)
+}
+
+/// Whether the program's malloc calls reach the shim's entry points: glibc binds its own
+/// internal malloc calls (here `strdup`'s) as the program's bind, so they either pass
+/// through the shim's counting malloc or not. (The shim's own calls to `malloc` would go
+/// straight to its own definition.) (Asking `dlsym(RTLD_DEFAULT, "malloc")` is not
+/// enough: an executable that takes malloc's address has a PLT stub of that name, which is
+/// what dlsym returns, e.g. Debian's python3.11.)
+fn reaches_shim() -> bool {
+    let before = thread_state::with(|t| t.allocs.get());
+    with_program_block(|_| {});
+    thread_state::with(|t| t.allocs.get()) != before
+}
+
+/// Asks the size of one block before any hook exists, so that whatever the allocator sets
+/// up on its first size call (and allocates for it) is done.
+fn warm_up() {
+    with_program_block(|p| {
+        usable(p);
+    });
+}
+
+/// Runs `f` on a block that libc allocates the way the program's calls do (a `strdup`),
+/// then frees it with the program's own `free`: the shim's `free` would forward to the
+/// allocator after it, whatever served the block.
+fn with_program_block(f: impl FnOnce(*mut c_void)) {
+    // SAFETY: a strdup of a static string, handed to `f` and freed once; the global `free`
+    // always exists. black_box keeps the compiler from eliding the pair (it knows strdup).
+    unsafe {
+        let p = std::hint::black_box(libc::strdup(c"rprof".as_ptr()));
+        let free = libc::dlsym(libc::RTLD_DEFAULT, c"free".as_ptr());
+        if p.is_null() || free.is_null() {
+            return;
+        }
+        f(p.cast());
+        std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void)>(free)(p.cast());
+    }
 }
 
 /// Says how memory is seen when rprof does not serve the program's malloc itself.
@@ -97,15 +135,28 @@ fn outside_shim() -> bool {
     thread_state::with(|t| !t.busy.get())
 }
 
+/// The usable size of `p`, asked with the reentrancy guard held: the allocator's size call
+/// may allocate (tcmalloc's sets up its MallocExtension on first use), and that
+/// allocation's hook must not ask again. None inside the shim.
+fn sized(p: *mut c_void) -> Option<usize> {
+    thread_state::guarded(|_| usable(p))
+}
+
 fn allocated(p: *mut c_void) {
-    if !p.is_null() && outside_shim() {
-        memory::on_alloc(p as usize, usable(p));
+    if p.is_null() {
+        return;
+    }
+    if let Some(n) = sized(p) {
+        memory::on_alloc(p as usize, n);
     }
 }
 
 fn freed(p: *mut c_void) {
-    if !p.is_null() && outside_shim() {
-        memory::on_free(p as usize, usable(p));
+    if p.is_null() {
+        return;
+    }
+    if let Some(n) = sized(p) {
+        memory::on_free(p as usize, n);
     }
 }
 
@@ -166,10 +217,12 @@ extern "C" fn je_alloc(_: *mut c_void, kind: c_int, p: *mut c_void, _: usize, ar
     if moved_from == 0 {
         return allocated(p);
     }
-    if !p.is_null() && outside_shim() {
-        // Counted as a realloc, as the shim's own realloc counts one: only growth is new.
-        let old = moved_from as *mut c_void;
-        memory::on_realloc(moved_from, usable(old), p as usize, usable(p));
+    if p.is_null() {
+        return;
+    }
+    // Counted as a realloc, as the shim's own realloc counts one: only growth is new.
+    if let (Some(old), Some(new)) = (sized(moved_from as *mut c_void), sized(p)) {
+        memory::on_realloc(moved_from, old, p as usize, new);
     }
 }
 

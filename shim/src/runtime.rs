@@ -158,7 +158,9 @@ pub fn start() {
             allocator::foreign_name().unwrap_or_default()
         ));
     }
-    alloc_hooks::report(&alloc_hooks::attach(config.mem_rate > 0));
+    alloc_hooks::report(&alloc_hooks::attach(
+        config.mem_rate > 0 && allocator::sized(),
+    ));
     let root = output::is_root();
     if !root && !config.follow_children {
         // RPROF_FOLLOW_CHILDREN=0: only the run's first process (through its execs) is
