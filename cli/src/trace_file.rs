@@ -10,6 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -57,6 +58,13 @@ impl TraceFile {
     /// The file's bytes up to its size when opened (fewer if it shrank since).
     pub fn reader(&self) -> impl Read + '_ {
         (&self.file).take(self.size)
+    }
+
+    /// Takes a shared lock without waiting: false while a writer holds its exclusive one
+    /// (the trace is still being written). The lock goes with the file.
+    pub fn try_lock_shared(&self) -> bool {
+        // SAFETY: flock on our own descriptor.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
     }
 
     /// The file's size now, to tell whether it shrank while it was read.

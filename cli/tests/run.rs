@@ -37,8 +37,9 @@ impl Fixture {
             .string(2, "<module>")
             .function(1, 2, 1, 1)
             .stack(1, &[(1, 2)]);
-        t.sample(10, 1, 1, 30, 0, Exec::Python)
-            .sample(20, 1, 1, 10, 0, Exec::Native);
+        // 0.4 s of CPU: more than a command that failed at start takes.
+        t.sample(10, 1, 1, 300, 0, Exec::Python)
+            .sample(20, 1, 1, 100, 0, Exec::Native);
         t.push(Record::End(End {
             t_ns: 50_000_000,
             samples: 2,
@@ -77,6 +78,29 @@ const WRITE_TRACE: &str = r#"
     cp prepared.trace "$(echo "$RPROF_OUTPUT" | sed "s/%p/$$/")"
 "#;
 
+/// The launcher's pid, from the environment the command was given.
+fn out_pid(env: &str) -> String {
+    env.lines()
+        .find_map(|l| l.strip_prefix("RPROF_LAUNCHER="))
+        .unwrap()
+        .to_owned()
+}
+
+fn run_line(env: &str) -> String {
+    let line = env.lines().find(|l| l.starts_with("RPROF_RUN=")).unwrap();
+    format!("{line}\n")
+}
+
+/// stderr without the dynamic loader's complaints about the stand-in library: the report.
+fn report(o: &Output) -> String {
+    let err = stderr(o);
+    let lines: Vec<&str> = err
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("ERROR: ld.so:"))
+        .collect();
+    lines.concat()
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
@@ -110,8 +134,9 @@ fn runs_the_command_passes_the_options_and_reports_its_trace() {
     let lib = f.path("librprof.so").canonicalize().unwrap();
     let traces = traces.canonicalize().unwrap();
     let env = std::fs::read_to_string(f.path("env.txt")).unwrap();
+    let launcher = format!("RPROF_LAUNCHER={}\n", out_pid(&env));
     assert_eq!(
-        env,
+        env.replace(&launcher, "").replace(&run_line(&env), ""),
         format!(
             "LD_PRELOAD={}:/old/preload.so\nRPROF_CLOCK=wall\nRPROF_CPU_HZ=250\nRPROF_MODE=cpu,memory\n\
              RPROF_OUTPUT={}/rprof-%p.trace\n",
@@ -119,8 +144,11 @@ fn runs_the_command_passes_the_options_and_reports_its_trace() {
             traces.display()
         )
     );
+    assert!(run_line(&env).starts_with(&format!("RPROF_RUN={}-", out_pid(&env))));
 
-    let text = stdout(&out);
+    // The report is on stderr: stdout is the command's.
+    assert!(stdout(&out).is_empty());
+    let text = report(&out);
     assert!(text.starts_with("Program   python3 app.py\n"), "{text}");
     assert!(
         text.contains("\n     2   75.0%   25.0%          100.0%  ██████████  while x: x += 1\n"),
@@ -135,10 +163,12 @@ fn runs_the_command_passes_the_options_and_reports_its_trace() {
         text.contains(&format!("\nTrace: {}\n", traces.join(&own).display())),
         "{text}"
     );
-    assert!(text.ends_with(&format!(
-        "\nOther traces from this run (child processes); see them with rprof-report PATH:\n  {}\n",
-        traces.join("rprof-999999.trace").display()
-    )));
+    // A trace of another run (no run identity, another pid) is not this run's.
+    assert!(!text.contains("rprof-999999"), "{text}");
+    assert!(
+        text.ends_with("\nStatus: the command exited with status 3\n"),
+        "{text}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(f.path("out.json")).unwrap()).unwrap();
@@ -150,7 +180,7 @@ fn runs_the_command_passes_the_options_and_reports_its_trace() {
 }
 
 #[test]
-fn output_names_the_commands_trace_and_the_default_directory_is_made() {
+fn output_names_the_commands_trace_and_the_default_directory_goes_once_empty() {
     let f = Fixture::new();
     let out = f.run(
         Path::new(RPROF),
@@ -158,10 +188,10 @@ fn output_names_the_commands_trace_and_the_default_directory_is_made() {
         WRITE_TRACE,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("\nTrace: main.trace\n"));
+    assert!(report(&out).contains("\nTrace: main.trace\n"));
     assert!(f.path("main.trace").is_file());
-    let left: Vec<_> = std::fs::read_dir(f.path("rprof-traces")).unwrap().collect();
-    assert!(left.is_empty(), "{left:?}");
+    // Made for the run, and removed again once empty.
+    assert!(!f.path("rprof-traces").exists());
     assert!(std::fs::read_to_string(f.path("env.txt"))
         .unwrap()
         .contains("\nRPROF_MODE=cpu\n"));
@@ -174,9 +204,9 @@ fn a_command_that_writes_no_trace_is_named() {
     assert!(out.status.success());
     assert!(stdout(&out).is_empty());
     let err = stderr(&out);
-    assert!(err.contains("rprof: sh (pid "), "{err}");
+    assert!(err.contains("rprof: sh -c exit 0 (pid "), "{err}");
     assert!(
-        err.contains("wrote no trace") && err.contains("statically linked"),
+        err.contains("left no trace") && err.contains("statically linked"),
         "{err}"
     );
 }
@@ -214,7 +244,11 @@ fn ctrl_c_stops_the_command_but_not_the_report() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(128 + 2), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("Program   python3 app.py\n"));
+    assert!(
+        report(&out).starts_with("Program   python3 app.py\n"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -21,6 +21,8 @@ fn main() {
             Record::Free(_) => "free",
             Record::Copy(_) => "copy",
             Record::Mark { .. } => "mark",
+            Record::Process(_) => "process",
+            Record::Exit(_) => "exit",
         };
         *counts.entry(kind).or_default() += 1;
     })

@@ -467,6 +467,26 @@ fn decode_record(t: u8, body: &[u8]) -> Result<Option<Record>, Short> {
             t_ns: c.u64()?,
             label: c.u32()?,
         },
+        tag::PROCESS => Record::Process(Process {
+            run: c.u32()?,
+            root: match c.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(Short),
+            },
+        }),
+        tag::EXIT => {
+            let t_ns = c.u64()?;
+            let signed = |c: &mut Cursor| i32::try_from(c.i64()?).map_err(|_| Short);
+            let how = match c.u8()? {
+                0 => Ending::Exited(signed(&mut c)?),
+                1 => Ending::Signaled(signed(&mut c)?),
+                2 => Ending::Execd(c.u32()?),
+                3 => Ending::Killed(signed(&mut c)?),
+                _ => return Err(Short),
+            };
+            Record::Exit(Exit { t_ns, how })
+        }
         _ => return Ok(None),
     };
     Ok(Some(r))
@@ -590,6 +610,23 @@ mod tests {
                 samples: 2,
                 dropped: 3,
                 truncated: 4,
+            }),
+            Record::Process(Process { run: 5, root: true }),
+            Record::Exit(Exit {
+                t_ns: 1,
+                how: Ending::Exited(-1),
+            }),
+            Record::Exit(Exit {
+                t_ns: 2,
+                how: Ending::Signaled(15),
+            }),
+            Record::Exit(Exit {
+                t_ns: 3,
+                how: Ending::Execd(6),
+            }),
+            Record::Exit(Exit {
+                t_ns: 4,
+                how: Ending::Killed(9),
             }),
         ];
         let h = Header {

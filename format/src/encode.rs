@@ -156,6 +156,33 @@ impl Encoder {
                 put_u64(b, (*label).into());
                 tag::MARK
             }
+            Record::Process(p) => {
+                put_u64(b, p.run.into());
+                b.push(p.root.into());
+                tag::PROCESS
+            }
+            Record::Exit(e) => {
+                put_u64(b, e.t_ns);
+                match e.how {
+                    Ending::Exited(code) => {
+                        b.push(0);
+                        put_i64(b, code.into());
+                    }
+                    Ending::Signaled(sig) => {
+                        b.push(1);
+                        put_i64(b, sig.into());
+                    }
+                    Ending::Execd(command) => {
+                        b.push(2);
+                        put_u64(b, command.into());
+                    }
+                    Ending::Killed(sig) => {
+                        b.push(3);
+                        put_i64(b, sig.into());
+                    }
+                }
+                tag::EXIT
+            }
         };
         self.buf.push(t);
         put_u64(&mut self.buf, self.body.len() as u64);

@@ -169,6 +169,41 @@ pub struct End {
     pub truncated: u64,
 }
 
+/// Which process of which run a trace belongs to; written once, in the trace's first chunk.
+/// A run is one `rprof run` (or one program started with the shim preloaded) and every
+/// process it starts; the header's pid and ppid link the processes into a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    /// String id of the run's identity: the same text in every trace of one run.
+    pub run: u32,
+    /// This is the run's first process (its parent is not profiled).
+    pub root: bool,
+}
+
+/// How a process ended, as the process itself said it (or, for `Killed`, as its writer saw
+/// it from outside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// `exit` (from any thread, or a return from `main`) or `_exit`, with this status.
+    Exited(i32),
+    /// A signal whose default action ends the process (SIGTERM, SIGINT, SIGHUP, ...): the
+    /// trace was finished from the shim's handler, then the signal took its course.
+    Signaled(i32),
+    /// It exec'd the command with this string id; the new image writes its own trace.
+    Execd(u32),
+    /// It died without telling rprof (SIGKILL, a crash), by this signal, as its writer
+    /// read from the kernel before the process was reaped. No End record follows.
+    Killed(i32),
+}
+
+/// The [`Ending`] of a process, at `t_ns`. Written before the End record (or, for
+/// `Killed`, instead of it); a trace with neither ended without rprof learning how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub t_ns: u64,
+    pub how: Ending,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     String {
@@ -203,6 +238,8 @@ pub enum Record {
         t_ns: u64,
         label: u32,
     },
+    Process(Process),
+    Exit(Exit),
 }
 
 /// Labels of the marks the shim itself writes.
@@ -233,4 +270,6 @@ pub mod tag {
     pub const FREE: u8 = 9;
     pub const COPY: u8 = 10;
     pub const MARK: u8 = 11;
+    pub const PROCESS: u8 = 12;
+    pub const EXIT: u8 = 13;
 }

@@ -19,6 +19,11 @@ pub struct Config {
     /// `RPROF_MEM_RATE` was given: the mean stays as set. By default it starts at
     /// `mem_rate` and adapts per thread to bound the sampling cost (`memory::adapt`).
     pub mem_rate_fixed: bool,
+    /// Profile the processes this one forks and spawns (`RPROF_FOLLOW_CHILDREN`, default on).
+    pub follow_children: bool,
+    /// Started by `rprof run` (`RPROF_LAUNCHER` is set), which reports the run itself: the
+    /// closing "wrote" line is left out.
+    pub launched: bool,
 }
 
 const DEFAULT_OUTPUT: &str = "rprof-%p.trace";
@@ -61,6 +66,8 @@ impl Config {
             mem_rate: rate("RPROF_MEM_RATE", DEFAULT_MEM_RATE, mode::MEMORY),
             copy_rate: rate("RPROF_COPY_RATE", DEFAULT_COPY_RATE, mode::COPY),
             mem_rate_fixed: given("RPROF_MEM_RATE", 1, 1 << 40).is_some(),
+            follow_children: number("RPROF_FOLLOW_CHILDREN", 0, 1, 1) == 1,
+            launched: var("RPROF_LAUNCHER").is_some_and(|v| !v.is_empty()),
         }
     }
 }

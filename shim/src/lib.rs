@@ -17,6 +17,7 @@ mod codes;
 mod config;
 mod copy;
 mod counters;
+mod ending;
 mod global_alloc;
 mod log;
 mod memory;

@@ -17,11 +17,35 @@ pub fn is_root() -> bool {
     !maps.is_ok_and(|m| m.lines().any(|l| l.ends_with(me.as_ref())))
 }
 
-/// The trace path for this process: `%p` becomes the pid; a name without `%p` is used as
-/// is by the run's first process and gets `.PID` appended in its children, so two
-/// processes never write one file.
+/// The run's identity: `RPROF_RUN` as `rprof run` (or the run's first process) set it. The
+/// first process of a run started without `rprof run` makes one (its pid and start time)
+/// and puts it in its environment, which its children inherit. A child whose environment
+/// lost it gets "" (the readers then link it by its parent pid alone).
+pub fn run_id(root: bool) -> String {
+    match std::env::var("RPROF_RUN") {
+        Ok(id) if !id.is_empty() => id,
+        _ if root => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let id = format!("{}-{now}", std::process::id());
+            // SAFETY (of the environment): this runs in the library's constructor, before
+            // the program's main and any thread of its own.
+            std::env::set_var("RPROF_RUN", &id);
+            id
+        }
+        _ => String::new(),
+    }
+}
+
+/// The trace path for this process: `%p` becomes the pid; a directory (an existing one, or
+/// a path ending in `/`) gets `rprof-PID.trace` in it; any other name is used as is by the
+/// run's first process and gets `.PID` appended in its children, so two processes never
+/// write one file.
 pub fn trace_path(template: &str, pid: u32, root: bool) -> String {
-    if template.contains("%p") {
+    if template.ends_with('/') || std::path::Path::new(template).is_dir() {
+        format!("{}/rprof-{pid}.trace", template.trim_end_matches('/'))
+    } else if template.contains("%p") {
         template.replace("%p", &pid.to_string())
     } else if root {
         template.to_owned()
@@ -76,5 +100,12 @@ mod tests {
         assert_eq!(trace_path("out-%p.trace", 12, false), "out-12.trace");
         assert_eq!(trace_path("out.trace", 12, true), "out.trace");
         assert_eq!(trace_path("out.trace", 13, false), "out.trace.13");
+        assert_eq!(trace_path("traces/", 14, true), "traces/rprof-14.trace");
+        let dir = std::env::temp_dir();
+        let want = format!(
+            "{}/rprof-15.trace",
+            dir.to_str().unwrap().trim_end_matches('/')
+        );
+        assert_eq!(trace_path(dir.to_str().unwrap(), 15, false), want);
     }
 }

@@ -7,7 +7,7 @@ use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::shared::Outcome;
 use crate::{
-    alloc_hooks, allocator, copy, log, memory, native_stack, output, pyalloc, python, real,
+    alloc_hooks, allocator, copy, ending, log, memory, native_stack, output, pyalloc, python, real,
     sampler, shared, signals, thread_state, writer,
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
@@ -26,11 +26,18 @@ pub struct Runtime {
     /// Why Python stacks are not recorded, when they are not; said in the exit line, so a
     /// chain of exec'd shells before the program proper does not repeat it.
     native_only: Option<String>,
+    /// The run's identity (`RPROF_RUN`), the same in every trace of the run.
+    pub run: String,
 }
 
 impl Runtime {
     pub fn elapsed_ns(&self) -> u64 {
         monotonic_ns().saturating_sub(self.start_mono_ns.load(Relaxed))
+    }
+
+    /// Whether this is the run's first process (see `output::is_root`).
+    pub fn is_root(&self) -> bool {
+        self.root.load(Relaxed)
     }
 
     pub fn start_mono_ns(&self) -> u64 {
@@ -60,17 +67,22 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static PID: AtomicU32 = AtomicU32::new(0);
 
 /// Whether the calling process is the one this memory's profile belongs to.
-fn this_process() -> bool {
+pub fn this_process() -> bool {
     // SAFETY: getpid has no preconditions (and glibc no longer caches it, so a vfork
     // child gets its own pid).
     PID.load(Relaxed) == unsafe { libc::getpid() } as u32
 }
 
 /// Before an exec of this process: tells the writer that the link will close for an exec,
-/// not an exit, so it ends the trace as such. Async-signal-safe.
-pub fn before_exec() {
+/// not an exit, and what it runs, so it ends the trace as such. Async-signal-safe.
+///
+/// # Safety
+/// `path` and `argv` are null or what the exec itself will read.
+pub unsafe fn before_exec(path: *const libc::c_char, argv: *const *const libc::c_char) {
     if active().is_some() && this_process() {
         if let Some(s) = shared::get() {
+            // SAFETY: as the caller promises.
+            unsafe { s.set_exec_cmd(path, argv) };
             s.execing.store(PID.load(Relaxed), Release);
         }
     }
@@ -87,8 +99,22 @@ pub fn exec_failed() {
 
 /// `_exit`: the program ends without exit handlers; ours still finishes the trace (and
 /// reaps the writer, so a subreaper or PID 1 never inherits it).
-pub fn before_exit() {
-    on_exit();
+pub fn before_exit(status: libc::c_int) {
+    on_exit(status, std::ptr::null_mut());
+}
+
+/// A signal whose default action would end the process silently (see `ending`): the trace
+/// is finished as ended by that signal before the default action happens. Async-signal-
+/// safe: no allocation, no lock; the only wait is the bounded futex wait for the writer.
+pub fn on_ending_signal(sig: libc::c_int) {
+    if !this_process() || active().is_none() || !ACTIVE.swap(false, AcqRel) {
+        return;
+    }
+    sampler::disarm_current_thread();
+    if let (Some(s), Some(rt)) = (shared::get(), RUNTIME.get()) {
+        s.set_exit(shared::SIGNALED, sig);
+        writer::finish(rt.elapsed_ns());
+    }
 }
 
 /// Stops this process from recording (the writer process, which is a fork of the program).
@@ -136,6 +162,12 @@ pub fn start() {
         config.mem_rate > 0 && allocator::sized(),
     ));
     let root = output::is_root();
+    if !root && !config.follow_children {
+        // RPROF_FOLLOW_CHILDREN=0: only the run's first process (through its execs) is
+        // profiled; this one runs as without rprof.
+        return;
+    }
+    let run = output::run_id(root);
     let (probe, native_only) = match Probe::detect() {
         Ok(p) => (Some(p), None),
         Err(DetectError::NotPython) => (None, Some("not a Python process".to_owned())),
@@ -168,12 +200,14 @@ pub fn start() {
         path: Mutex::new(String::new()),
         root: AtomicBool::new(root),
         native_only,
+        run,
     });
     PID.store(std::process::id(), Relaxed);
     if open_trace(rt, path) {
+        ending::install();
         // SAFETY: registering our own extern "C" handlers.
         unsafe {
-            libc::atexit(on_exit);
+            glibc_on_exit(on_exit, std::ptr::null_mut());
             libc::pthread_atfork(None, None, Some(on_fork_child));
         }
     }
@@ -199,18 +233,37 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
     unsafe { signals::chain(sig, info, uc) };
 }
 
-extern "C" fn on_exit() {
+extern "C" {
+    /// glibc's `on_exit`: an exit handler that is given the exit status (atexit's is not).
+    #[link_name = "on_exit"]
+    fn glibc_on_exit(
+        f: extern "C" fn(libc::c_int, *mut libc::c_void),
+        arg: *mut libc::c_void,
+    ) -> libc::c_int;
+}
+
+extern "C" fn on_exit(status: libc::c_int, _: *mut libc::c_void) {
     if !this_process() {
         return;
     }
     let Some(rt) = active() else { return };
-    ACTIVE.store(false, Release);
+    if !ACTIVE.swap(false, AcqRel) {
+        return;
+    }
     sampler::disarm_current_thread();
-    let Some(done) = writer::finish(rt.elapsed_ns()) else {
+    if let Some(s) = shared::get() {
+        s.set_exit(shared::EXITED, status);
+    }
+    if !writer::finish(rt.elapsed_ns()) {
+        return;
+    }
+    let Some(done) = writer::finished() else {
         return;
     };
     let (path, n) = (&done.path, done.samples);
     match done.outcome {
+        // `rprof run` reports the run itself.
+        Outcome::Fine if done.written && rt.config.launched => {}
         Outcome::Fine if done.written => match &rt.native_only {
             None => log::info(&format!("wrote {path} ({n} samples)")),
             Some(why) => log::info(&format!(
@@ -236,7 +289,12 @@ extern "C" fn on_fork_child() {
     let Some(rt) = active() else { return };
     ACTIVE.store(false, Release);
     writer::forget_parent();
+    if !rt.config.follow_children {
+        ending::uninstall();
+        return;
+    }
     if !(rt.queue.renew() && rt.codes.renew() && shared::renew()) {
+        ending::uninstall();
         log::warn("cannot map the profiler's buffers in a forked child; it runs unprofiled");
         return;
     }
@@ -244,5 +302,7 @@ extern "C" fn on_fork_child() {
     rt.root.store(false, Relaxed);
     PID.store(std::process::id(), Relaxed);
     let path = output::trace_path(&rt.config.output, std::process::id(), false);
-    open_trace(rt, path);
+    if !open_trace(rt, path) {
+        ending::uninstall();
+    }
 }

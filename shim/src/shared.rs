@@ -2,7 +2,7 @@
 //! the hand-shake that ends a run.
 
 use crate::shm::Region;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::OnceLock;
 
 #[repr(C)]
@@ -29,6 +29,13 @@ pub struct Shared {
     /// if the exec fails): the writer then knows that the pipe closed for an exec and not
     /// an exit, without reading /proc of a process that may be half gone.
     pub execing: AtomicU32,
+    /// How the program is ending ([`EXITED`] or [`SIGNALED`], with `exit_code`), set before
+    /// `finish`; 0 while it runs.
+    pub exit_how: AtomicU32,
+    pub exit_code: AtomicI32,
+    /// The command an exec is about to run (NUL-terminated, cut at `EXEC_BYTES`), set with
+    /// `execing`.
+    pub exec_cmd: [AtomicU8; EXEC_BYTES],
     /// How writing the trace went ([`Outcome`]), for the program's exit line.
     pub outcome: AtomicU32,
     /// The path the writer chose (NUL-terminated): the one asked for, unless another file
@@ -37,6 +44,10 @@ pub struct Shared {
 }
 
 pub const PATH_BYTES: usize = 4096;
+pub const EXEC_BYTES: usize = 1024;
+/// Values of `exit_how`.
+pub const EXITED: u32 = 1;
+pub const SIGNALED: u32 = 2;
 
 /// How the writer fared with the trace file.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -79,6 +90,56 @@ impl Shared {
     pub fn path(&self) -> String {
         let bytes: Vec<u8> = self
             .path
+            .iter()
+            .map(|b| b.load(Acquire))
+            .take_while(|&b| b != 0)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Notes how the program ends, before it tells the writer to finish. Async-signal-safe.
+    pub fn set_exit(&self, how: u32, code: i32) {
+        self.exit_code.store(code, Relaxed);
+        self.exit_how.store(how, Release);
+    }
+
+    /// Notes the command an exec will run: `argv` joined by spaces (or `path` when argv is
+    /// empty), cut to fit. Async-signal-safe: no allocation, bounded.
+    ///
+    /// # Safety
+    /// `path` is null or a C string; `argv` is null or a null-terminated array of C strings
+    /// (what the exec itself will read).
+    pub unsafe fn set_exec_cmd(&self, path: *const libc::c_char, argv: *const *const libc::c_char) {
+        let mut n = 0;
+        let put = |bytes: &[u8], n: &mut usize| {
+            for &b in bytes {
+                if *n + 1 >= EXEC_BYTES {
+                    return;
+                }
+                self.exec_cmd[*n].store(b, Relaxed);
+                *n += 1;
+            }
+        };
+        let mut i = 0;
+        // SAFETY: as the caller promises; at most 4096 arguments are read.
+        unsafe {
+            while !argv.is_null() && i < 4096 && !(*argv.add(i)).is_null() {
+                if i > 0 {
+                    put(b" ", &mut n);
+                }
+                put(std::ffi::CStr::from_ptr(*argv.add(i)).to_bytes(), &mut n);
+                i += 1;
+            }
+            if i == 0 && !path.is_null() {
+                put(std::ffi::CStr::from_ptr(path).to_bytes(), &mut n);
+            }
+        }
+        self.exec_cmd[n].store(0, Release);
+    }
+
+    pub fn exec_cmd(&self) -> String {
+        let bytes: Vec<u8> = self
+            .exec_cmd
             .iter()
             .map(|b| b.load(Acquire))
             .take_while(|&b| b != 0)

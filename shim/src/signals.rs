@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::*};
 pub type Handler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
 
 /// The program's view of one owned signal: the action it believes is installed.
-struct Owned {
+pub(crate) struct Owned {
     sig: AtomicI32,
     /// Two buffers so a reader in a handler never sees a half-written action.
     actions: [UnsafeCell<libc::sigaction>; 2],
@@ -24,7 +24,7 @@ struct Owned {
 unsafe impl Sync for Owned {}
 
 impl Owned {
-    const fn new() -> Owned {
+    pub(crate) const fn new() -> Owned {
         Owned {
             sig: AtomicI32::new(0),
             actions: unsafe { std::mem::zeroed() },
@@ -33,11 +33,11 @@ impl Owned {
         }
     }
 
-    fn chained(&self) -> libc::sigaction {
+    pub(crate) fn chained(&self) -> libc::sigaction {
         unsafe { *self.actions[self.current.load(Acquire)].get() }
     }
 
-    fn set_chained(&self, act: &libc::sigaction) {
+    pub(crate) fn set_chained(&self, act: &libc::sigaction) {
         while self.updating.swap(true, Acquire) {
             std::hint::spin_loop();
         }
@@ -145,6 +145,9 @@ pub unsafe extern "C" fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
+    if let Some(rc) = crate::ending::sigaction(sig, act, old) {
+        return rc;
+    }
     let Some(o) = owned(sig) else {
         return real::sigaction(sig, act, old);
     };

@@ -258,6 +258,8 @@ impl Accumulator {
                 self.memory.copy();
             }
             Record::Mark { t_ns, label } => self.marks.push((t_ns, label)),
+            // Which run and how it ended: read by the launcher (`crate::launch`).
+            Record::Process(_) | Record::Exit(_) => {}
         }
     }
 

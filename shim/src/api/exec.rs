@@ -9,9 +9,15 @@ use crate::runtime;
 use libc::{c_char, c_int};
 use std::sync::atomic::AtomicUsize;
 
-/// Runs an exec call between the two notes; returns only if it failed.
-fn around(call: impl FnOnce() -> c_int) -> c_int {
-    runtime::before_exec();
+/// Runs an exec call of `path` (may be null) with `argv` between the two notes; returns
+/// only if it failed.
+///
+/// # Safety
+/// `path` and `argv` are what the exec itself is given (a C string, a null-terminated array
+/// of C strings, or null).
+unsafe fn around(path: *const c_char, argv: Argv, call: impl FnOnce() -> c_int) -> c_int {
+    // SAFETY: as the caller promises.
+    unsafe { runtime::before_exec(path, argv) };
     let rc = call();
     let errno = std::io::Error::last_os_error().raw_os_error();
     runtime::exec_failed();
@@ -32,7 +38,7 @@ fn missing() -> c_int {
 type Argv = *const *const c_char;
 
 macro_rules! interpose {
-    ($name:ident, $cname:literal, ($($arg:ident: $ty:ty),*)) => {
+    ($name:ident, $cname:literal, ($($arg:ident: $ty:ty),*), $path:expr, $argv:ident) => {
         /// Interposed: see the module comment.
         ///
         /// # Safety
@@ -49,20 +55,22 @@ macro_rules! interpose {
                 std::mem::transmute::<usize, unsafe extern "C" fn($($ty),*) -> c_int>(f)
             };
             // SAFETY: the caller's arguments, passed on unchanged.
-            around(|| unsafe { real($($arg),*) })
+            unsafe { around($path, $argv, || real($($arg),*)) }
         }
     };
 }
 
-interpose!(execve, c"execve", (path: *const c_char, argv: Argv, envp: Argv));
-interpose!(execv, c"execv", (path: *const c_char, argv: Argv));
-interpose!(execvp, c"execvp", (file: *const c_char, argv: Argv));
-interpose!(execvpe, c"execvpe", (file: *const c_char, argv: Argv, envp: Argv));
-interpose!(fexecve, c"fexecve", (fd: c_int, argv: Argv, envp: Argv));
+interpose!(execve, c"execve", (path: *const c_char, argv: Argv, envp: Argv), path, argv);
+interpose!(execv, c"execv", (path: *const c_char, argv: Argv), path, argv);
+interpose!(execvp, c"execvp", (file: *const c_char, argv: Argv), file, argv);
+interpose!(execvpe, c"execvpe", (file: *const c_char, argv: Argv, envp: Argv), file, argv);
+interpose!(fexecve, c"fexecve", (fd: c_int, argv: Argv, envp: Argv), std::ptr::null(), argv);
 interpose!(
     execveat,
     c"execveat",
-    (dirfd: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int)
+    (dirfd: c_int, path: *const c_char, argv: Argv, envp: Argv, flags: c_int),
+    path,
+    argv
 );
 
 extern "C" {

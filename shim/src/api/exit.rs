@@ -16,13 +16,13 @@ fn exit_group(status: c_int) -> ! {
 /// Interposed `_exit`.
 #[no_mangle]
 pub extern "C" fn _exit(status: c_int) -> ! {
-    runtime::before_exit();
+    runtime::before_exit(status);
     exit_group(status)
 }
 
 /// Interposed `_Exit` (C99's name for the same).
 #[no_mangle]
 pub extern "C" fn _Exit(status: c_int) -> ! {
-    runtime::before_exit();
+    runtime::before_exit(status);
     exit_group(status)
 }

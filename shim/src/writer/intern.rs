@@ -10,8 +10,8 @@ use crate::queue::{Event, Kind, UNKNOWN_CODE};
 use crate::runtime::Runtime;
 use crate::{counters, python, shared, symbols};
 use rprof_format::{
-    marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Exec, Frame, FreeSample,
-    FuncKind, Record,
+    marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Ending, Exec, Exit, Frame,
+    FreeSample, FuncKind, Process, Record,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -42,14 +42,30 @@ pub struct Writer {
     threads: HashSet<u32>,
     frames: Vec<Frame>,
     pub samples: u64,
-    events: u64,
     truncated: u64,
     marked_finalizing: bool,
     /// Samples in chunks that reached the file.
     pub samples_written: u64,
     /// Marks for the next chunk: time, label.
     pending_marks: Vec<(u64, String)>,
+    /// CPU time and bytes allocated the samples stand for, and whether a CPU sample had a
+    /// Python frame: what makes the process worth a trace (see `worth_keeping`). (A fork
+    /// on its way to exec runs a little Python, `preexec_fn`, whose allocations may be
+    /// sampled.)
+    cpu_ns: u64,
+    alloc_bytes: u64,
+    python_seen: bool,
+    /// The process was found worth a trace: records reach the file from then on. Until
+    /// then they wait in the encoder (a few events' worth).
+    keep: bool,
 }
+
+/// CPU time, or bytes allocated, that make a child process with no Python worth a trace of
+/// its own: the shells, launcher scripts and compiler drivers a program runs take less
+/// (pyenv's bash scripts a few ms; gcc's cc1 on a small file 10 ms and 3 MB), and would
+/// otherwise each add a file (and a line) to every run.
+const FEW_CPU_NS: u64 = 50_000_000;
+const FEW_ALLOC_BYTES: u64 = 16 << 20;
 
 impl Writer {
     pub fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
@@ -69,7 +85,6 @@ impl Writer {
             threads: HashSet::new(),
             frames: Vec::with_capacity(64),
             samples: 0,
-            events: 0,
             truncated: 0,
             marked_finalizing: false,
             samples_written: 0,
@@ -77,7 +92,50 @@ impl Writer {
                 .into_iter()
                 .map(|w| (0, format!("{}: {w}", marks::WARNING)))
                 .collect(),
+            cpu_ns: 0,
+            alloc_bytes: 0,
+            python_seen: false,
+            keep: false,
         }
+        .with_process_record()
+    }
+
+    /// The trace's first record: which run the process belongs to, and whether it started
+    /// it.
+    fn with_process_record(mut self) -> Writer {
+        let run = self.string(&self.rt.run);
+        let root = self.rt.is_root();
+        self.enc.push(&Record::Process(Process { run, root }));
+        self
+    }
+
+    /// Whether what was recorded is worth a trace: Python code ran in a CPU sample, or the
+    /// samples stand for some CPU time or memory; at the end also the run's first process
+    /// and any Python process, unless it exec'd (then it was a launcher script, or a fork
+    /// on its way to another program, and the program it ran writes its own trace).
+    pub fn worth_keeping(&mut self, execd: bool) -> bool {
+        let chosen = self.rt.is_root() || self.rt.probe.is_some();
+        self.keep |= self.worth_now() || (chosen && !execd);
+        self.keep
+    }
+
+    fn worth_now(&self) -> bool {
+        self.python_seen || self.cpu_ns >= FEW_CPU_NS || self.alloc_bytes >= FEW_ALLOC_BYTES
+    }
+
+    /// Drops what was recorded, and the file if the trace was created at start.
+    pub fn discard(&mut self) {
+        self.enc.clear();
+        self.sink.discard();
+    }
+
+    pub fn elapsed_ns(&self) -> u64 {
+        self.rt.elapsed_ns()
+    }
+
+    /// Records how the process ended.
+    pub fn exit(&mut self, t_ns: u64, how: Ending) {
+        self.enc.push(&Record::Exit(Exit { t_ns, how }));
     }
 
     /// Processes every published event; returns how many there were.
@@ -99,7 +157,6 @@ impl Writer {
     }
 
     fn on_event(&mut self, ev: &Event) {
-        self.events += 1;
         if ev.kind == Kind::Free {
             self.enc.push(&Record::Free(FreeSample {
                 t_ns: ev.t_ns,
@@ -118,6 +175,8 @@ impl Writer {
         let rec = match ev.kind {
             Kind::Cpu => {
                 self.samples += 1;
+                self.cpu_ns += ev.cpu_ns;
+                self.python_seen |= ev.depth > 0;
                 self.truncated += u64::from(ev.truncated);
                 Record::Cpu(CpuSample {
                     t_ns: ev.t_ns,
@@ -132,19 +191,22 @@ impl Writer {
                     },
                 })
             }
-            Kind::Alloc => Record::Alloc(AllocSample {
-                t_ns: ev.t_ns,
-                tid: ev.tid,
-                stack,
-                addr: ev.addr,
-                size: ev.size,
-                weight: ev.weight,
-                domain: if ev.python {
-                    Domain::Python
-                } else {
-                    Domain::Native
-                },
-            }),
+            Kind::Alloc => {
+                self.alloc_bytes += ev.weight;
+                Record::Alloc(AllocSample {
+                    t_ns: ev.t_ns,
+                    tid: ev.tid,
+                    stack,
+                    addr: ev.addr,
+                    size: ev.size,
+                    weight: ev.weight,
+                    domain: if ev.python {
+                        Domain::Python
+                    } else {
+                        Domain::Native
+                    },
+                })
+            }
             Kind::Copy => Record::Copy(CopySample {
                 t_ns: ev.t_ns,
                 tid: ev.tid,
@@ -204,7 +266,7 @@ impl Writer {
         }
     }
 
-    fn string(&mut self, s: &str) -> u32 {
+    pub fn string(&mut self, s: &str) -> u32 {
         if let Some(&id) = self.strings.get(s) {
             return id;
         }
@@ -313,11 +375,13 @@ impl Writer {
             self.enc.clear();
             return;
         }
+        self.keep |= self.worth_now();
+        if !self.keep {
+            return;
+        }
         self.symbolized(false);
         self.counters();
-        if self.events > 0 || !self.pending_marks.is_empty() {
-            self.sink.open();
-        }
+        self.sink.open();
         if self.sink.is_open() {
             self.marks();
         }
@@ -372,7 +436,9 @@ impl Writer {
         self.pending_marks.push((t_ns, text));
     }
 
+    /// Writes the End record and the last chunk (the process is worth its trace by now).
     pub fn finish(&mut self, end_ns: u64) {
+        self.keep = true;
         let taken = shared::page().map_or(0, |s| s.samples.load(Relaxed));
         self.enc.push(&Record::End(End {
             t_ns: end_ns,

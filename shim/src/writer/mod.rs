@@ -17,7 +17,7 @@ use crate::shared::{self, Outcome, Shared};
 use crate::{runtime, thread_state};
 use intern::Writer;
 pub use oom::on_alloc_failure;
-use rprof_format::{encode_header, marks, Header};
+use rprof_format::{encode_header, marks, Ending, Header};
 use sink::Sink;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
@@ -216,14 +216,15 @@ pub struct Finished {
     pub written: bool,
 }
 
-/// At exit: asks the writer to drain, write the end record and close the trace, and waits
-/// for it (at most a few seconds, and not at all once the writer is gone). None when no
-/// writer runs.
-pub fn finish(end_ns: u64) -> Option<Finished> {
-    let s = shared::page()?;
-    let had_link = LINK.load(Acquire) >= 0;
-    if !had_link {
-        return None;
+/// At exit (or from a signal handler: this allocates nothing): asks the writer to drain,
+/// write the end record and close the trace, and waits for it (at most a few seconds, and
+/// not at all once the writer is gone). False when no writer runs.
+pub fn finish(end_ns: u64) -> bool {
+    let Some(s) = shared::page() else {
+        return false;
+    };
+    if LINK.load(Acquire) < 0 {
+        return false;
     }
     s.end_ns.store(end_ns, Relaxed);
     s.finish.store(1, Release);
@@ -248,6 +249,12 @@ pub fn finish(end_ns: u64) -> Option<Finished> {
     if !reaped {
         reap_until(pid, deadline.min(Instant::now() + Duration::from_secs(1)));
     }
+    true
+}
+
+/// What the writer did, once `finish` returned.
+pub fn finished() -> Option<Finished> {
+    let s = shared::page()?;
     let written = s.written.load(Acquire);
     Some(Finished {
         path: s.path(),
@@ -318,8 +325,8 @@ enum Ended {
     /// and ended.
     Execd,
     /// Killed, crashed, or ended without telling us: everything it recorded is written,
-    /// without an End record.
-    Vanished,
+    /// without an End record; with its wait status when the kernel still showed it.
+    Vanished(Option<i32>),
 }
 
 /// What the shared page says, if anything, about why the link closed.
@@ -384,7 +391,7 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
                 // kernel drops the address space before the descriptors, an exec
                 // installs the new one first.
                 Image::Other => break told(s, program).unwrap_or(Ended::Execd),
-                Image::Gone => break told(s, program).unwrap_or(Ended::Vanished),
+                Image::Gone(status) => break told(s, program).unwrap_or(Ended::Vanished(status)),
             }
         }
         if last_flush.elapsed() >= flush_every || w.pending_bytes() >= MAX_CHUNK {
@@ -394,14 +401,11 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
     };
     w.drain();
     w.symbolized(true);
-    match ended {
-        Ended::Exited => w.finish(s.end_ns.load(Relaxed)),
-        Ended::Execd => {
-            let t = rt.elapsed_ns();
-            w.mark(t, marks::EXEC.to_owned());
-            w.finish(t);
-        }
-        Ended::Vanished => w.flush(),
+    if w.worth_keeping(ended == Ended::Execd) {
+        end_trace(&mut w, s, ended);
+    } else {
+        // Nothing worth a report (a shell or compiler driver the program ran): no file.
+        w.discard();
     }
     let outcome = match w.sink.stopped {
         Some(sink::Stopped::Open(_)) => Outcome::OpenFailed,
@@ -422,6 +426,42 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
     unsafe { libc::_exit(0) }
 }
 
+/// Writes the last records: how the process ended (as it said, or as the kernel showed),
+/// and the End record unless it died without warning.
+fn end_trace(w: &mut Writer, s: &Shared, ended: Ended) {
+    match ended {
+        Ended::Exited => {
+            let t = s.end_ns.load(Relaxed);
+            let code = s.exit_code.load(Relaxed);
+            match s.exit_how.load(Acquire) {
+                shared::EXITED => w.exit(t, Ending::Exited(code)),
+                shared::SIGNALED => w.exit(t, Ending::Signaled(code)),
+                _ => {}
+            }
+            w.finish(t);
+        }
+        Ended::Execd => {
+            let t = w.elapsed_ns();
+            w.mark(t, marks::EXEC.to_owned());
+            let command = w.string(&s.exec_cmd());
+            w.exit(t, Ending::Execd(command));
+            w.finish(t);
+        }
+        // A wait status: an exit past our wrappers (a raw system call) is still an exit.
+        Ended::Vanished(Some(status)) if status & 0x7f == 0 => {
+            let t = w.elapsed_ns();
+            w.exit(t, Ending::Exited((status >> 8) & 0xff));
+            w.finish(t);
+        }
+        Ended::Vanished(Some(status)) => {
+            let t = w.elapsed_ns();
+            w.exit(t, Ending::Killed(status & 0x7f));
+            w.flush();
+        }
+        Ended::Vanished(None) => w.flush(),
+    }
+}
+
 /// Waits up to `timeout` for the link to become readable (closed); false once it has.
 fn wait_readable(link: i32, timeout: Duration) -> bool {
     let mut p = libc::pollfd {
@@ -440,24 +480,34 @@ enum Image {
     Ours,
     /// A live process with another address space: the program exec'd.
     Other,
-    /// Nothing (exited, exiting: no address space left, or a zombie).
-    Gone,
+    /// Nothing (exited, exiting: no address space left, or a zombie), with its wait status
+    /// while the kernel still shows it (`exit_code` in /proc/PID/stat, set as the exit
+    /// begins, before the address space and the descriptors go).
+    Gone(Option<i32>),
 }
 
 fn image(pid: u32, s: &Shared) -> Image {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Image::Gone;
+        return Image::Gone(None);
     };
-    let state = stat
+    // Fields after the command's closing parenthesis: the state is field 3, exit_code 52.
+    let fields: Vec<&str> = stat
         .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let state = fields.first().and_then(|f| f.chars().next());
+    // 0 is also what a reader without permission gets: unknown, not "exited 0".
+    let status = fields
+        .get(52 - 3)
+        .and_then(|f| f.parse::<i32>().ok())
+        .filter(|&st| st != 0);
     if matches!(state, None | Some('Z' | 'X' | 'x')) {
-        return Image::Gone;
+        return Image::Gone(status);
     }
     let at = format!("{:x}-", s as *const Shared as usize);
     match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
         Ok(m) if m.lines().any(|l| l.starts_with(&at)) => Image::Ours,
-        Ok(m) if m.is_empty() => Image::Gone,
+        Ok(m) if m.is_empty() => Image::Gone(status),
         // Unreadable maps: a set-uid image the process exec'd into.
         _ => Image::Other,
     }
@@ -478,7 +528,7 @@ fn poll_until_gone(w: &mut Writer, s: &Shared, pid: u32, flush_every: Duration) 
             match image(pid, s) {
                 Image::Ours => {}
                 Image::Other => return told(s, pid).unwrap_or(Ended::Execd),
-                Image::Gone => return told(s, pid).unwrap_or(Ended::Vanished),
+                Image::Gone(status) => return told(s, pid).unwrap_or(Ended::Vanished(status)),
             }
             w.flush();
         }

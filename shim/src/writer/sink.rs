@@ -200,6 +200,30 @@ impl Sink {
         };
     }
 
+    /// Closes the trace and removes it, if the path still names our file (someone may have
+    /// replaced it meanwhile: that file stays).
+    pub fn discard(&mut self) {
+        if self.fd < 0 {
+            return;
+        }
+        // SAFETY: fstat on our descriptor, lstat on a NUL-terminated path, into zeroed
+        // structs; the descriptor is ours to close.
+        unsafe {
+            let (mut ours, mut there): (libc::stat, libc::stat) =
+                (std::mem::zeroed(), std::mem::zeroed());
+            if let Some(c) = cstr(&self.path) {
+                if libc::fstat(self.fd, &mut ours) == 0
+                    && libc::lstat(c.as_ptr(), &mut there) == 0
+                    && (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino)
+                {
+                    libc::unlink(c.as_ptr());
+                }
+            }
+            libc::close(self.fd);
+        }
+        self.fd = -1;
+    }
+
     /// Whether someone deleted the trace while it was written.
     pub fn deleted(&self) -> bool {
         if self.fd < 0 {
