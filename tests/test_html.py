@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from browser import Browser
-from harness import BUILD, OWN, PYTHONS, RPROF, interpreters, require
+from harness import BUILD, OWN, PYTHONS, RPROF, interpreters, report_json, require
 
 WORKLOAD = OWN / "html_markup.py"
 SCRIPT_LINE, IMG_LINE = 14, 21   # the hot lines whose source holds markup (see the workload)
@@ -174,4 +174,20 @@ def test_leaks_and_the_footprint_are_shown(tmp_path, browser):
     assert float(leaks[0][2]) > 0 and leaks[0][3].endswith("%"), leaks
     assert "LEAKED.append" in leaks[0][4]
     assert b.js("document.querySelectorAll('#footprint .peak').length") == 1
+    assert b.errors == [], f"console errors: {b.errors}"
+
+
+def test_advice_is_shown(tmp_path, browser):
+    """The page lists the hints the JSON report gives (issue 13), as text: the project's
+    copy of seed_techniques.py gets the string-concatenation rule on its hot line."""
+    page = page_of(PYTHONS["system-3.11"], tmp_path, OWN / "seed_techniques.py")
+    data = report_json(tmp_path / "html.trace")
+    want = sorted((h["file"].rsplit("/", 1)[-1] + ":" + str(h["lineno"]), h["rule"]) for h in data["rprof"]["advice"])
+    assert any(rule == "str-concat-loop" for _, rule in want), want
+    b = browser
+    b.errors.clear()
+    b.open(page)
+    rows = b.js("[...document.querySelectorAll('#advice-table tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))")
+    assert sorted((r[0].rsplit("/", 1)[-1], r[1]) for r in rows) == want, rows
+    assert all(r[4] for r in rows), rows
     assert b.errors == [], f"console errors: {b.errors}"

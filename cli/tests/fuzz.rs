@@ -183,7 +183,7 @@ fn report(data: &[u8]) -> Option<Profile> {
     );
     check_scalene_schema(&serde_json::from_str(&scalene_json::render(&p, &src, &advice)).unwrap());
     // Whatever the names hold, the page has its own two script elements and no other.
-    let page = html::render(&p, &src, &opts);
+    let page = html::render(&p, &src, &opts, &advice);
     assert_eq!(page.matches("<script").count(), 2);
     Some(p)
 }

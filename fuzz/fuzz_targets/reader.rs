@@ -61,6 +61,6 @@ fuzz_target!(|input: &[u8]| {
     assert!(!t.contains('\u{1b}'), "escape sequences reach the terminal");
     let json = scalene_json::render(&p, &src, &advice);
     serde_json::from_str::<serde_json::Value>(&json).expect("the JSON report parses");
-    let page = html::render(&p, &src, &opts);
+    let page = html::render(&p, &src, &opts, &advice);
     assert_eq!(page.matches("<script").count(), 2, "names reach the page as markup");
 });

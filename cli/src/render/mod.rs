@@ -25,7 +25,7 @@ pub fn render(format: Format, p: &Profile, src: &Sources, opts: &ReportOptions) 
     match format {
         Format::Text => text::render(p, src, opts, &advice),
         Format::ScaleneJson => scalene_json::render(p, src, &advice),
-        Format::Html => html::render(p, src, opts),
+        Format::Html => html::render(p, src, opts, &advice),
     }
 }
 

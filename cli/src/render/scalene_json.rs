@@ -349,7 +349,7 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
 }
 
 /// `rprof.advice`: one object per hint (docs/ADVICE.md).
-fn advice_json(advice: &Advice) -> Value {
+pub(crate) fn advice_json(advice: &Advice) -> Value {
     let hints = advice.hints.iter().map(|h| {
         json!({
             "file": h.file,

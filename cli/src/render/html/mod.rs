@@ -15,7 +15,8 @@
 mod flame;
 
 use super::text::{command_line, layout::clean};
-use super::Shown;
+use super::{scalene_json, Shown};
+use crate::advice::Advice;
 use crate::model::figures::{mib, mib_f64, python_version, secs};
 use crate::model::{FileProfile, LineProfile, Memory, Profile, Times};
 use crate::report::ReportOptions;
@@ -29,8 +30,8 @@ const SCRIPT: &str = include_str!("page.js");
 /// Nodes of the flame graph's tree at most.
 pub const MAX_NODES: usize = 100_000;
 
-pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions) -> String {
-    let data = document(p, src, opts);
+pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> String {
+    let data = document(p, src, opts, advice);
     let json = script_safe(&serde_json::to_string(&data).expect("plain JSON values serialize"));
     let mut page = String::with_capacity(json.len() + STYLE.len() + SCRIPT.len() + 1024);
     page.push_str(concat!(
@@ -88,9 +89,11 @@ struct Document {
     footprint: Value,
     threads: Vec<Value>,
     flame: flame::Flame,
+    /// The hints (`rprof.advice` in the JSON report); empty with `--no-advice`.
+    advice: Value,
 }
 
-fn document(p: &Profile, src: &Sources, opts: &ReportOptions) -> Document {
+fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> Document {
     let shown = Shown { p, opts };
     Document {
         run: run(p, src),
@@ -102,6 +105,7 @@ fn document(p: &Profile, src: &Sources, opts: &ReportOptions) -> Document {
         footprint: footprint(p, src),
         threads: threads(p),
         flame: flame::tree(p),
+        advice: scalene_json::advice_json(advice),
     }
 }
 

@@ -558,6 +558,27 @@
       sortedTable(cols, () => ({ list: rows.slice(), sortable: true, render }), { key: 4, dir: -1 }, "thread-table")));
     return s;
   }
+  function adviceSection() {
+    const s = el("section", { id: "advice" }, el("h2", {}, "Advice"));
+    if (!D.advice.length) {
+      s.appendChild(el("p", { class: "muted", id: "no-advice" }, "No hot line matches a known slow pattern."));
+      return s;
+    }
+    const rows = D.advice.map((h, i) => ({ h, order: i }));
+    const cols = [
+      { name: "Where", cls: "name", key: (r) => r.h.file + r.h.lineno, asc: true, cell: (r) => where(r.h.file, r.h.lineno) },
+      { name: "Rule", cls: "name", key: (r) => r.h.rule, asc: true, cell: (r) => r.h.rule },
+      { name: "CPU", key: (r) => r.h.cpu_percent, cell: (r) => pct(r.h.cpu_percent) },
+      { name: "Alloc MiB", key: (r) => r.h.alloc_mb, cell: (r) => mib(r.h.alloc_mb) },
+      { name: "Advice", cls: "src", cell: (r) => el("div", {}, el("div", {}, r.h.message),
+        el("pre", { class: "example" }, r.h.example),
+        r.h.estimated_saving ? el("div", { class: "muted" }, "Estimate: " + r.h.estimated_saving) : "") },
+    ];
+    const render = (r) => el("tr", {}, cols.map((c) => el("td", { class: c.cls || null }, c.cell(r))));
+    s.appendChild(el("div", { class: "scroll" },
+      sortedTable(cols, () => ({ list: rows.slice(), sortable: true, render }), { key: 2, dir: -1 }, "advice-table")));
+    return s;
+  }
   function warningsSection() {
     const s = el("section", { id: "warnings" }, el("h2", {}, "Warnings"));
     if (!D.run.problems.length) s.appendChild(el("p", { class: "muted" }, "None."));
@@ -569,11 +590,12 @@
   window.rprof = { data: D };
   document.title = "rprof: " + D.run.command;
   const nav = el("nav", {}, [["#lines", "Lines"], ["#functions", "Functions"], ["#flame-graph", "Flame graph"],
-    ["#memory", "Memory"], ["#threads", "Threads"], ["#warnings", "Warnings (" + D.run.problems.length + ")"]]
+    ["#memory", "Memory"], ["#advice", "Advice (" + D.advice.length + ")"], ["#threads", "Threads"], ["#warnings", "Warnings (" + D.run.problems.length + ")"]]
     .map(([href, text]) => el("a", { href }, text)));
   const main = el("main", {});
   document.body.append(el("header", {}, el("h1", {}, "rprof report", el("span", { class: "cmd" }, D.run.command)), runInfo()),
     nav, main);
-  main.append(linesSection(), functionsSection(), flameSection(), memorySection(), threadsSection(), warningsSection());
+  main.append(linesSection(), functionsSection(), flameSection(), memorySection(), adviceSection(), threadsSection(),
+    warningsSection());
   window.rprof.flame.redraw();
 })();
