@@ -45,6 +45,8 @@ pub struct RunArgs {
     pub lib: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportOptions,
+    #[command(flatten)]
+    pub exports: crate::report::ExportOptions,
     /// The command to profile and its arguments.
     #[arg(value_name = "CMD", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
@@ -252,6 +254,9 @@ fn report_trace(args: &RunArgs, trace: &Path, out: &mut String) {
         if let Err(e) = report::write_output(Some(path), &render(format)) {
             eprintln!("rprof: cannot write {}: {e}", path.display());
         }
+    }
+    for e in args.exports.write(&profile) {
+        eprintln!("rprof: {e}");
     }
 }
 

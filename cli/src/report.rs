@@ -35,6 +35,53 @@ impl ReportOptions {
     }
 }
 
+/// The exports of the call stacks, written beside the report.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Also write the profile as gzipped pprof (profile.proto) to FILE, for `go tool pprof`,
+    /// Pyroscope and Parca.
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
+    /// Also write folded stacks weighted by sampled time (ns) to FILE, for flamegraph.pl,
+    /// inferno and speedscope.
+    #[arg(long, value_name = "FILE")]
+    pub collapsed: Option<PathBuf>,
+    /// Also write folded stacks weighted by bytes allocated to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub collapsed_memory: Option<PathBuf>,
+    /// Also write the profile in speedscope's JSON format to FILE (one profile per thread).
+    #[arg(long, value_name = "FILE")]
+    pub speedscope: Option<PathBuf>,
+}
+
+impl ExportOptions {
+    /// Writes every export asked for; returns the error of each one that could not be
+    /// written (the others are written regardless).
+    pub fn write(&self, p: &Profile) -> Vec<String> {
+        use crate::render::{export, Export};
+        let asked = [
+            (Export::Pprof, &self.pprof),
+            (Export::Collapsed, &self.collapsed),
+            (Export::CollapsedMemory, &self.collapsed_memory),
+            (Export::Speedscope, &self.speedscope),
+        ];
+        let mut errors = Vec::new();
+        for (what, path) in asked {
+            let Some(path) = path else { continue };
+            if what == Export::CollapsedMemory && !p.has_memory() {
+                errors.push(format!(
+                    "{}: memory was not profiled (run with --memory); writing an empty file",
+                    path.display()
+                ));
+            }
+            if let Err(e) = std::fs::write(path, export(what, p)) {
+                errors.push(format!("cannot write {}: {e}", path.display()));
+            }
+        }
+        errors
+    }
+}
+
 fn parse_percent(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
