@@ -61,7 +61,8 @@ def main(args):
     part("WORK", work, WORK_N * rounds)
     kept = part("ALLOC", allocate, keep_mib)
     print(json.dumps({"cpu": cpu, "keep_mib": keep_mib, "kept": len(kept)}))
+    return kept
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    KEPT = main(sys.argv[1:])  # live to the exit
