@@ -62,3 +62,21 @@ pub fn frame_name(p: &Profile, frame: usize) -> String {
     };
     name.replace(';', ":").replace(['\n', '\r'], " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_fold_root_first_with_their_weights() {
+        let p = crate::render::fixture::profile();
+        assert_eq!(
+            render(&p, Weight::Time),
+            "outer (a.py:3);inner (a.py:7) 40000000\nouter (a.py:2) 5000000\n"
+        );
+        assert_eq!(
+            render(&p, Weight::Allocated),
+            "outer (a.py:3);inner (a.py:7) 4096\n"
+        );
+    }
+}

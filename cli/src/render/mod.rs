@@ -5,6 +5,8 @@
 //! `rprof-report` and `rprof run` use.
 
 pub mod collapsed;
+#[cfg(test)]
+mod fixture;
 pub mod html;
 pub mod pprof;
 pub mod scalene_json;

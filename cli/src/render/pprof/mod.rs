@@ -275,8 +275,17 @@ fn label_str(st: &mut Strings, key: &str, s: &str) -> proto::Label {
 /// Whether a native function's file is its module (a shared object or an executable) and
 /// not a source file from debug info.
 fn is_module(file: &str) -> bool {
+    const SOURCES: [&str; 16] = [
+        "c", "h", "cc", "cpp", "cxx", "hh", "hpp", "hxx", "rs", "s", "S", "f", "f90", "go", "pyx",
+        "zig",
+    ];
     let base = file.rsplit('/').next().unwrap_or(file);
-    base.ends_with(".so") || base.contains(".so.") || !base.contains('.')
+    if base.ends_with(".so") || base.contains(".so.") {
+        return true;
+    }
+    !base
+        .rsplit_once('.')
+        .is_some_and(|(_, ext)| SOURCES.contains(&ext))
 }
 
 /// The offset in `module+0xOFFSET`, the name the shim gives a PC in a module it could
@@ -289,6 +298,62 @@ fn module_offset(name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn the_profile_decodes_with_the_models_totals_stacks_and_labels() {
+        let p = crate::render::fixture::profile();
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&render(&p)[..])
+            .read_to_end(&mut bytes)
+            .expect("gzip");
+        let pb = proto::Profile::decode(&bytes[..]).expect("profile.proto");
+        let s = |i: i64| pb.string_table[i as usize].as_str();
+        let types: Vec<String> = pb
+            .sample_type
+            .iter()
+            .map(|t| format!("{}/{}", s(t.r#type), s(t.unit)))
+            .collect();
+        assert_eq!(types[1], "cpu/nanoseconds");
+        assert_eq!(s(pb.default_sample_type), "cpu");
+        let column = |name: &str| types.iter().position(|t| t == name).expect(name);
+        let sum = |c: usize| pb.sample.iter().map(|x| x.value[c]).sum::<i64>();
+        assert_eq!(sum(column("cpu/nanoseconds")), 45_000_000);
+        assert_eq!(sum(column("cpu/nanoseconds")) as u64, p.total.total_ns());
+        assert_eq!(
+            sum(column("alloc_space/bytes")) as u64,
+            p.footprint.malloc_bytes
+        );
+        assert_eq!(sum(column("inuse_space/bytes")), 4096);
+        assert_eq!(pb.period, 10_000_000);
+        // The hot stack, innermost first, in each thread, labelled with it.
+        let names = |x: &proto::Sample| -> Vec<&str> {
+            x.location_id
+                .iter()
+                .map(|&l| {
+                    let loc = &pb.location[l as usize - 1];
+                    let f = &pb.function[loc.line[0].function_id as usize - 1];
+                    s(f.name)
+                })
+                .collect()
+        };
+        let threads: Vec<(&str, i64)> = pb
+            .sample
+            .iter()
+            .filter(|x| names(x) == ["inner", "outer"] && x.value[1] > 0)
+            .map(|x| {
+                let thread = x.label.iter().find(|l| s(l.key) == "thread").unwrap();
+                (s(thread.str), x.value[1])
+            })
+            .collect();
+        assert_eq!(threads, [("Main", 30_000_000), ("Worker", 10_000_000)]);
+        let inner = &pb.location[pb.sample[0].location_id[0] as usize - 1];
+        assert_eq!(inner.line[0].line, 7);
+        assert_eq!(
+            pb.function[inner.line[0].function_id as usize - 1].start_line,
+            6
+        );
+    }
 
     #[test]
     fn modules_and_offsets_are_told_from_sources() {
