@@ -247,3 +247,23 @@ def test_diff_states_mismatched_settings_and_refuses_other_clocks(before, tmp_pa
     for word in ("clock: cpu before, wall after", "sample rate", "memory is profiled in only one"):
         assert word in said, d["mismatches"]
     assert not d["memory_compared"]
+
+
+def test_pprof_native_frames_carry_their_module_and_offset(tmp_path):
+    """native_mix.py spends half its time in zlib, loaded after the shim: its frames are
+    named module+offset, which the export gives as a mapping and an address."""
+    require_go()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_")}
+    out = tmp_path / "native.pb.gz"
+    r = subprocess.run([str(RPROF), "run", "--cpu-only", "--hz", PROFILE_HZ, "--output-dir", str(tmp_path / "t"),
+                        "--pprof", str(out), PYTHON, str(OWN / "native_mix.py")], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    raw = subprocess.run([GO, "tool", "pprof", "-raw", str(out)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    assert raw.returncode == 0, raw.stderr
+    mappings = dict(re.findall(r"^(\d+): 0x0/0x0/0x0 (\S*libz\.so\S*)\s+\[FN\]", raw.stdout, re.M))
+    assert mappings, raw.stdout[-3000:]
+    [m] = mappings
+    located = re.findall(rf"^\s+\d+: 0x([0-9a-f]+) M={m} libz\S*\+0x([0-9a-f]+) ", raw.stdout, re.M)
+    assert located and all(int(a, 16) == int(o, 16) > 0 for a, o in located), raw.stdout[-3000:]
