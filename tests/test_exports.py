@@ -158,6 +158,12 @@ def test_folded_stacks_hold_the_chain_and_the_reports_totals(before):
     assert cpu[0][0][-1] == f"leaf ({WORKLOAD}:{marker_line('LEAF')})"
     mem = folded(before.files["collapsed-memory"])
     assert abs(sum(n for _, n in mem) / MIB - before.alloc_mib) < 0.051 + 0.001 * before.alloc_mib
+    # rprof-report writes the same exports from the trace as `rprof run` did.
+    again = before.dir / "again.folded"
+    r = subprocess.run([str(REPORT), str(before.trace), "--collapsed", str(again)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert again.read_text() == before.files["collapsed"].read_text()
 
 
 def test_speedscope_file_satisfies_the_schema_and_names_the_hot_frames(before):

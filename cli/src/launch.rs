@@ -255,7 +255,11 @@ fn report_trace(args: &RunArgs, trace: &Path, out: &mut String) {
             eprintln!("rprof: cannot write {}: {e}", path.display());
         }
     }
-    for e in args.exports.write(&profile) {
+    let problems = args.exports.write(&profile);
+    for w in problems.warnings {
+        eprintln!("rprof: warning: {w}");
+    }
+    for e in problems.errors {
         eprintln!("rprof: {e}");
     }
 }

@@ -54,10 +54,17 @@ pub struct ExportOptions {
     pub speedscope: Option<PathBuf>,
 }
 
+/// What writing the exports found: warnings (an export written but of little use) and
+/// errors (an export not written).
+#[derive(Debug, Default)]
+pub struct ExportProblems {
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+}
+
 impl ExportOptions {
-    /// Writes every export asked for; returns the error of each one that could not be
-    /// written (the others are written regardless).
-    pub fn write(&self, p: &Profile) -> Vec<String> {
+    /// Writes every export asked for; one that cannot be written does not stop the others.
+    pub fn write(&self, p: &Profile) -> ExportProblems {
         use crate::render::{export, Export};
         let asked = [
             (Export::Pprof, &self.pprof),
@@ -65,20 +72,22 @@ impl ExportOptions {
             (Export::CollapsedMemory, &self.collapsed_memory),
             (Export::Speedscope, &self.speedscope),
         ];
-        let mut errors = Vec::new();
+        let mut problems = ExportProblems::default();
         for (what, path) in asked {
             let Some(path) = path else { continue };
             if what == Export::CollapsedMemory && !p.has_memory() {
-                errors.push(format!(
-                    "{}: memory was not profiled (run with --memory); writing an empty file",
+                problems.warnings.push(format!(
+                    "{}: memory was not profiled (run with --memory), so it holds no stack",
                     path.display()
                 ));
             }
             if let Err(e) = std::fs::write(path, export(what, p)) {
-                errors.push(format!("cannot write {}: {e}", path.display()));
+                problems
+                    .errors
+                    .push(format!("cannot write {}: {e}", path.display()));
             }
         }
-        errors
+        problems
     }
 }
 

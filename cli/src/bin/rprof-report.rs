@@ -95,8 +95,12 @@ fn run_report(cli: &Cli) -> ExitCode {
         Format::Text
     };
     let mut code = ExitCode::SUCCESS;
-    for e in cli.exports.write(&profile) {
-        eprintln!("rprof-report: {e}");
+    let problems = cli.exports.write(&profile);
+    for w in problems.warnings {
+        eprintln!("rprof-report: warning: {w}");
+    }
+    for e in problems.errors {
+        eprintln!("rprof-report: error: {e}");
         code = ExitCode::FAILURE;
     }
     let out = render::render(format, &profile, &sources, &cli.report);
