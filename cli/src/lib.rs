@@ -3,6 +3,7 @@
 //! profiler.
 
 pub mod advice;
+pub mod diff;
 pub mod launch;
 pub mod model;
 pub mod render;

@@ -35,6 +35,62 @@ impl ReportOptions {
     }
 }
 
+/// The exports of the call stacks, written beside the report.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// Also write the profile as gzipped pprof (profile.proto) to FILE, for `go tool pprof`,
+    /// Pyroscope and Parca.
+    #[arg(long, value_name = "FILE")]
+    pub pprof: Option<PathBuf>,
+    /// Also write folded stacks weighted by sampled time (ns) to FILE, for flamegraph.pl,
+    /// inferno and speedscope.
+    #[arg(long, value_name = "FILE")]
+    pub collapsed: Option<PathBuf>,
+    /// Also write folded stacks weighted by bytes allocated to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub collapsed_memory: Option<PathBuf>,
+    /// Also write the profile in speedscope's JSON format to FILE (one profile per thread).
+    #[arg(long, value_name = "FILE")]
+    pub speedscope: Option<PathBuf>,
+}
+
+/// What writing the exports found: warnings (an export written but of little use) and
+/// errors (an export not written).
+#[derive(Debug, Default)]
+pub struct ExportProblems {
+    pub warnings: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl ExportOptions {
+    /// Writes every export asked for; one that cannot be written does not stop the others.
+    pub fn write(&self, p: &Profile) -> ExportProblems {
+        use crate::render::{export, Export};
+        let asked = [
+            (Export::Pprof, &self.pprof),
+            (Export::Collapsed, &self.collapsed),
+            (Export::CollapsedMemory, &self.collapsed_memory),
+            (Export::Speedscope, &self.speedscope),
+        ];
+        let mut problems = ExportProblems::default();
+        for (what, path) in asked {
+            let Some(path) = path else { continue };
+            if what == Export::CollapsedMemory && !p.has_memory() {
+                problems.warnings.push(format!(
+                    "{}: memory was not profiled (run with --memory), so it holds no stack",
+                    path.display()
+                ));
+            }
+            if let Err(e) = std::fs::write(path, export(what, p)) {
+                problems
+                    .errors
+                    .push(format!("cannot write {}: {e}", path.display()));
+            }
+        }
+        problems
+    }
+}
+
 fn parse_percent(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),

@@ -61,6 +61,8 @@ pub struct RunArgs {
     pub lib: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportOptions,
+    #[command(flatten)]
+    pub exports: crate::report::ExportOptions,
     /// The command to profile and its arguments.
     #[arg(value_name = "CMD", required = true, trailing_var_arg = true)]
     pub command: Vec<OsString>,
@@ -401,6 +403,13 @@ fn report_trace(
         if let Err(e) = report::write_output(Some(file), &render(format)) {
             eprintln!("rprof: cannot write {}: {e}", file.display());
         }
+    }
+    let problems = args.exports.write(&profile);
+    for w in problems.warnings {
+        eprintln!("rprof: warning: {w}");
+    }
+    for e in problems.errors {
+        eprintln!("rprof: {e}");
     }
     full
 }

@@ -561,6 +561,7 @@ fn build_stacks(
                     memory: StackMemory {
                         malloc_bytes: m.malloc_bytes,
                         python_bytes: m.python_bytes,
+                        mallocs: m.mallocs.round() as u64,
                         alloc_samples: m.allocs,
                         copy_bytes: m.copy_bytes,
                         peak_live_bytes: peak_live,

@@ -2,6 +2,7 @@
 //! numbers: shares, MiB, the Python fraction, rates.
 
 use super::types::{Footprint, Memory, Profile};
+use rprof_format::{mode, Clock, Header};
 
 /// Bytes in a MiB (Scalene's "MB": `BYTES_PER_MB` is 2^20).
 pub const MIB: f64 = (1u64 << 20) as f64;
@@ -54,6 +55,31 @@ pub fn python_version(hex: u32) -> Option<String> {
         _ => String::new(),
     };
     Some(format!("{major}.{minor}.{micro}{level}"))
+}
+
+/// The sampling clock's name ("cpu", "wall"), or "clock N" for one this reader does not know.
+pub fn clock_name(h: &Header) -> String {
+    Clock::from_u8(h.clock).map_or_else(|| format!("clock {}", h.clock), |c| c.name().into())
+}
+
+/// The modes switched on, as `RPROF_MODE` spells them ("cpu,memory").
+pub fn mode_names(modes: u32) -> String {
+    let names = [
+        (mode::CPU, "cpu"),
+        (mode::MEMORY, "memory"),
+        (mode::COPY, "copy"),
+        (mode::GPU, "gpu"),
+    ];
+    let on: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| modes & bit != 0)
+        .map(|&(_, name)| name)
+        .collect();
+    if on.is_empty() {
+        "none".into()
+    } else {
+        on.join(",")
+    }
 }
 
 impl Memory {

@@ -268,6 +268,8 @@ pub struct StackMemory {
     /// Bytes allocated, and the part the Python allocator served.
     pub malloc_bytes: u64,
     pub python_bytes: u64,
+    /// Allocations, estimated as [`Memory::mallocs`] is (pprof's `alloc_objects`).
+    pub mallocs: u64,
     pub alloc_samples: u64,
     pub copy_bytes: u64,
     /// Live bytes from this stack when the process's estimated live total was at its peak

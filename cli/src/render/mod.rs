@@ -1,9 +1,16 @@
 //! The renderers, each reading the one [`Profile`]: the terminal report ([`text`]),
-//! Scalene-compatible JSON ([`scalene_json`]) and a self-contained HTML page ([`html`]).
-//! [`render`] is the one dispatch both `rprof-report` and `rprof run` use.
+//! Scalene-compatible JSON ([`scalene_json`]) and a self-contained HTML page ([`html`]);
+//! and the exports for other tools: pprof ([`pprof`]), folded stacks ([`collapsed`]) and
+//! speedscope ([`speedscope`]). [`render`] and [`export`] are the dispatches both
+//! `rprof-report` and `rprof run` use.
 
+pub mod collapsed;
+#[cfg(test)]
+mod fixture;
 pub mod html;
+pub mod pprof;
 pub mod scalene_json;
+pub mod speedscope;
 pub mod text;
 
 use crate::model::figures::percent;
@@ -26,6 +33,25 @@ pub fn render(format: Format, p: &Profile, src: &Sources, opts: &ReportOptions) 
         Format::Text => text::render(p, src, opts, &advice),
         Format::ScaleneJson => scalene_json::render(p, src, &advice),
         Format::Html => html::render(p, src, opts, &advice),
+    }
+}
+
+/// An export of the profile's call stacks, for another tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Export {
+    Pprof,
+    Collapsed,
+    CollapsedMemory,
+    Speedscope,
+}
+
+/// The export of `p` as `export`, as bytes (pprof's is gzipped binary).
+pub fn export(export: Export, p: &Profile) -> Vec<u8> {
+    match export {
+        Export::Pprof => pprof::render(p),
+        Export::Collapsed => collapsed::render(p, collapsed::Weight::Time).into_bytes(),
+        Export::CollapsedMemory => collapsed::render(p, collapsed::Weight::Allocated).into_bytes(),
+        Export::Speedscope => speedscope::render(p).into_bytes(),
     }
 }
 
