@@ -46,10 +46,11 @@ class Run:
         assert proc.returncode == 0, f"rprof run failed ({proc.returncode}): {proc.stderr}"
         first = proc.stdout.splitlines()[0]
         self.truth = json.loads(first)          # the workload's own measurements
-        self.report = proc.stdout
+        # rprof run's report goes to stderr: stdout is the program's own.
+        self.report = proc.stderr
         # The report's own figures, which the exports must agree with.
-        self.sampled_s = float(re.search(r"^Sampled\s+([\d.]+) s of CPU", proc.stdout, re.M).group(1))
-        self.alloc_mib = float(re.search(r"Allocated ([\d.]+) MiB in all", proc.stdout).group(1))
+        self.sampled_s = float(re.search(r"^Sampled\s+([\d.]+) s of CPU", proc.stderr, re.M).group(1))
+        self.alloc_mib = float(re.search(r"Allocated ([\d.]+) MiB in all", proc.stderr).group(1))
         [self.trace] = self.traces.glob("rprof-*.trace")
         out = dir / "report.json"
         r = subprocess.run([str(REPORT), str(self.trace), "--json", "-o", str(out)], capture_output=True,
