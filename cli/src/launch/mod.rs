@@ -4,8 +4,10 @@
 //! report goes to the terminal (stderr) or to `--report FILE`. rprof exits with the
 //! program's own status (128+N when it died of signal N).
 
-mod forward;
+pub mod forward;
 mod processes;
+
+pub use processes::is_trace_name;
 
 use crate::render::{self, Format};
 use crate::report::{self, ReportOptions};
