@@ -23,9 +23,7 @@
 
 use super::accumulate::Accumulator;
 use super::types::{Profile, Times};
-use rprof_format::{
-    read_trace_from, Counters, End, Ending, FreeSample, Record, Trace, TraceError,
-};
+use rprof_format::{read_trace_from, Counters, End, Ending, FreeSample, Record, Trace, TraceError};
 use rustc_hash::FxHashMap;
 use std::io::Read;
 
@@ -187,7 +185,9 @@ pub fn select(rows: &[ProcessRow], pick: Pick) -> Selection {
                 let s = starts.entry(k).or_insert(u64::MAX);
                 *s = (*s).min(r.start_unix_ns);
             }
-            let latest = starts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
+            let latest = starts
+                .into_iter()
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)));
             latest.map(|(k, _)| k.to_owned())
         }
     };
@@ -436,11 +436,7 @@ fn carry_notes(merged: &mut Profile, rows: &[ProcessRow], profiles: &[Profile]) 
                 .warnings
                 .push(format!("{who}: its trace stops early: {why}"));
         }
-        for w in p
-            .warnings
-            .iter()
-            .filter(|w| w.starts_with("rprof warned"))
-        {
+        for w in p.warnings.iter().filter(|w| w.starts_with("rprof warned")) {
             merged.warnings.push(format!("{who}: {w}"));
         }
     }

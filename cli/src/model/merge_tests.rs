@@ -218,7 +218,11 @@ fn other_runs_are_left_out_and_said_why() {
     assert_eq!(first.merged, [0, 1]);
     assert_eq!(first.left_out.len(), 1);
     assert_eq!(first.left_out[0].0, 2);
-    assert!(first.left_out[0].1.contains("run r2"), "{:?}", first.left_out);
+    assert!(
+        first.left_out[0].1.contains("run r2"),
+        "{:?}",
+        first.left_out
+    );
     assert_eq!(select(&rows, Pick::Latest).merged, [2]);
     assert_eq!(select(&rows, Pick::Run("r1")).merged, [0, 1]);
 }
