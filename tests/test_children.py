@@ -38,8 +38,9 @@ def process_table(text):
     """{pid: (parent, row)} of the report's Processes table."""
     lines = text.splitlines()
     at = next(i for i, ln in enumerate(lines) if ln.startswith("Processes ("))
+    at = next(i for i in range(at, len(lines)) if lines[i].split()[:2] == ["PID", "Parent"])
     rows = {}
-    for ln in lines[at + 2:]:
+    for ln in lines[at + 1:]:
         if not ln.strip():
             break
         pid, parent = ln.split()[:2]
@@ -216,6 +217,34 @@ def test_prefork_server_stops_as_without_rprof(tmp_path):
         assert t.ppid == roots[0].pid and t.ending == ("signal", signal.SIGTERM) and t.end_record, t
     assert sum(t.cpu_samples for t in workers) > 0, workers
     assert "killed (or crashed)" not in profiled[3]
+    # One report of the whole server: its table lists the server and its workers.
+    assert len([ln for ln in profiled[3].splitlines() if ln.startswith("Program ")]) == 1, profiled[3]
+    listed = process_table(profiled[3])
+    assert set(listed) == set(by_pid), profiled[3]
+    assert all(listed[t.pid][0] == roots[0].pid for t in workers), profiled[3]
+
+
+def test_other_runs_in_a_directory_are_left_out(tmp_path):
+    """Two runs' traces in one directory: rprof-report DIR reports the latest run, merged,
+    and names the other run's traces as left out; naming traces picks the first one's run."""
+    (tmp_path / "dir").mkdir()
+    env = shim_env(tmp_path, RPROF_OUTPUT=str(tmp_path / "dir"))
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([PY, "-c", FORKS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        runs.append({t.pid: t for t in traces.read_all(tmp_path / "dir").values()
+                     if all(t.pid not in r for r in runs)})
+    assert [len(r) for r in runs] == [2, 2], runs
+    first_trace = next(t.path for t in runs[0].values() if t.root)
+    others = [t.path for t in [*runs[0].values(), *runs[1].values()] if t.path != first_trace]
+    for mine, theirs, args in [(runs[1], runs[0], [tmp_path / "dir"]), (runs[0], runs[1], [first_trace, *others])]:
+        r = subprocess.run([REPORT, *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert set(process_table(r.stdout)) == set(mine), r.stdout
+        left = r.stdout.split("Left out (2 traces given, not in this report)")[1]
+        assert all(str(t.path) in left for t in theirs.values()), left
+        assert not any(str(t.path) in left for t in mine.values()), left
 
 
 def test_pyenv_launcher_script_leaves_one_trace(tmp_path):

@@ -198,7 +198,20 @@ pub fn select(rows: &[ProcessRow], pick: Pick) -> Selection {
     let what = chosen.unwrap_or_default();
     let left_out = (0..rows.len())
         .filter(|i| !merged.contains(i))
-        .map(|i| (i, format!("of another run ({}), not {what}", keys[i])))
+        .map(|i| {
+            let hint = rows[i]
+                .run
+                .as_ref()
+                .map(|r| format!("; rprof-report --run {r} reports that one"))
+                .unwrap_or_default();
+            (
+                i,
+                format!(
+                    "of another run: {} (this report is of {what}{hint})",
+                    keys[i]
+                ),
+            )
+        })
         .collect();
     Selection { merged, left_out }
 }
@@ -261,7 +274,7 @@ pub fn merge<R: Read, E>(
         let shift = row.start_unix_ns - start;
         let t = |t_ns: u64| t_ns.saturating_add(shift);
         let mut ids = Renumber::default();
-        let mut had_counters = false;
+        let mut last_counters: Option<Counters> = None;
         let src = open(i).map_err(MergeError::Open)?;
         let trace = read_trace_from(src, |r| {
             let r = match r {
@@ -309,7 +322,9 @@ pub fn merge<R: Read, E>(
                 Record::Counters(mut c) => {
                     c.t_ns = t(c.t_ns);
                     counters.push((c.t_ns, i, c));
-                    had_counters = true;
+                    if last_counters.is_none_or(|l| l.t_ns <= c.t_ns) {
+                        last_counters = Some(c);
+                    }
                     return;
                 }
                 Record::Alloc(mut a) => {
@@ -361,12 +376,15 @@ pub fn merge<R: Read, E>(
         for addr in live {
             acc.visit(Record::Free(FreeSample { t_ns: gone, addr }));
         }
-        if had_counters {
-            let none = Counters {
-                t_ns: gone,
-                ..Counters::default()
+        // Nothing live any more; what it allocated in all stays counted.
+        if let Some(last) = last_counters {
+            let gone = Counters {
+                t_ns: gone.max(last.t_ns),
+                live_bytes: 0,
+                python_live_bytes: 0,
+                ..last
             };
-            counters.push((gone, i, none));
+            counters.push((gone.t_ns, i, gone));
         }
     }
     for c in summed(counters, rows.len()) {
@@ -392,7 +410,9 @@ pub fn merge<R: Read, E>(
 
 /// The run's counters: at each process's record, the sum over processes of their latest
 /// figures (a process that has ended counts for nothing). Its peak is the highest sum at
-/// those moments.
+/// those moments, where the process whose record it is counts at its own peak when that
+/// rose since its previous record (it was reached in between, when the others held about
+/// what they hold now): so the run's peak is never below any one process's.
 fn summed(mut counters: Vec<(u64, usize, Counters)>, processes: usize) -> Vec<Counters> {
     counters.sort_by_key(|&(t, i, _)| (t, i));
     let mut latest = vec![Counters::default(); processes];
@@ -400,6 +420,12 @@ fn summed(mut counters: Vec<(u64, usize, Counters)>, processes: usize) -> Vec<Co
     counters
         .into_iter()
         .map(|(t_ns, i, c)| {
+            let rose = c.peak_live_bytes > latest[i].peak_live_bytes;
+            let own_peak = if rose {
+                c.peak_live_bytes
+            } else {
+                c.live_bytes
+            };
             latest[i] = c;
             let mut sum = Counters {
                 t_ns,
@@ -412,7 +438,8 @@ fn summed(mut counters: Vec<(u64, usize, Counters)>, processes: usize) -> Vec<Co
                 sum.live_bytes = sum.live_bytes.saturating_add(l.live_bytes);
                 sum.python_live_bytes = sum.python_live_bytes.saturating_add(l.python_live_bytes);
             }
-            peak = peak.max(sum.live_bytes);
+            let at_peak = sum.live_bytes - c.live_bytes.min(sum.live_bytes) + own_peak;
+            peak = peak.max(sum.live_bytes).max(at_peak);
             sum.peak_live_bytes = peak;
             sum
         })

@@ -3,8 +3,8 @@
 use super::*;
 use crate::model::aggregate;
 use rprof_format::{
-    encode_header, AllocSample, CpuSample, Domain, Encoder, Exec, Exit, Frame, FuncKind, Header,
-    Process,
+    encode_header, AllocSample, Counters, CpuSample, Domain, Encoder, Exec, Exit, Frame, FuncKind,
+    Header, Process,
 };
 
 const MS: u64 = 1_000_000;
@@ -26,6 +26,11 @@ struct Spec {
 }
 
 fn trace(s: &Spec) -> Vec<u8> {
+    trace_with(s, Vec::new())
+}
+
+/// The same, with `extra` records before its end.
+fn trace_with(s: &Spec, extra: Vec<Record>) -> Vec<u8> {
     let header = Header {
         pid: s.pid,
         ppid: s.ppid,
@@ -89,6 +94,7 @@ fn trace(s: &Spec) -> Vec<u8> {
         weight: s.alloc_bytes,
         domain: Domain::Native,
     }));
+    recs.extend(extra);
     recs.push(Record::Exit(Exit {
         t_ns: s.end_ms * MS,
         how: Ending::Exited(0),
@@ -259,4 +265,35 @@ fn traces_without_a_run_are_grouped_by_their_parent_chain() {
     assert_eq!(s.merged, [0, 2, 1]);
     assert_eq!(s.left_out.len(), 1);
     assert!(s.left_out[0].1.contains("pid 300"), "{:?}", s.left_out);
+}
+
+#[test]
+fn the_exact_peak_is_never_below_one_process_s_own() {
+    let counters = |t_ms: u64, live: u64, peak: u64| {
+        Record::Counters(Counters {
+            t_ns: t_ms * MS,
+            allocs: live / 100,
+            live_bytes: live,
+            peak_live_bytes: peak,
+            ..Counters::default()
+        })
+    };
+    // The parent peaked at 5000 between its records; the worker holds 3000 at 20 ms.
+    let parent = trace_with(
+        &spec(100, 1, 0, "r1", true),
+        vec![counters(10, 1000, 5000), counters(30, 1000, 5000)],
+    );
+    let worker = trace_with(
+        &spec(101, 100, 0, "r1", false),
+        vec![counters(20, 3000, 3000)],
+    );
+    let (m, each) = merged(&[parent, worker]);
+    assert_eq!(each[0].footprint.max_bytes, 5000);
+    // At 20 ms the run holds 1000 + 3000; the parent's own peak before 10 ms, with nothing
+    // else live, is the run's.
+    assert_eq!(m.footprint.max_bytes, 5000);
+    assert_eq!(m.footprint.max_ns, 10 * MS);
+    // Once both have ended nothing is live; their allocations stay counted.
+    let last = m.counters.unwrap();
+    assert_eq!((last.live_bytes, last.allocs), (0, 10 + 30));
 }

@@ -8,11 +8,15 @@ pub fn table(out: &mut Out, p: &Profile) {
     if !p.processes.is_empty() {
         let total = p.total.share_base();
         out.blank();
-        out.line(&format!(
-            "Processes ({} merged into this report: lines, functions, threads and memory are \
-             summed over them; shares are of the whole run)",
-            p.processes.len()
-        ));
+        out.wrap(
+            &format!(
+                "Processes ({} merged into this report: lines, functions, threads and memory \
+                 are summed over them; shares are of the whole run)",
+                p.processes.len()
+            ),
+            "",
+            "  ",
+        );
         out.line(
             "       PID   Parent   Share  Peak MiB  How it ended                      Command",
         );
