@@ -58,7 +58,8 @@ impl fmt::Display for LoadError {
             LoadError::Trace(p, e) => write!(f, "{}: {e}", p.display()),
             LoadError::NoTraces(p) => write!(
                 f,
-                "{}: no traces in this directory (rprof names them rprof-PID.trace)",
+                "cannot read {}: no traces in this directory (rprof names them \
+                 rprof-PID.trace)",
                 p.display()
             ),
         }
