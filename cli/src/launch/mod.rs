@@ -4,9 +4,10 @@
 //! report goes to the terminal (stderr) or to `--report FILE`. rprof exits with the
 //! program's own status (128+N when it died of signal N).
 
-pub mod forward;
+mod forward;
 mod processes;
 
+pub use forward::signal_name;
 pub use processes::is_trace_name;
 
 use crate::render::{self, Format};

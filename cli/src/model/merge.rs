@@ -61,7 +61,7 @@ pub enum Ended {
 
 impl Ended {
     pub fn describe(&self) -> String {
-        use crate::launch::forward::signal_name;
+        use crate::launch::signal_name;
         match self {
             Ended::Exited(c) => format!("exited with status {c}"),
             Ended::Signaled(s) => format!("ended by {}", signal_name(*s)),
