@@ -352,7 +352,8 @@ const FAILED_TO_START_NS: u64 = 100_000_000;
 
 /// Appends the report of the run (the command's trace first, then the other processes'
 /// traces, merged into one) to `out`, and writes the other formats asked for. A command that was never sampled, or failed within a tenth of a second of CPU (a
-/// missing script, a bad option), gets one paragraph instead of a table of its start-up.
+/// missing script, a bad option) without starting other processes, gets one paragraph
+/// instead of a table of its start-up.
 /// Returns whether the full report was given.
 fn report_trace(
     args: &RunArgs,
@@ -383,7 +384,7 @@ fn report_trace(
             path.display()
         ));
         false
-    } else if !status.success() && cpu_ns < FAILED_TO_START_NS {
+    } else if !status.success() && cpu_ns < FAILED_TO_START_NS && paths.len() == 1 {
         out.push_str(&format!(
             "rprof: {} {} after {:.2} s and {:.3} s of CPU time ({} samples), too soon to \
              profile more than its start-up: there is nothing to report. The trace is {} \
