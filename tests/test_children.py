@@ -1,6 +1,7 @@
 """Process trees: every process of a run writes a trace of its own into the run's
 directory, naming its parent, its command line and its run, and saying how it ended; the
 helpers a command runs on its way (launcher scripts) leave none."""
+import json
 import os
 import signal
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 import traces
 import truth
-from harness import OWN, PYTHONS, RPROF, SHIM, report, require, shim_env
+from harness import OWN, PYTHONS, REPORT, RPROF, SHIM, cpu_share, file_lines, report, report_json, require, shim_env
 
 PY = PYTHONS["pyenv-3.11.7"]
 POOL = OWN / "pool.py"
@@ -27,10 +28,24 @@ def rprof_env(**extra):
     return env
 
 
-def rprof_run(tmp_path, *argv, timeout=120, **env):
+def rprof_run(tmp_path, *argv, timeout=120, opts=(), **env):
     require(RPROF, SHIM)
-    return subprocess.run([RPROF, "run", "--output-dir", tmp_path / "traces", "--", *map(str, argv)], cwd=tmp_path,
-                          env=rprof_env(**env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([RPROF, "run", "--output-dir", tmp_path / "traces", *opts, "--", *map(str, argv)],
+                          cwd=tmp_path, env=rprof_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+def process_table(text):
+    """{pid: (parent, row)} of the report's Processes table."""
+    lines = text.splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("Processes ("))
+    at = next(i for i in range(at, len(lines)) if lines[i].split()[:2] == ["PID", "Parent"])
+    rows = {}
+    for ln in lines[at + 1:]:
+        if not ln.strip():
+            break
+        pid, parent = ln.split()[:2]
+        rows[int(pid)] = (int(parent), ln)
+    return rows
 
 
 def pool_pids(stdout):
@@ -52,11 +67,15 @@ def test_pool_processes_each_have_a_trace(method, ending, tmp_path):
     trace of the same run, the workers naming the process that started them (the parent,
     or the forkserver), and every trace says how its process ended: workers ended by
     Pool.terminate() by SIGTERM, and are not reported as killed."""
-    proc = rprof_run(tmp_path, PY, POOL, method, ending)
+    # CPU mode, as accuracy is measured, and a longer run for the shares checked (rprof's
+    # fixed cost per process, which no sample sees, weighs less).
+    scale = 4 if ending == "close" else 1
+    proc = rprof_run(tmp_path, PY, POOL, method, ending, scale, opts=["--hz", "1000", "--cpu-only", "--json",
+                                                                      tmp_path / "run.json"])
     assert proc.returncode == 0, proc.stderr
-    # The run measured its own truth for the lines its header names (merged reports
-    # will be held to it).
-    assert {h.lineno for h in truth.ground_truth(POOL, PY, proc.stdout)} == {28, 34}
+    # The run measured its own truth for the lines its header names.
+    hot = truth.ground_truth(POOL, PY, proc.stdout)
+    assert {h.lineno for h in hot} == {29, 35}
     parent, workers = pool_pids(proc.stdout)
     assert len(workers) == 2, proc.stdout
     by_pid = traces.read_all(tmp_path / "traces")
@@ -79,13 +98,51 @@ def test_pool_processes_each_have_a_trace(method, ending, tmp_path):
             assert_not_reported_killed(t.path)
     if method == "spawn":
         assert all("spawn_main" in " ".join(by_pid[p].argv) for p in workers), [by_pid[p].argv for p in workers]
-    # rprof run reports the parent and lists the others, each with how it ended.
-    assert f"Other processes of this run ({len(by_pid) - 1})" in proc.stderr, proc.stderr
-    listed = {int(row.split()[0]): row for row in proc.stderr.splitlines() if row.strip().endswith(".trace")
-              and row.split()[0].isdigit()}
-    assert set(listed) == set(by_pid) - {parent}, proc.stderr
+    # rprof run prints one report of the whole run, whose table lists every process with
+    # its parent and how it ended.
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("Program ")], proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("Program ")]) == 1, proc.stderr
+    listed = process_table(proc.stderr)
+    assert set(listed) == set(by_pid), proc.stderr
+    assert listed[parent][0] == by_pid[parent].ppid, listed[parent]
     for pid in workers:
-        assert ("ended by SIGTERM (15)" if ending == "terminate" else "exited with status 0") in listed[pid]
+        assert listed[pid][0] == starter, listed[pid]
+        assert ("ended by SIGTERM (15)" if ending == "terminate" else "exited with status 0") in listed[pid][1]
+    merged = json.loads((tmp_path / "run.json").read_text())
+    assert {(p["pid"], p["ppid"]) for p in merged["rprof"]["processes"]} == {(t.pid, t.ppid) for t in by_pid.values()}
+    # Its totals are the sums of the per-process reports', its shares of the whole run's CPU.
+    each = [report_json(t.path) for t in by_pid.values()]
+    assert merged["rprof"]["samples"] == sum(e["rprof"]["samples"] for e in each)
+    assert merged["rprof"]["cpu_time_sec"] == pytest.approx(sum(e["rprof"]["cpu_time_sec"] for e in each), rel=1e-9)
+    # rprof-report of the run's directory is the same report.
+    again = subprocess.run([REPORT, tmp_path / "traces", "--json"], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["rprof"]["processes"] == merged["rprof"]["processes"]
+    if (method, ending) == ("fork", "close"):
+        assert_shares_near_truth(merged, hot, proc.stdout)
+
+
+def assert_shares_near_truth(merged, hot, stdout):
+    """The merged report's shares of the hot lines are within 3 points of those measured in
+    the run, of the whole run's CPU."""
+    lines = file_lines(merged, POOL)
+    for h in hot:
+        got = cpu_share(lines.get(h.lineno))
+        assert abs(got - h.measured_pct) <= 3, (h.lineno, got, h.measured_pct, stdout)
+
+
+@pytest.mark.xfail(reason="each process rprof profiles costs ~70 ms of CPU in the shim's start-up that no sample "
+                          "sees (python3 -c pass: 0.08 s unprofiled, 0.14 s profiled, 0.07 s sampled), so with "
+                          "three spawned interpreters the run's sampled CPU is ~10% short of its measured total "
+                          "and the workers' line reads ~6 points high", strict=False)
+def test_spawn_pool_merged_shares(tmp_path):
+    """The spawn start method: the merged report's shares against the run's own truth."""
+    proc = rprof_run(tmp_path, PY, POOL, "spawn", "close", 4, opts=["--hz", "1000", "--cpu-only", "--json",
+                                                                     tmp_path / "run.json"])
+    assert proc.returncode == 0, proc.stderr
+    merged = json.loads((tmp_path / "run.json").read_text())
+    assert len(merged["rprof"]["processes"]) == 4, merged["rprof"]["processes"]
+    assert_shares_near_truth(merged, truth.ground_truth(POOL, PY, proc.stdout), proc.stdout)
 
 
 def http_get(port, path):
@@ -160,6 +217,34 @@ def test_prefork_server_stops_as_without_rprof(tmp_path):
         assert t.ppid == roots[0].pid and t.ending == ("signal", signal.SIGTERM) and t.end_record, t
     assert sum(t.cpu_samples for t in workers) > 0, workers
     assert "killed (or crashed)" not in profiled[3]
+    # One report of the whole server: its table lists the server and its workers.
+    assert len([ln for ln in profiled[3].splitlines() if ln.startswith("Program ")]) == 1, profiled[3]
+    listed = process_table(profiled[3])
+    assert set(listed) == set(by_pid), profiled[3]
+    assert all(listed[t.pid][0] == roots[0].pid for t in workers), profiled[3]
+
+
+def test_other_runs_in_a_directory_are_left_out(tmp_path):
+    """Two runs' traces in one directory: rprof-report DIR reports the latest run, merged,
+    and names the other run's traces as left out; naming traces picks the first one's run."""
+    (tmp_path / "dir").mkdir()
+    env = shim_env(tmp_path, RPROF_OUTPUT=str(tmp_path / "dir"))
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run([PY, "-c", FORKS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        runs.append({t.pid: t for t in traces.read_all(tmp_path / "dir").values()
+                     if all(t.pid not in r for r in runs)})
+    assert [len(r) for r in runs] == [2, 2], runs
+    first_trace = next(t.path for t in runs[0].values() if t.root)
+    others = [t.path for t in [*runs[0].values(), *runs[1].values()] if t.path != first_trace]
+    for mine, theirs, args in [(runs[1], runs[0], [tmp_path / "dir"]), (runs[0], runs[1], [first_trace, *others])]:
+        r = subprocess.run([REPORT, *args], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert set(process_table(r.stdout)) == set(mine), r.stdout
+        left = r.stdout.split("Left out (2 traces given, not in this report)")[1]
+        assert all(str(t.path) in left for t in theirs.values()), left
+        assert not any(str(t.path) in left for t in mine.values()), left
 
 
 def test_pyenv_launcher_script_leaves_one_trace(tmp_path):

@@ -1,5 +1,6 @@
 //! What both binaries share: report options, loading a trace file, writing a report out.
 
+use crate::model::merge::{self, Pick};
 use crate::model::{aggregate_from, Profile};
 use crate::trace_file::TraceFile;
 use rprof_format::TraceError;
@@ -103,6 +104,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 pub enum LoadError {
     Io(PathBuf, io::Error),
     Trace(PathBuf, TraceError),
+    NoTraces(PathBuf),
 }
 
 impl fmt::Display for LoadError {
@@ -110,6 +112,12 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Io(p, e) => write!(f, "cannot read {}: {e}", p.display()),
             LoadError::Trace(p, e) => write!(f, "{}: {e}", p.display()),
+            LoadError::NoTraces(p) => write!(
+                f,
+                "cannot read {}: no traces in this directory (rprof names them \
+                 rprof-PID.trace)",
+                p.display()
+            ),
         }
     }
 }
@@ -132,6 +140,106 @@ pub fn load(path: &Path) -> Result<Profile, LoadError> {
         ));
     }
     Ok(profile)
+}
+
+/// Reads the traces named (a directory stands for the traces in it) into one report of
+/// one run ([`merge`]): `pick` says which run, when they hold several (`None`: they are
+/// one run's already). A single trace gets its own report, as [`load`] gives it. Traces
+/// that cannot be read, or of other runs, are left out and listed in the report.
+pub fn load_many(paths: &[PathBuf], pick: Option<Pick>) -> Result<Profile, LoadError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p).map_err(|e| LoadError::Io(p.clone(), e))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .filter(|e| crate::launch::is_trace_name(&e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .collect();
+            if found.is_empty() {
+                return Err(LoadError::NoTraces(p.clone()));
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    if let [one] = &files[..] {
+        return load(one);
+    }
+    let (mut rows, mut profiles, mut paths_read) = (Vec::new(), Vec::new(), Vec::new());
+    let mut unreadable = Vec::new();
+    for path in files {
+        match load_process(&path) {
+            Ok((row, profile)) => {
+                rows.push(row);
+                profiles.push(profile);
+                paths_read.push(path);
+            }
+            Err(e) => unreadable.push((path, e)),
+        }
+    }
+    if rows.is_empty() {
+        return Err(unreadable.remove(0).1);
+    }
+    let selection = match pick {
+        Some(pick) => merge::select(&rows, pick),
+        None => {
+            let mut all: Vec<usize> = (0..rows.len()).collect();
+            all.sort_by_key(|&i| (rows[i].start_unix_ns, rows[i].pid));
+            merge::Selection {
+                merged: all,
+                left_out: Vec::new(),
+            }
+        }
+    };
+    let mut left_out: Vec<(String, String)> = unreadable
+        .into_iter()
+        .map(|(p, e)| (p.display().to_string(), format!("cannot be read: {e}")))
+        .collect();
+    for (i, why) in &selection.left_out {
+        left_out.push((paths_read[*i].display().to_string(), why.clone()));
+    }
+    let order = &selection.merged;
+    let mut taken: Vec<Option<_>> = rows.into_iter().zip(profiles).map(Some).collect();
+    let (rows, profiles): (Vec<_>, Vec<_>) = order
+        .iter()
+        .map(|&i| taken[i].take().expect("each index once"))
+        .unzip();
+    let paths: Vec<&PathBuf> = order.iter().map(|&i| &paths_read[i]).collect();
+    let mut profile = if let ([_], [_]) = (&rows[..], &profiles[..]) {
+        profiles.into_iter().next().expect("one")
+    } else {
+        merge::merge(rows, &profiles, |i| {
+            let path = paths[i];
+            TraceFile::open(path)
+                .map(TraceFile::into_reader)
+                .map_err(|e| LoadError::Io(path.clone(), e))
+        })
+        .map_err(|e| match e {
+            merge::MergeError::Open(e) => e,
+            merge::MergeError::Trace(i, e) => LoadError::Trace(paths[i].clone(), e),
+        })?
+    };
+    profile.left_out = left_out;
+    Ok(profile)
+}
+
+/// One trace's row and report, for a merge.
+fn load_process(path: &Path) -> Result<(merge::ProcessRow, Profile), LoadError> {
+    let io_error = |e| LoadError::Io(path.to_path_buf(), e);
+    let file = TraceFile::open(path).map_err(io_error)?;
+    let (row, mut profile) = merge::read_process(&path.display().to_string(), file.reader())
+        .map_err(|e| LoadError::Trace(path.to_path_buf(), e))?;
+    let now = file.size_now().map_err(io_error)?;
+    if now < file.size {
+        profile.damage.push(format!(
+            "the trace shrank from {} to {now} bytes while it was read",
+            file.size
+        ));
+    }
+    Ok((row, profile))
 }
 
 /// Writes `text` to `path`, or to standard output when there is none. A reader that

@@ -60,6 +60,11 @@ impl TraceFile {
         (&self.file).take(self.size)
     }
 
+    /// The same, owning the file.
+    pub fn into_reader(self) -> impl Read {
+        self.file.take(self.size)
+    }
+
     /// Takes a shared lock without waiting: false while a writer holds its exclusive one
     /// (the trace is still being written). The lock goes with the file.
     pub fn try_lock_shared(&self) -> bool {

@@ -356,9 +356,9 @@ fn json_has_scalenes_fields_and_the_same_numbers() {
     assert_eq!(
         r["threads"],
         serde_json::json!([
-            {"tid": 100, "name": "MainThread", "cpu_percent": 55.0, "samples": 4},
-            {"tid": 101, "name": "worker", "cpu_percent": 25.0, "samples": 2},
-            {"tid": 102, "name": null, "cpu_percent": 20.0, "samples": 1},
+            {"pid": 4242, "tid": 100, "name": "MainThread", "cpu_percent": 55.0, "samples": 4},
+            {"pid": 4242, "tid": 101, "name": "worker", "cpu_percent": 25.0, "samples": 2},
+            {"pid": 4242, "tid": 102, "name": null, "cpu_percent": 20.0, "samples": 1},
         ])
     );
     let inclusive: Vec<(&str, f64, f64)> = r["functions"]

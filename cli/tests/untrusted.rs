@@ -79,8 +79,10 @@ fn report(args: &[&str]) -> Run {
 /// rprof-report reading /dev/zero grew to 8 GB; it is refused before a byte is read.
 const MAX_RSS_KB: i64 = 200 * 1024;
 
-fn assert_refused(path: &Path, what: &str) {
-    let r = report(&[path.to_str().unwrap()]);
+/// `arg` given to rprof-report, `path` the file refused (the same, or a trace in directory
+/// `arg`).
+fn assert_refused(arg: &Path, path: &Path, what: &str) {
+    let r = report(&[arg.to_str().unwrap()]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert_eq!(
         r.stderr,
@@ -101,8 +103,16 @@ fn assert_refused(path: &Path, what: &str) {
 
 #[test]
 fn devices_are_refused_at_once_in_little_memory() {
-    assert_refused(Path::new("/dev/zero"), "a character device");
-    assert_refused(Path::new("/dev/urandom"), "a character device");
+    assert_refused(
+        Path::new("/dev/zero"),
+        Path::new("/dev/zero"),
+        "a character device",
+    );
+    assert_refused(
+        Path::new("/dev/urandom"),
+        Path::new("/dev/urandom"),
+        "a character device",
+    );
 }
 
 fn mkfifo(path: &Path) {
@@ -112,12 +122,13 @@ fn mkfifo(path: &Path) {
 }
 
 #[test]
-fn a_fifo_without_writer_and_a_directory_are_refused_without_blocking() {
+fn a_fifo_without_writer_is_refused_without_blocking_named_or_in_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("rprof-1.trace");
     mkfifo(&fifo);
-    assert_refused(&fifo, "a FIFO");
-    assert_refused(dir.path(), "a directory");
+    assert_refused(&fifo, &fifo, "a FIFO");
+    // A directory stands for the traces in it.
+    assert_refused(dir.path(), &fifo, "a FIFO");
 }
 
 /// A trace of `chunks` chunks of 1,000 samples each on one stack of main.py:1.

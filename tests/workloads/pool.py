@@ -4,15 +4,16 @@
 # while 2 workers run another (HOT-CHILD) over 8 tasks; ~1 s of CPU in all unprofiled.
 # With `terminate` as `sys.argv[2]` the pool ends with Pool.terminate() while both workers
 # are busy with one more task (so SIGTERM ends them) instead of close() and join(); the
-# few ms those tasks run are not in the shares printed.
+# few ms those tasks run are not in the shares printed. `sys.argv[3]`, when given, scales
+# the work (the shares stay): rprof's fixed cost per process weighs less in a longer run.
 # The run measures its own truth: each task times its hot part on its thread's CPU clock
 # and the parent its own; the whole run's CPU is the parent's, plus its reaped children's
 # (os.times, once the pool is joined), plus what the processes it does not reap have used
 # by then (/proc/PID/stat: the resource tracker, the forkserver, and the forkserver's
 # workers, read while they idle before the pool ends). It prints each
 # part's share of that whole, and `pool-pids parent=P workers=A,B ...` for the tests.
-# TRUTH line=28 cpu=18 kind=python
-# TRUTH line=34 cpu=60 kind=python
+# TRUTH line=29 cpu=18 kind=python
+# TRUTH line=35 cpu=60 kind=python
 import multiprocessing
 import os
 import sys
@@ -71,16 +72,16 @@ def helpers():
     return [p for p in pids if p]
 
 
-def main(method, ending):
+def main(method, ending, scale):
     ctx = multiprocessing.get_context(method)
     started = ctx.SimpleQueue()
     pool = ctx.Pool(2, initializer=worker_init, initargs=(started,))
     # Both workers run before the tasks are given out, so that each takes some.
     ready = {started.get(), started.get()}
     c0 = time.thread_time()
-    acc = parent_part(N_PARENT)
+    acc = parent_part(N_PARENT * scale)
     parent_cpu = time.thread_time() - c0
-    results = pool.map(task, [N_CHILD] * TASKS, chunksize=1)
+    results = pool.map(task, [N_CHILD * scale] * TASKS, chunksize=1)
     workers = sorted({pid for pid, _, _ in results})
     assert set(workers) == ready, (workers, ready)
     # The forkserver, not the parent, reaps its workers.
@@ -103,4 +104,5 @@ def main(method, ending):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "fork", sys.argv[2] if len(sys.argv) > 2 else "close")
+    main(sys.argv[1] if len(sys.argv) > 1 else "fork", sys.argv[2] if len(sys.argv) > 2 else "close",
+         int(sys.argv[3]) if len(sys.argv) > 3 else 1)

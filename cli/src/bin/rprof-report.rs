@@ -1,9 +1,11 @@
-//! rprof-report TRACE: the report of one trace, as text, as Scalene-compatible JSON, or as a
-//! self-contained HTML page, with exports for other tools beside it.
+//! rprof-report TRACE... | DIR: the report of one trace, or of one run's traces merged (see
+//! `rprof_cli::model::merge`), as text, as Scalene-compatible JSON, or as a self-contained
+//! HTML page, with exports for other tools beside it.
 //! rprof-report diff BEFORE AFTER: two runs compared line by line.
 
 use clap::{Parser, Subcommand};
 use rprof_cli::diff::{self, Run};
+use rprof_cli::model::merge::Pick;
 use rprof_cli::render::{self, Format};
 use rprof_cli::report::{self, ExportOptions, ReportOptions};
 use rprof_cli::source::Sources;
@@ -18,9 +20,16 @@ use std::process::ExitCode;
     subcommand_negates_reqs = true
 )]
 struct Cli {
-    /// The trace file (rprof-PID.trace).
-    #[arg(required = true)]
-    trace: Option<PathBuf>,
+    /// The trace file (rprof-PID.trace); several, or a directory of them, for one report of
+    /// their run (the processes of one run are merged; traces of other runs are left out
+    /// and listed).
+    #[arg(required = true, value_name = "TRACE|DIR")]
+    traces: Vec<PathBuf>,
+    /// Of several runs' traces, report on the run with this identity (the traces' Process
+    /// record; `rprof run` sets it). Default: the run of the first trace named, or the
+    /// latest run of a directory.
+    #[arg(long, value_name = "RUN")]
+    run: Option<String>,
     /// Write JSON in Scalene's format instead of the text report.
     #[arg(long, conflicts_with = "html")]
     json: bool,
@@ -78,8 +87,12 @@ fn main() -> ExitCode {
 }
 
 fn run_report(cli: &Cli) -> ExitCode {
-    let trace = cli.trace.as_deref().expect("clap requires the trace");
-    let profile = match report::load(trace) {
+    let pick = match (&cli.run, &cli.traces[..]) {
+        (Some(run), _) => Pick::Run(run),
+        (None, [dir]) if dir.is_dir() => Pick::Latest,
+        _ => Pick::First,
+    };
+    let profile = match report::load_many(&cli.traces, Some(pick)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("rprof-report: error: {e}");

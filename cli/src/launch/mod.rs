@@ -7,6 +7,9 @@
 mod forward;
 mod processes;
 
+pub use forward::signal_name;
+pub use processes::is_trace_name;
+
 use crate::render::{self, Format};
 use crate::report::{self, ReportOptions};
 use crate::source::Sources;
@@ -266,11 +269,15 @@ fn report_run(args: &RunArgs, pid: u32, status: ExitStatus, mut traces: Vec<Proc
         )),
         Some(own) => {
             let path = place_own_trace(args, &own.path);
-            if report_trace(args, &own, &path, status, &mut out) {
+            let mut paths = vec![path.clone()];
+            paths.extend(traces.iter().map(|t| t.path.clone()));
+            if report_trace(args, &own, &paths, status, &mut out) {
                 out.push_str(&format!(
                     "Status: the command {}\n",
                     describe_status(status)
                 ));
+                // The report's own table lists them.
+                traces.clear();
             }
         }
     }
@@ -345,18 +352,20 @@ fn write_report(args: &RunArgs, text: &str) {
 /// start-up: a missing script, a bad option.
 const FAILED_TO_START_NS: u64 = 100_000_000;
 
-/// Appends the report of the command's trace to `out`, and writes the other formats asked
-/// for. A command that was never sampled, or failed within a tenth of a second of CPU (a
-/// missing script, a bad option), gets one paragraph instead of a table of its start-up.
+/// Appends the report of the run (the command's trace first, then the other processes'
+/// traces, merged into one) to `out`, and writes the other formats asked for. A command that was never sampled, or failed within a tenth of a second of CPU (a
+/// missing script, a bad option) without starting other processes, gets one paragraph
+/// instead of a table of its start-up.
 /// Returns whether the full report was given.
 fn report_trace(
     args: &RunArgs,
     own: &ProcessTrace,
-    path: &Path,
+    paths: &[PathBuf],
     status: ExitStatus,
     out: &mut String,
 ) -> bool {
-    let profile = match report::load(path) {
+    let path = &paths[0];
+    let profile = match report::load_many(paths, None) {
         Ok(p) => p,
         Err(e) => {
             out.push_str(&format!("rprof: error: {e}\n"));
@@ -377,7 +386,7 @@ fn report_trace(
             path.display()
         ));
         false
-    } else if !status.success() && cpu_ns < FAILED_TO_START_NS {
+    } else if !status.success() && cpu_ns < FAILED_TO_START_NS && paths.len() == 1 {
         out.push_str(&format!(
             "rprof: {} {} after {:.2} s and {:.3} s of CPU time ({} samples), too soon to \
              profile more than its start-up: there is nothing to report. The trace is {} \
@@ -392,7 +401,16 @@ fn report_trace(
         false
     } else {
         out.push_str(&render(Format::Text));
-        out.push_str(&format!("\nTrace: {}\n", path.display()));
+        let trace = match paths.len() {
+            1 => format!("\nTrace: {}\n", path.display()),
+            n => format!(
+                "\nTraces: {} and {} more in {}\n",
+                path.display(),
+                n - 1,
+                paths[1].parent().unwrap_or(Path::new(".")).display()
+            ),
+        };
+        out.push_str(&trace);
         true
     };
     for (format, file) in [

@@ -21,13 +21,7 @@ pub struct ProcessTrace {
     pub cpu_samples: u64,
 }
 
-/// How a process ended, with the command it exec'd resolved to text.
-pub enum Ended {
-    Exited(i32),
-    Signaled(i32),
-    Execd(String),
-    Killed(i32),
-}
+pub use crate::model::merge::Ended;
 
 /// The traces in `dir` written by run `run`, or named for the command's own process `pid`
 /// (`rprof-PID.trace`, `rprof-PID.N.trace`: the shim names each trace for its process), of
@@ -124,18 +118,6 @@ fn read(path: &Path, deadline: Instant) -> Option<(Option<String>, ProcessTrace)
             cpu_samples,
         },
     ))
-}
-
-impl Ended {
-    pub fn describe(&self) -> String {
-        use super::forward::signal_name;
-        match self {
-            Ended::Exited(c) => format!("exited with status {c}"),
-            Ended::Signaled(s) => format!("ended by {}", signal_name(*s)),
-            Ended::Execd(cmd) => format!("exec'd {cmd}"),
-            Ended::Killed(s) => format!("killed by {}", signal_name(*s)),
-        }
-    }
 }
 
 impl ProcessTrace {

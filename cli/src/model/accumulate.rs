@@ -158,7 +158,7 @@ impl ThreadTables {
 
 /// The streaming half: definitions by id and sums per stack.
 #[derive(Default)]
-struct Accumulator {
+pub(super) struct Accumulator {
     strings: FxHashMap<u32, String>,
     functions: FxHashMap<u32, FunctionDef>,
     stacks: FxHashMap<u32, Vec<Frame>>,
@@ -184,8 +184,18 @@ impl Accumulator {
         self.index.slot(stack, &mut self.slots)
     }
 
+    /// For a merged run: memory events in time order across its processes.
+    pub(super) fn sort_memory_by_time(&mut self) {
+        self.memory.sort_by_time();
+    }
+
+    /// A string the trace defined (so far), by id.
+    pub(super) fn string(&self, id: u32) -> Option<&str> {
+        self.strings.get(&id).map(String::as_str)
+    }
+
     #[inline]
-    fn visit(&mut self, r: Record) {
+    pub(super) fn visit(&mut self, r: Record) {
         match r {
             // The profiler's own overhead: kept apart, charged to no line.
             Record::Cpu(s) if s.exec == Exec::Profiler => {
@@ -263,7 +273,7 @@ impl Accumulator {
         }
     }
 
-    fn finish(self, trace: Trace) -> Profile {
+    pub(super) fn finish(self, trace: Trace) -> Profile {
         let mut warnings = Vec::new();
         let mut r = Resolver {
             stacks: &self.stacks,
@@ -500,6 +510,8 @@ impl Accumulator {
             damage: trace.damage.iter().map(ToString::to_string).collect(),
             warnings,
             stopped,
+            processes: Vec::new(),
+            left_out: Vec::new(),
         }
     }
 }

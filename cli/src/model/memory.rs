@@ -99,6 +99,12 @@ impl MemoryAccumulator {
         self.copy_samples += 1;
     }
 
+    /// Puts the live-bytes changes in time order: a merged run's come trace after trace
+    /// ([`super::merge`]), each trace's in its own order, which a stable sort keeps.
+    pub(super) fn sort_by_time(&mut self) {
+        self.events.sort_by_key(|e| e.t_ns);
+    }
+
     pub(super) fn counters(&mut self, c: Counters) {
         self.counters.push(c);
     }

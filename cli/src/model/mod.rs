@@ -6,6 +6,7 @@
 //!   index for CPU and memory samples;
 //! - [`charge`]: the charging policy (which line and function a sample is charged to);
 //! - [`memory`], [`leaks`], [`timeline`]: the memory replay, the leak rule, timelines;
+//! - [`merge`]: one profile of a whole run, from its processes' traces;
 //! - [`figures`]: the figures derived from it (shares, MiB, rates), in one place.
 
 pub mod accumulate;
@@ -13,6 +14,7 @@ pub mod charge;
 pub mod figures;
 pub mod leaks;
 pub mod memory;
+pub mod merge;
 pub mod timeline;
 pub mod types;
 

@@ -2,6 +2,7 @@
 //! [`super::figures`] for the derived ones); renderers only format them.
 
 use crate::model::leaks::Leak;
+use crate::model::merge::ProcessRow;
 use rprof_format::{mode, Counters, End, Exec, FuncKind, Header};
 
 /// Pseudo-file for samples with an empty stack (no frame at all: a thread before Python
@@ -154,6 +155,11 @@ pub struct Profile {
     /// Why the trace stops early, when the shim said so (a full disk, the writer out of
     /// memory): the process was not killed, its trace could not be written further.
     pub stopped: Option<String>,
+    /// A merged run's processes, in start order, the first its first process (empty for
+    /// one trace's report; see [`super::merge`]).
+    pub processes: Vec<ProcessRow>,
+    /// Traces given but not merged: where each came from, and why.
+    pub left_out: Vec<(String, String)>,
 }
 
 impl Profile {

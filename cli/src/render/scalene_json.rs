@@ -272,6 +272,7 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
         .iter()
         .map(|t| {
             json!({
+                "pid": t.pid,
                 "tid": t.tid,
                 "name": t.name,
                 "cpu_percent": percent(t.times.total_ns(), total),
@@ -345,7 +346,37 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
     if advice.enabled {
         extras["advice"] = advice_json(advice);
     }
+    if !p.processes.is_empty() || !p.left_out.is_empty() {
+        extras["processes"] = processes_json(p);
+        extras["left_out"] = p
+            .left_out
+            .iter()
+            .map(|(trace, why)| json!({ "trace": trace, "why": why }))
+            .collect();
+    }
     extras
+}
+
+/// `rprof.processes`: a merged run's processes (docs/DESIGN.md, "One report of a run").
+fn processes_json(p: &Profile) -> Value {
+    let total = p.total.share_base();
+    p.processes
+        .iter()
+        .map(|r| {
+            json!({
+                "pid": r.pid,
+                "ppid": r.ppid,
+                "argv": r.argv,
+                "trace": r.source,
+                "run": r.run,
+                "cpu_time_sec": secs(r.times.total_ns()),
+                "cpu_percent": percent(r.times.total_ns(), total),
+                "samples": r.times.samples,
+                "peak_bytes": r.peak_bytes,
+                "ended": r.ended(),
+            })
+        })
+        .collect()
 }
 
 /// `rprof.advice`: one object per hint (docs/ADVICE.md).

@@ -5,6 +5,7 @@
 mod advice;
 pub(crate) mod layout;
 mod memory;
+mod processes;
 mod sparkline;
 
 use super::Shown;
@@ -26,6 +27,7 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice)
     if mem {
         memory::header(&mut out, p);
     }
+    processes::table(&mut out, p);
     let shown = Shown { p, opts };
     if p.total.samples == 0 {
         out.text.push_str("\nNo CPU samples in this trace.\n");
@@ -57,7 +59,14 @@ pub fn command_line(p: &Profile) -> String {
 fn header(out: &mut Out, p: &Profile) {
     let h = &p.header;
     out.line(&format!("Program   {}", command_line(p)));
-    out.line(&format!("PID       {}", h.pid));
+    match p.processes.len() {
+        0 | 1 => out.line(&format!("PID       {}", h.pid)),
+        n => out.line(&format!(
+            "PID       {} and {} more processes of its run (see Processes)",
+            h.pid,
+            n - 1
+        )),
+    }
     let elapsed = seconds(p.elapsed_ns);
     match p.end {
         Some(_) => out.line(&format!("Elapsed   {elapsed} wall")),
