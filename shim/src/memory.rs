@@ -13,6 +13,7 @@ use crate::runtime::{self, Runtime};
 use crate::sampled::Sampled;
 use crate::thread_state::{self, ThreadState};
 use crate::{alloc_hooks, counters, native_stack, stack};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Whether the malloc family counts at all. On until the constructor reads the modes; off
@@ -148,6 +149,34 @@ pub fn inside_python_allocator<R>(f: impl FnOnce() -> R) -> R {
     thread_state::with(|t| {
         t.alloc_left.set(saved);
         t.in_python.set(false);
+    });
+    r
+}
+
+/// Runs `f` (the shim's own set-up: its constructor, a new thread's start) without
+/// counting the allocations the C library makes for it (`dlopen`, `pthread_getattr_np`'s
+/// `/proc/self/maps` buffer): they are not the program's, and a program that makes 1000
+/// allocations must read as 1000. The budgets are parked for the while, so no slow path
+/// folds or samples in between and restoring the cells drops exactly what `f` added.
+pub fn unaccounted<R>(f: impl FnOnce() -> R) -> R {
+    let saved = thread_state::with(|t| {
+        (
+            [&t.allocs, &t.frees, &t.alloc_bytes, &t.freed_bytes].map(Cell::get),
+            t.alloc_left.replace(NEVER),
+            t.free_left.replace(NEVER),
+        )
+    });
+    let r = f();
+    thread_state::with(|t| {
+        let (counts, alloc_left, free_left) = saved;
+        for (cell, v) in [&t.allocs, &t.frees, &t.alloc_bytes, &t.freed_bytes]
+            .into_iter()
+            .zip(counts)
+        {
+            cell.set(v);
+        }
+        t.alloc_left.set(alloc_left);
+        t.free_left.set(free_left);
     });
     r
 }

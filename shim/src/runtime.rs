@@ -7,8 +7,8 @@ use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::shared::Outcome;
 use crate::{
-    alloc_hooks, allocator, copy, ending, log, memory, native_stack, output, pyalloc, python, real,
-    sampler, shared, signals, thread_state, writer,
+    alloc_hooks, allocator, copy, counters, ending, log, memory, native_stack, output, pyalloc,
+    python, real, sampler, shared, signals, thread_state, writer,
 };
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
@@ -83,6 +83,7 @@ pub unsafe fn before_exec(path: *const libc::c_char, argv: *const *const libc::c
         if let Some(s) = shared::get() {
             // SAFETY: as the caller promises.
             unsafe { s.set_exec_cmd(path, argv) };
+            thread_state::with(counters::fold);
             s.execing.store(PID.load(Relaxed), Release);
         }
     }
@@ -111,6 +112,7 @@ pub fn on_ending_signal(sig: libc::c_int) {
         return;
     }
     sampler::disarm_current_thread();
+    thread_state::with(counters::fold);
     if let (Some(s), Some(rt)) = (shared::get(), RUNTIME.get()) {
         s.set_exit(shared::SIGNALED, sig);
         writer::finish(rt.elapsed_ns());
@@ -141,8 +143,13 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Starts profiling this process. Runs once, from the library constructor.
+/// Starts profiling this process. Runs once, from the library constructor. What the C
+/// library allocates for the shim's set-up is not counted as the program's.
 pub fn start() {
+    memory::unaccounted(set_up);
+}
+
+fn set_up() {
     allocator::init();
     copy::resolve();
     real::resolve();
@@ -224,6 +231,7 @@ fn open_trace(rt: &'static Runtime, path: String) -> bool {
         *rt.path.lock().unwrap_or_else(|e| e.into_inner()) = path;
         ACTIVE.store(true, Release);
         sampler::arm_current_thread(rt);
+        sampler::watch_exit();
     }
     started
 }
@@ -251,6 +259,9 @@ extern "C" fn on_exit(status: libc::c_int, _: *mut libc::c_void) {
         return;
     }
     sampler::disarm_current_thread();
+    // The exiting thread's last counts (its exit-handler path never reaches a fold of its
+    // own): without this a program that allocates less than 256 KiB reads as none.
+    thread_state::with(counters::fold);
     if let Some(s) = shared::get() {
         s.set_exit(shared::EXITED, status);
     }

@@ -6,7 +6,7 @@ use crate::allocator::libc_heap;
 use crate::native_stack::{self, NATIVE_DEPTH};
 use crate::queue::Kind;
 use crate::runtime::{self, Runtime};
-use crate::{counters, real, shared, signals, stack, thread_state};
+use crate::{counters, memory, real, shared, signals, stack, thread_state};
 use libc::{c_int, c_void, siginfo_t};
 use rprof_format::Clock;
 use std::sync::atomic::Ordering::Relaxed;
@@ -16,7 +16,8 @@ const COOKIE: usize = 0x7270_726f_6600;
 
 static mut EXIT_KEY: libc::pthread_key_t = 0;
 
-/// Creates the key whose destructor deletes a thread's timer when the thread exits.
+/// Creates the key whose destructor deletes a thread's timer and folds its last counts
+/// when the thread exits.
 pub fn init_thread_exit_hook() -> bool {
     unsafe { libc::pthread_key_create(&raw mut EXIT_KEY, Some(on_thread_exit)) == 0 }
 }
@@ -98,8 +99,16 @@ pub fn arm_current_thread(rt: &Runtime) {
             return;
         }
         t.timer.set(timer as usize + 1);
-        unsafe { libc::pthread_setspecific(EXIT_KEY, std::ptr::dangling::<c_void>()) };
     });
+}
+
+/// Has this thread's exit run `on_thread_exit` (a key's destructor runs only where the
+/// key holds a value), in every mode: a thread's last counts, up to 256 KiB of them, are
+/// folded only there.
+pub fn watch_exit() {
+    // SAFETY: sets this thread's value of our key (created in `init_thread_exit_hook`,
+    // among the first 32 keys, whose values glibc stores inline: no allocation).
+    unsafe { libc::pthread_setspecific(EXIT_KEY, std::ptr::dangling::<c_void>()) };
 }
 
 pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
@@ -234,9 +243,13 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     let (start, arg) = unsafe { (p as *mut Start).read() };
     // SAFETY: allocated by the wrapper with the C allocator.
     unsafe { libc_heap::free(p) };
-    thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
-    if let Some(rt) = runtime::active() {
-        arm_current_thread(rt);
-    }
+    // `pthread_getattr_np` allocates (and frees) for the shim, not for the program.
+    memory::unaccounted(|| {
+        thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
+        if let Some(rt) = runtime::active() {
+            arm_current_thread(rt);
+            watch_exit();
+        }
+    });
     start(arg)
 }
