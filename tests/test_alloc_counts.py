@@ -60,3 +60,24 @@ def test_tools_allocations_counted(argv, tmp_path):
     assert proc.returncode == 0, proc.stderr
     c = counters(report_json(trace))
     assert c["allocs"] > 0 and c["alloc_bytes"] > 0, c
+
+
+def allocated_on(data, function):
+    """MiB the JSON charges to `function` (a C function of the program, by name)."""
+    rows = [rec for entry in data["files"].values() for rec in entry["functions"] if rec["line"] == function]
+    assert rows, f"no function {function} in the profile"
+    return sum(rec["n_malloc_mb"] for rec in rows)
+
+
+@pytest.mark.parametrize(("mode", "count", "mib", "tol"), [("big", 1, 50, 0.01), ("blocks", 8, 10, 0.03)])
+def test_big_blocks_counted(mode, count, mib, tol, tmp_path):
+    """One 50 MiB malloc (the program's only allocation): 50 MiB on its function within
+    1%; 8 x 10 MiB: 80 MiB within 3%.  Truth: the usable sizes the program printed."""
+    exe = build_c("exact_allocs")
+    args = [mode, mib] if mode == "big" else [mode, count, mib]
+    prof = profiled([exe, *args], tmp_path)
+    truth = count * usable(prof.proc) / MIB
+    func = "one_big" if mode == "big" else "blocks"
+    got = allocated_on(prof.data, func)
+    assert abs(got - truth) <= tol * truth, (got, truth)
+    assert abs(prof.data["rprof"]["memory"]["malloc_mb"] - truth) <= tol * truth, prof.data["rprof"]["memory"]

@@ -35,13 +35,13 @@ static void *many_small(void *arg) {
     return NULL;
 }
 
-__attribute__((noinline)) static void *one_big(size_t bytes) {
+__attribute__((noipa)) static void *one_big(size_t bytes) {
     void *p = malloc(bytes); // LINE BIG
     escape(p);
     return p;
 }
 
-__attribute__((noinline)) static void *blocks(size_t bytes) {
+__attribute__((noipa)) static void *blocks(size_t bytes) {
     void *p = malloc(bytes); // LINE BLOCKS
     escape(p);
     return p;
