@@ -1,11 +1,12 @@
 """Plain C programs (no Python) under the shim, sampling at 1000 Hz (the malloc family
 is always interposed): same output as without it, single- and multi-threaded, and no
 crash or hang over repeated 4-thread runs."""
+import re
 import subprocess
 
 import pytest
 
-from harness import NO_SHARED, OWN, PROFILE_HZ, SHARED, other_stderr, run_profiled
+from harness import NATIVE, NO_SHARED, OWN, PROFILE_HZ, SHARED, build_c, other_stderr, profiled, run_profiled
 
 SOURCES = [pytest.param(OWN / "alloc_api.c", id="own-alloc_api"),
            pytest.param(SHARED / "native_alloc.c", id="shared-native_alloc", marks=NO_SHARED)]
@@ -60,3 +61,26 @@ def test_native_threads_repeated(source, build, tmp_path):
     plain = unprofiled(argv)
     for _ in range(20):
         assert_like_unprofiled(argv, plain, tmp_path)
+
+
+def test_dlopened_library_named(tmp_path):
+    """A library of our own, built with -g and dlopen'ed after start (the writer never had
+    it mapped): its two hot functions named from its symbol table, their lines from its
+    DWARF, with shares within 5 points of the truth the program measured in the run."""
+    lib = build_c("dl_hot", "-shared", "-fPIC")
+    exe = build_c("dl_main")
+    prof = profiled([exe, lib], tmp_path, RPROF_CPU_HZ=PROFILE_HZ)
+    truth = {m[1]: float(m[2]) for m in re.finditer(r"^share (\w+) ([\d.]+)$", prof.proc.stdout, re.M)}
+    assert set(truth) == {"hot_a", "hot_b"}, prof.proc.stdout
+    src = NATIVE / "dl_hot.c"
+    entry = prof.data["files"].get(str(src))
+    assert entry, f"no {src} among {list(prof.data['files'])}"
+    funcs = {rec["line"]: rec for rec in entry["functions"]}
+    for name, want in truth.items():
+        assert name in funcs, f"{name} not named: {sorted(funcs)}"
+        got = funcs[name]["n_cpu_percent_c"] + funcs[name]["n_cpu_percent_python"] + funcs[name]["n_sys_percent"]
+        assert abs(got - want) <= 5, (name, got, want)
+    # Each hot loop's line, from the DWARF.
+    lines = {rec["lineno"] for rec in entry["lines"] if rec["n_cpu_percent_c"] > 5}
+    marked = {no for no, text in enumerate(src.read_text().splitlines(), 1) if "// HOT-" in text}
+    assert lines == marked, (lines, marked)

@@ -19,6 +19,7 @@ mod copy;
 mod counters;
 mod ending;
 mod global_alloc;
+mod late_modules;
 mod log;
 mod memory;
 mod native_stack;

@@ -1,8 +1,10 @@
 //! Symbolization of native PCs, in the writer process. The writer is a fork of the program
 //! made when the shim loaded, so every module loaded by then sits at the same address in
 //! both and resolves in-process (symbol tables, DWARF lines); a module the program loaded
-//! later is named by its path and offset, read from the program's /proc maps.
+//! later is found in the program's /proc maps and read from its file (`late_modules`):
+//! named from its symbol tables and DWARF, else by its path and offset.
 
+use crate::late_modules::LateModules;
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 /// A thread of the writer process that resolves PCs (the writer may have threads: only
@@ -18,8 +20,12 @@ impl Symbolizer {
         let (req_tx, req_rx) = channel::<(u64, bool, u32)>();
         let (res_tx, res_rx) = channel();
         let worker = std::thread::spawn(move || {
+            let mut late = LateModules::default();
             for (pc, exact, id) in req_rx {
-                if res_tx.send((id, resolve(program, pc, exact))).is_err() {
+                if res_tx
+                    .send((id, resolve(program, pc, exact, &mut late)))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -59,15 +65,22 @@ pub struct Symbol {
 
 /// Resolves `pc`; a return address (`exact` false) is looked up one byte back, inside the
 /// call instruction, so the line is the call's and not the next statement's.
-fn resolve(program: u32, pc: u64, exact: bool) -> Symbol {
+fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol {
     let addr = if exact { pc } else { pc.saturating_sub(1) };
     if !mapped_here(addr) {
         // Loaded by the program after this process was forked: only its maps know it.
         let (module, offset) = module_of(program, addr);
-        return Symbol {
-            name: format!("{}+0x{offset:x}", basename(&module)),
-            file: module,
-            line: 0,
+        return match late.name(&module, offset) {
+            Some(n) => Symbol {
+                name: n.name,
+                file: n.file.unwrap_or(module),
+                line: n.line,
+            },
+            None => Symbol {
+                name: format!("{}+0x{offset:x}", basename(&module)),
+                file: module,
+                line: 0,
+            },
         };
     }
     let mut found: Option<Symbol> = None;
