@@ -1,7 +1,7 @@
 //! What both binaries share: report options, loading a trace file, writing a report out.
 
 use crate::model::merge::{self, Pick};
-use crate::model::{aggregate_from, Profile};
+use crate::model::{aggregate_charged, Charging, Profile};
 use crate::trace_file::TraceFile;
 use rprof_format::TraceError;
 use std::fmt;
@@ -23,9 +23,31 @@ pub struct ReportOptions {
     /// Leave out the advice on hot lines (docs/ADVICE.md).
     #[arg(long)]
     pub no_advice: bool,
+    /// Show library lines (standard library, site-packages) as their own, instead of
+    /// charging their time and memory to the calling line in the program's own code.
+    #[arg(long)]
+    pub profile_all: bool,
+    /// Treat only files whose path contains one of these (comma-separated) substrings as
+    /// the program's own code.
+    #[arg(long, value_name = "PATHS", value_delimiter = ',')]
+    pub profile_only: Vec<String>,
+    /// Never treat files whose path contains one of these (comma-separated) substrings as
+    /// the program's own code.
+    #[arg(long, value_name = "PATHS", value_delimiter = ',')]
+    pub profile_exclude: Vec<String>,
 }
 
 impl ReportOptions {
+    /// The charging policy these options choose.
+    pub fn charging(&self) -> Charging {
+        let keep = |v: &[String]| v.iter().filter(|s| !s.is_empty()).cloned().collect();
+        Charging {
+            all: self.profile_all,
+            only: keep(&self.profile_only),
+            exclude: keep(&self.profile_exclude),
+        }
+    }
+
     /// The advice on the profile's hot lines, unless `--no-advice`.
     pub fn advice(&self, p: &Profile, src: &crate::source::Sources) -> crate::advice::Advice {
         if self.no_advice {
@@ -127,10 +149,15 @@ impl std::error::Error for LoadError {}
 /// Reads and aggregates a trace file (see [`crate::trace_file`] for what is refused). A file
 /// that shrank while it was read is reported on as far as it was read, with a warning.
 pub fn load(path: &Path) -> Result<Profile, LoadError> {
+    load_charged(path, Charging::default())
+}
+
+/// [`load`] with the given charging policy.
+pub fn load_charged(path: &Path, charging: Charging) -> Result<Profile, LoadError> {
     let io_error = |e| LoadError::Io(path.to_path_buf(), e);
     let file = TraceFile::open(path).map_err(io_error)?;
-    let mut profile =
-        aggregate_from(file.reader()).map_err(|e| LoadError::Trace(path.to_path_buf(), e))?;
+    let mut profile = aggregate_charged(file.reader(), charging)
+        .map_err(|e| LoadError::Trace(path.to_path_buf(), e))?;
     let now = file.size_now().map_err(io_error)?;
     if now < file.size {
         profile.damage.push(format!(
@@ -146,7 +173,11 @@ pub fn load(path: &Path) -> Result<Profile, LoadError> {
 /// one run ([`merge`]): `pick` says which run, when they hold several (`None`: they are
 /// one run's already). A single trace gets its own report, as [`load`] gives it. Traces
 /// that cannot be read, or of other runs, are left out and listed in the report.
-pub fn load_many(paths: &[PathBuf], pick: Option<Pick>) -> Result<Profile, LoadError> {
+pub fn load_many(
+    paths: &[PathBuf],
+    pick: Option<Pick>,
+    charging: Charging,
+) -> Result<Profile, LoadError> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -166,12 +197,12 @@ pub fn load_many(paths: &[PathBuf], pick: Option<Pick>) -> Result<Profile, LoadE
         }
     }
     if let [one] = &files[..] {
-        return load(one);
+        return load_charged(one, charging);
     }
     let (mut rows, mut profiles, mut paths_read) = (Vec::new(), Vec::new(), Vec::new());
     let mut unreadable = Vec::new();
     for path in files {
-        match load_process(&path) {
+        match load_process(&path, &charging) {
             Ok((row, profile)) => {
                 rows.push(row);
                 profiles.push(profile);
@@ -211,12 +242,17 @@ pub fn load_many(paths: &[PathBuf], pick: Option<Pick>) -> Result<Profile, LoadE
     let mut profile = if let ([_], [_]) = (&rows[..], &profiles[..]) {
         profiles.into_iter().next().expect("one")
     } else {
-        merge::merge(rows, &profiles, |i| {
-            let path = paths[i];
-            TraceFile::open(path)
-                .map(TraceFile::into_reader)
-                .map_err(|e| LoadError::Io(path.clone(), e))
-        })
+        merge::merge(
+            rows,
+            &profiles,
+            |i| {
+                let path = paths[i];
+                TraceFile::open(path)
+                    .map(TraceFile::into_reader)
+                    .map_err(|e| LoadError::Io(path.clone(), e))
+            },
+            &charging,
+        )
         .map_err(|e| match e {
             merge::MergeError::Open(e) => e,
             merge::MergeError::Trace(i, e) => LoadError::Trace(paths[i].clone(), e),
@@ -227,11 +263,15 @@ pub fn load_many(paths: &[PathBuf], pick: Option<Pick>) -> Result<Profile, LoadE
 }
 
 /// One trace's row and report, for a merge.
-fn load_process(path: &Path) -> Result<(merge::ProcessRow, Profile), LoadError> {
+fn load_process(
+    path: &Path,
+    charging: &Charging,
+) -> Result<(merge::ProcessRow, Profile), LoadError> {
     let io_error = |e| LoadError::Io(path.to_path_buf(), e);
     let file = TraceFile::open(path).map_err(io_error)?;
-    let (row, mut profile) = merge::read_process(&path.display().to_string(), file.reader())
-        .map_err(|e| LoadError::Trace(path.to_path_buf(), e))?;
+    let (row, mut profile) =
+        merge::read_process(&path.display().to_string(), file.reader(), charging)
+            .map_err(|e| LoadError::Trace(path.to_path_buf(), e))?;
     let now = file.size_now().map_err(io_error)?;
     if now < file.size {
         profile.damage.push(format!(

@@ -172,6 +172,9 @@ fn report(data: &[u8]) -> Option<Profile> {
         threshold: 0.0,
         functions: 1000,
         no_advice: false,
+        profile_all: false,
+        profile_only: Vec::new(),
+        profile_exclude: Vec::new(),
     };
     let advice = opts.advice(&p, &src);
     let t = text::render(&p, &src, &opts, &advice);

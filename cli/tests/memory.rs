@@ -258,6 +258,7 @@ Elapsed   10.000 s wall
 Sampled   0.040 s of CPU time in 2 samples, 0 dropped
 Clock     cpu, 100 Hz
 Python    3.11.7
+Charged   library time to the program's calling line: 0.0%, 0.0 MiB (--profile-all: library lines their own)
 Memory    peak 12.0 MiB live, 0 allocations of 0.0 MiB in all
 Allocs    4 samples, one per ≥512.0 KiB allocated on average, 3 frees of them; memory in MiB (2^20 bytes)
 

@@ -130,6 +130,7 @@ Elapsed   2.500 s wall
 Sampled   0.200 s of CPU time in 7 samples, 1 dropped
 Clock     cpu, 100 Hz
 Python    3.11.7
+Charged   library time to the program's calling line: 0.0% (--profile-all: library lines their own)
 Memory    not recorded (memory mode off)
 
 main.py: 55.0% of the time (Python 35.0%, native 15.0%, system 5.0%)
@@ -182,6 +183,7 @@ Elapsed   at least 0.060 s wall (the trace has no end)
 Sampled   0.160 s of CPU time in 6 samples, dropped unknown
 Clock     cpu, 100 Hz
 Python    3.11.7
+Charged   library time to the program's calling line: 0.0% (--profile-all: library lines their own)
 Memory    not recorded (memory mode off)
 
 main.py: 68.8% of the time (Python 43.8%, native 18.8%, system 6.2%)

@@ -53,6 +53,9 @@ fuzz_target!(|input: &[u8]| {
         threshold: 0.0,
         functions: 1000,
         no_advice: false,
+        profile_all: false,
+        profile_only: Vec::new(),
+        profile_exclude: Vec::new(),
     };
     let advice = opts.advice(&p, &src);
     let t = text::render(&p, &src, &opts, &advice);

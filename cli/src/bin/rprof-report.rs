@@ -92,7 +92,7 @@ fn run_report(cli: &Cli) -> ExitCode {
         (None, [dir]) if dir.is_dir() => Pick::Latest,
         _ => Pick::First,
     };
-    let profile = match report::load_many(&cli.traces, Some(pick)) {
+    let profile = match report::load_many(&cli.traces, Some(pick), cli.report.charging()) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("rprof-report: error: {e}");

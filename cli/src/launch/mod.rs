@@ -365,7 +365,7 @@ fn report_trace(
     out: &mut String,
 ) -> bool {
     let path = &paths[0];
-    let profile = match report::load_many(paths, None) {
+    let profile = match report::load_many(paths, None, args.report.charging()) {
         Ok(p) => p,
         Err(e) => {
             out.push_str(&format!("rprof: error: {e}\n"));

@@ -9,12 +9,12 @@
 //! and threads' totals are summed from those at the end. Names are resolved at the end
 //! too, because records may reference definitions that come later in the file.
 
-use super::charge::{FileTable, FunctionDef, FunctionTable, Names, Resolver, Site};
+use super::charge::{Charging, FileTable, FunctionDef, FunctionTable, Names, Resolver, Site};
 use super::figures::percent;
 use super::memory::{MemoryAccumulator, StackTotals};
 use super::types::{
-    Profile, StackFrame, StackMemory, StackProfile, StackThread, Stacks, ThreadProfile, Times,
-    UNDEFINED,
+    ChargeSummary, Profile, StackFrame, StackMemory, StackProfile, StackThread, Stacks,
+    ThreadProfile, Times, UNDEFINED,
 };
 use rprof_format::marks::{self, PYTHON_FINALIZING};
 use rprof_format::{read_trace_from, Counters, End, Exec, Frame, Record, Trace, TraceError};
@@ -26,9 +26,15 @@ pub fn aggregate(data: &[u8]) -> Result<Profile, TraceError> {
     aggregate_from(data)
 }
 
-/// Reads and aggregates a trace as it streams in (a file, say), holding one chunk at a time.
+/// Reads and aggregates a trace as it streams in (a file, say), holding one chunk at a time,
+/// charging library samples to the program's own lines (the default [`Charging`]).
 pub fn aggregate_from(src: impl Read) -> Result<Profile, TraceError> {
-    let mut acc = Accumulator::default();
+    aggregate_charged(src, Charging::default())
+}
+
+/// [`aggregate_from`] with the given charging policy.
+pub fn aggregate_charged(src: impl Read, charging: Charging) -> Result<Profile, TraceError> {
+    let mut acc = Accumulator::charged(charging);
     let trace = read_trace_from(src, |r| acc.visit(r))?;
     Ok(acc.finish(trace))
 }
@@ -176,9 +182,18 @@ pub(super) struct Accumulator {
     memory: MemoryAccumulator,
     /// Time and label id of each mark.
     marks: Vec<(u64, u32)>,
+    charging: Charging,
 }
 
 impl Accumulator {
+    /// An empty accumulator that charges by `charging`.
+    pub(super) fn charged(charging: Charging) -> Accumulator {
+        Accumulator {
+            charging,
+            ..Accumulator::default()
+        }
+    }
+
     #[inline]
     fn slot(&mut self, stack: u32) -> u32 {
         self.index.slot(stack, &mut self.slots)
@@ -285,7 +300,10 @@ impl Accumulator {
             files: FileTable::default(),
             funcs: FunctionTable::default(),
             missing_funcs: FxHashSet::default(),
+            charging: &self.charging,
+            own: FxHashMap::default(),
         };
+        let mut charged = ChargeSummary::default();
         let mut unknown_stacks = Times::default();
         let (mut unknown_stack_ids, mut unknown_memory_stacks) = (0u64, 0u64);
         let mut on_stack = Vec::new();
@@ -321,8 +339,15 @@ impl Accumulator {
                     line: r.files.slot(UNDEFINED, 0, false),
                     func: None,
                     python: false,
+                    via_library: false,
                 }
             });
+            if site.via_library {
+                charged.recharged.add(&t);
+                charged.recharged_bytes = charged
+                    .recharged_bytes
+                    .saturating_add(s.memory.malloc_bytes);
+            }
             sites.push(site);
             let undefined = !self.stacks.contains_key(&s.id) && s.id != 0;
             r.files.lines[site.line].times.add(&t);
@@ -512,6 +537,10 @@ impl Accumulator {
             stopped,
             processes: Vec::new(),
             left_out: Vec::new(),
+            charging: ChargeSummary {
+                policy: self.charging,
+                ..charged
+            },
         }
     }
 }

@@ -1,10 +1,15 @@
 //! The charging policy: which line and function a stack's samples are charged to, and the
 //! tables that resolve ids to names, functions and line slots on the way.
 //!
-//! A sample is charged to its stack's innermost Python frame (native frames come first
-//! when native code was running, as in an extension module's allocation), or, in a stack
-//! with no Python frame, to its innermost native frame outside the C library and the
-//! loader: that function's file (source file or module) and line.
+//! A sample is charged to its stack's innermost Python frame in the program's own code
+//! ([`Charging`]: by default, any file outside the standard library, site-packages and the
+//! interpreter's frozen modules), so time and memory spent in libraries, Python or native,
+//! land on the user's line that called them; a stack with no such frame goes to its
+//! innermost Python frame. Native frames come first when native code was running, as in
+//! an extension module's allocation. A stack with no Python frame is charged to its
+//! innermost native frame outside the C library and the loader. The charged frame's
+//! file (source file or module) and line are the sample's line; the stacks themselves
+//! keep every frame.
 
 use super::types::{
     FileProfile, FunctionProfile, LineProfile, Memory, Times, NO_PYTHON_FRAME, UNDEFINED,
@@ -19,6 +24,75 @@ pub struct Site {
     pub func: Option<usize>,
     /// Whether the stack has a Python frame.
     pub python: bool,
+    /// Charged past library frames to a caller in the program's own code.
+    pub via_library: bool,
+}
+
+/// Which Python files count as the program's own code, whose lines library time and
+/// memory are charged to (`--profile-all`, `--profile-only`, `--profile-exclude`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Charging {
+    /// Every file is the program's: each line is charged its own samples.
+    pub all: bool,
+    /// When not empty, only files whose path contains one of these are the program's.
+    pub only: Vec<String>,
+    /// Files whose path contains one of these are not the program's.
+    pub exclude: Vec<String>,
+}
+
+impl Charging {
+    /// Whether `file` (a Python frame's file) is the program's own code.
+    pub fn is_own(&self, file: &str) -> bool {
+        if self.exclude.iter().any(|s| file.contains(s.as_str())) {
+            return false;
+        }
+        if !self.only.is_empty() {
+            return self.only.iter().any(|s| file.contains(s.as_str()));
+        }
+        self.all || !is_library(file)
+    }
+
+    /// Whether any file may be charged with another's samples.
+    pub fn recharges(&self) -> bool {
+        !self.all || !self.only.is_empty() || !self.exclude.is_empty()
+    }
+
+    /// The policy in words, for the report's header.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.only.is_empty() {
+            parts.push(format!("only files matching {}", self.only.join(", ")));
+        } else if self.all {
+            parts.push("every file".to_string());
+        } else {
+            parts.push("files outside the standard library and site-packages".to_string());
+        }
+        if !self.exclude.is_empty() {
+            parts.push(format!("not {}", self.exclude.join(", ")));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A Python file of the standard library, an installed package or the interpreter's own
+/// frozen modules: `.../lib/pythonX.Y/...` (site-packages included), `dist-packages`
+/// (Debian's), `<frozen ...>`.
+pub fn is_library(file: &str) -> bool {
+    if file.starts_with("<frozen ") {
+        return true;
+    }
+    if file.contains("/site-packages/") || file.contains("/dist-packages/") {
+        return true;
+    }
+    // `/lib/python3.11/`, `/lib/python3/`, `/lib64/python3.11/`.
+    file.match_indices("/python").any(|(i, _)| {
+        let before = &file[..i];
+        let after = &file[i + "/python".len()..];
+        (before.ends_with("/lib") || before.ends_with("/lib64"))
+            && after.split_once('/').is_some_and(|(v, _)| {
+                !v.is_empty() && v.chars().all(|c| c.is_ascii_digit() || c == '.')
+            })
+    })
 }
 
 /// A function record, its strings still ids.
@@ -191,6 +265,9 @@ pub(super) struct Resolver<'a> {
     pub(super) files: FileTable,
     pub(super) funcs: FunctionTable,
     pub(super) missing_funcs: FxHashSet<u32>,
+    pub(super) charging: &'a Charging,
+    /// Per function id, whether its file is the program's own code.
+    pub(super) own: FxHashMap<u32, bool>,
 }
 
 impl Resolver<'_> {
@@ -227,6 +304,22 @@ impl Resolver<'_> {
         SYSTEM.iter().any(|p| file.starts_with(p))
     }
 
+    /// Whether Python function `id` is in the program's own code ([`Charging`]).
+    fn is_own(&mut self, id: u32) -> bool {
+        if let Some(&own) = self.own.get(&id) {
+            return own;
+        }
+        let own = match self.defs.get(&id) {
+            Some(d) => {
+                let file = self.names.get(d.file);
+                self.charging.is_own(&file)
+            }
+            None => true,
+        };
+        self.own.insert(id, own);
+        own
+    }
+
     /// Where a stack's samples are charged (module docs); `None` for a stack id that is
     /// never defined.
     pub(super) fn site(&mut self, stack_id: u32) -> Option<Site> {
@@ -236,12 +329,20 @@ impl Resolver<'_> {
             None => return None,
         };
         let python = frames.iter().position(|f| self.is_python(f.func));
-        let charged = python.or_else(|| frames.iter().position(|f| !self.is_system(f.func)));
+        let own = python.and_then(|first| {
+            (first..frames.len())
+                .find(|&i| self.is_python(frames[i].func) && self.is_own(frames[i].func))
+        });
+        let via_library = matches!((own, python), (Some(o), Some(p)) if o != p);
+        let charged = own
+            .or(python)
+            .or_else(|| frames.iter().position(|f| !self.is_system(f.func)));
         let Some(frame) = frames.get(charged.unwrap_or(0)) else {
             return Some(Site {
                 line: self.files.slot(NO_PYTHON_FRAME, 0, false),
                 func: None,
                 python: false,
+                via_library: false,
             });
         };
         let func = self.function(frame.func);
@@ -255,6 +356,58 @@ impl Resolver<'_> {
             line: self.files.slot(&file, line, native),
             func: Some(func),
             python: python.is_some(),
+            via_library,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_library, Charging};
+
+    #[test]
+    fn library_files_are_told_from_the_programs() {
+        for lib in [
+            "/usr/lib/python3.11/json/decoder.py",
+            "/root/.pyenv/versions/3.11.7/lib/python3.11/argparse.py",
+            "/work/.venv-test/lib/python3.11/site-packages/numpy/_core/numeric.py",
+            "/usr/lib/python3/dist-packages/yaml/__init__.py",
+            "<frozen importlib._bootstrap>",
+        ] {
+            assert!(is_library(lib), "{lib}");
+            assert!(!Charging::default().is_own(lib), "{lib}");
+        }
+        for own in [
+            "/work/shared/workloads/cpu_python.py",
+            "/home/u/lib/python/tool.py",
+            "/home/u/pythonic/lib.py",
+            "<string>",
+            "/srv/app/python3/main.py",
+        ] {
+            assert!(!is_library(own), "{own}");
+            assert!(Charging::default().is_own(own), "{own}");
+        }
+    }
+
+    #[test]
+    fn the_options_choose_the_programs_files() {
+        let json = "/usr/lib/python3.11/json/decoder.py";
+        let app = "/srv/app/main.py";
+        let all = Charging {
+            all: true,
+            ..Charging::default()
+        };
+        assert!(all.is_own(json) && all.is_own(app) && !all.recharges());
+        let only = Charging {
+            only: vec!["json/".into()],
+            ..Charging::default()
+        };
+        assert!(only.is_own(json) && !only.is_own(app));
+        let exclude = Charging {
+            all: true,
+            exclude: vec!["/srv/".into()],
+            ..Charging::default()
+        };
+        assert!(exclude.is_own(json) && !exclude.is_own(app));
     }
 }

@@ -1,6 +1,7 @@
 //! Figures derived from the model, in one place so that every renderer shows the same
 //! numbers: shares, MiB, the Python fraction, rates.
 
+use super::charge::Charging;
 use super::types::{Footprint, Memory, Profile};
 use rprof_format::{mode, Clock, Header};
 
@@ -103,6 +104,29 @@ impl Footprint {
 }
 
 impl Profile {
+    /// The charging policy in one sentence: whose lines carry library time and memory.
+    pub fn charging_note(&self) -> String {
+        let c = &self.charging;
+        if !c.policy.recharges() {
+            return "every line its own samples (--profile-all)".to_string();
+        }
+        let memory = if self.has_memory() {
+            format!(", {:.1} MiB", mib(c.recharged_bytes))
+        } else {
+            String::new()
+        };
+        let whose = if c.policy == Charging::default() {
+            String::new()
+        } else {
+            format!(" ({})", c.policy.describe())
+        };
+        format!(
+            "library time to the program's calling line{whose}: {:.1}%{memory} \
+             (--profile-all: library lines their own)",
+            percent(c.recharged.total_ns(), self.total.share_base())
+        )
+    }
+
     /// `bytes` over the run, per second; `None` for a run of no time.
     pub fn rate(&self, bytes: u64) -> Option<f64> {
         (self.elapsed_ns > 0).then(|| bytes as f64 / secs(self.elapsed_ns))

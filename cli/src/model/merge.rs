@@ -23,6 +23,7 @@
 
 use super::accumulate::Accumulator;
 use super::types::{Profile, Times};
+use super::Charging;
 use rprof_format::{read_trace_from, Counters, End, Ending, FreeSample, Record, Trace, TraceError};
 use rustc_hash::FxHashMap;
 use std::io::Read;
@@ -92,8 +93,12 @@ impl ProcessRow {
 }
 
 /// Reads one process's trace: its own profile and its row.
-pub fn read_process(source: &str, src: impl Read) -> Result<(ProcessRow, Profile), TraceError> {
-    let mut acc = Accumulator::default();
+pub fn read_process(
+    source: &str,
+    src: impl Read,
+    charging: &Charging,
+) -> Result<(ProcessRow, Profile), TraceError> {
+    let mut acc = Accumulator::charged(charging.clone());
     let (mut process, mut exit) = (None, None);
     let trace = read_trace_from(src, |r| {
         match &r {
@@ -255,9 +260,10 @@ pub fn merge<R: Read, E>(
     rows: Vec<ProcessRow>,
     profiles: &[Profile],
     mut open: impl FnMut(usize) -> Result<R, E>,
+    charging: &Charging,
 ) -> Result<Profile, MergeError<E>> {
     let start = rows.iter().map(|r| r.start_unix_ns).min().unwrap_or(0);
-    let mut acc = Accumulator::default();
+    let mut acc = Accumulator::charged(charging.clone());
     let mut fresh = Fresh {
         string: 0,
         function: 0,

@@ -130,9 +130,15 @@ fn merged(traces: &[Vec<u8>]) -> (Profile, Vec<Profile>) {
     let (rows, profiles): (Vec<_>, Vec<_>) = traces
         .iter()
         .enumerate()
-        .map(|(i, t)| read_process(&format!("t{i}"), &t[..]).unwrap())
+        .map(|(i, t)| read_process(&format!("t{i}"), &t[..], &Charging::default()).unwrap())
         .unzip();
-    let m = merge::<_, ()>(rows, &profiles, |i| Ok(&traces[i][..])).unwrap();
+    let m = merge::<_, ()>(
+        rows,
+        &profiles,
+        |i| Ok(&traces[i][..]),
+        &Charging::default(),
+    )
+    .unwrap();
     (m, profiles)
 }
 
@@ -218,7 +224,11 @@ fn other_runs_are_left_out_and_said_why() {
         spec(200, 1, 1000, "r2", true),
     ]
     .iter()
-    .map(|s| read_process("t", &trace(s)[..]).unwrap().0)
+    .map(|s| {
+        read_process("t", &trace(s)[..], &Charging::default())
+            .unwrap()
+            .0
+    })
     .collect();
     let first = select(&rows, Pick::First);
     assert_eq!(first.merged, [0, 1]);

@@ -18,5 +18,6 @@ pub mod merge;
 pub mod timeline;
 pub mod types;
 
-pub use accumulate::{aggregate, aggregate_from};
+pub use accumulate::{aggregate, aggregate_charged, aggregate_from};
+pub use charge::Charging;
 pub use types::*;

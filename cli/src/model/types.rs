@@ -1,6 +1,7 @@
 //! The report model: what every renderer reads. Figures are computed here once (see
 //! [`super::figures`] for the derived ones); renderers only format them.
 
+use super::charge::Charging;
 use crate::model::leaks::Leak;
 use crate::model::merge::ProcessRow;
 use rprof_format::{mode, Counters, End, Exec, FuncKind, Header};
@@ -160,6 +161,17 @@ pub struct Profile {
     pub processes: Vec<ProcessRow>,
     /// Traces given but not merged: where each came from, and why.
     pub left_out: Vec<(String, String)>,
+    /// How samples were charged to lines.
+    pub charging: ChargeSummary,
+}
+
+/// The charging policy a profile was made with, and what it charged past library frames
+/// to the program's own lines (already in those lines' figures).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChargeSummary {
+    pub policy: Charging,
+    pub recharged: Times,
+    pub recharged_bytes: u64,
 }
 
 impl Profile {

@@ -338,6 +338,14 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
             "python_live_bytes": c.python_live_bytes,
         })),
         "memory": memory_extras(p),
+        "charging": json!({
+            "profile_all": p.charging.policy.all,
+            "profile_only": p.charging.policy.only,
+            "profile_exclude": p.charging.policy.exclude,
+            "note": p.charging_note(),
+            "recharged_cpu_percent": percent(p.charging.recharged.total_ns(), p.total.share_base()),
+            "recharged_malloc_mb": mib(p.charging.recharged_bytes),
+        }),
         "marks": p.marks.iter().map(|(t, label)| json!({
             "t_sec": secs(*t),
             "label": label,

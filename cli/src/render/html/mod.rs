@@ -131,6 +131,7 @@ fn run(p: &Profile, src: &Sources) -> Value {
         "cwd": clean(&h.cwd),
         "pid": h.pid,
         "python": python_version(h.python_version),
+        "charging": p.charging_note(),
         "elapsed_s": round(secs(p.elapsed_ns), 3),
         "ended": p.end.is_some(),
         "cpu_s": round(secs(p.total.total_ns()), 3),

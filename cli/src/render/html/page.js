@@ -133,6 +133,7 @@
     const item = (k, v, bad) => dl.append(el("dt", {}, k), el("dd", { class: bad ? "bad" : null }, v));
     item("Command", r.command);
     item("Interpreter", r.python ? "Python " + r.python + " (" + r.exe + ")" : r.exe + " (not Python)");
+    if (r.python) item("Charged", r.charging);
     item("PID", r.pid);
     item("Duration", (r.ended ? "" : "at least ") + secs(r.elapsed_s) + " wall");
     item("CPU time", secs(r.cpu_s) + " sampled in " + r.samples + " samples" +

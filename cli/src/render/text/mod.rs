@@ -103,6 +103,9 @@ fn header(out: &mut Out, p: &Profile) {
     out.line(&format!("Clock     {clock}, {} Hz", h.sample_hz));
     let py = python_version(h.python_version).unwrap_or_else(|| "not Python".to_string());
     out.line(&format!("Python    {py}"));
+    if h.python_version != 0 {
+        out.line(&format!("Charged   {}", p.charging_note()));
+    }
     match p.counters {
         Some(c) if h.modes & mode::MEMORY != 0 => out.line(&format!(
             "Memory    peak {} live, {} allocations of {} in all",
