@@ -24,6 +24,19 @@ pub struct Config {
     /// Started by `rprof run` (`RPROF_LAUNCHER` is set), which reports the run itself: the
     /// closing "wrote" line is left out.
     pub launched: bool,
+    /// GPU readings through NVML (`RPROF_GPU`), in the writer process.
+    pub gpu: GpuSetting,
+    /// `RPROF_NVML_LIBRARY`: the NVML library to load instead of `libnvidia-ml.so.1`.
+    pub nvml_library: Option<String>,
+}
+
+/// `RPROF_GPU`: whether the writer looks for GPUs. Auto and on differ only in what
+/// `RPROF_MODE` can do: a mode list without `gpu` turns auto off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuSetting {
+    Off,
+    Auto,
+    On,
 }
 
 const DEFAULT_OUTPUT: &str = "rprof-%p.trace";
@@ -68,6 +81,8 @@ impl Config {
             mem_rate_fixed: given("RPROF_MEM_RATE", 1, 1 << 40).is_some(),
             follow_children: number("RPROF_FOLLOW_CHILDREN", 0, 1, 1) == 1,
             launched: var("RPROF_LAUNCHER").is_some_and(|v| !v.is_empty()),
+            gpu: gpu_setting(),
+            nvml_library: var("RPROF_NVML_LIBRARY").filter(|s| !s.is_empty()),
         }
     }
 }
@@ -95,8 +110,35 @@ fn given(name: &str, lo: u64, hi: u64) -> Option<u64> {
         .filter(|v| (lo..=hi).contains(v))
 }
 
-/// Modes this build can record; the default is all of them.
+/// Modes this build can record; the default is all of them. GPU readings are decided
+/// apart (`RPROF_GPU`), as they need a device.
 const SUPPORTED: u32 = mode::CPU | mode::MEMORY | mode::COPY;
+
+fn gpu_setting() -> GpuSetting {
+    let mode_list = var("RPROF_MODE");
+    // An explicit mode list chooses: with `gpu` in it the GPU is looked for, without it
+    // not (unless RPROF_GPU=on says otherwise).
+    let listed = mode_list
+        .as_deref()
+        .map(|s| s.split(',').any(|w| w.trim() == "gpu"));
+    match var("RPROF_GPU").as_deref().map(str::trim) {
+        Some("on") => GpuSetting::On,
+        Some("off") => GpuSetting::Off,
+        None | Some("auto") => match listed {
+            Some(false) => GpuSetting::Off,
+            _ => GpuSetting::Auto,
+        },
+        Some(other) => {
+            warn(&format!(
+                "RPROF_GPU={other:?} is not 'auto', 'on' or 'off'; using auto"
+            ));
+            match listed {
+                Some(false) => GpuSetting::Off,
+                _ => GpuSetting::Auto,
+            }
+        }
+    }
+}
 
 fn modes() -> u32 {
     let Some(s) = var("RPROF_MODE") else {
@@ -118,10 +160,9 @@ fn modes() -> u32 {
         };
         bits |= bit;
     }
-    if bits & !SUPPORTED != 0 {
-        warn(&format!(
-            "RPROF_MODE={s:?}: this build records only cpu; the rest is ignored"
-        ));
+    if bits == mode::GPU {
+        // GPU readings are charged to lines through the CPU samples taken with them.
+        return mode::CPU;
     }
     if bits & SUPPORTED == 0 {
         warn(&format!(
