@@ -6,11 +6,13 @@
 //!   index for CPU and memory samples;
 //! - [`charge`]: the charging policy (which line and function a sample is charged to);
 //! - [`memory`], [`leaks`], [`timeline`]: the memory replay, the leak rule, timelines;
+//! - [`gpu`]: GPU readings charged to the lines running when they were taken;
 //! - [`figures`]: the figures derived from it (shares, MiB, rates), in one place.
 
 pub mod accumulate;
 pub mod charge;
 pub mod figures;
+pub mod gpu;
 pub mod leaks;
 pub mod memory;
 pub mod timeline;

@@ -157,7 +157,13 @@ fn run(
         })
         .collect();
     let text = describe(&infos, &first);
-    if tx.send(Msg::On { devices: infos, text }).is_err() {
+    if tx
+        .send(Msg::On {
+            devices: infos,
+            text,
+        })
+        .is_err()
+    {
         return;
     }
     let mut next = Instant::now();

@@ -4,9 +4,9 @@
 
 use super::gpu::{self, Gpu, Msg};
 use super::oom;
-use crate::config::GpuSetting;
 use super::sink::{self, Sink};
 use crate::codes::Span;
+use crate::config::GpuSetting;
 use crate::log;
 use crate::queue::{Event, Kind, UNKNOWN_CODE};
 use crate::runtime::Runtime;
