@@ -75,13 +75,14 @@ def test_busy_line_gets_the_gpu_and_idle_line_does_not(python, script, tmp_path,
     lines = file_lines(d, WORKLOAD)
     busy, idle = lines[BUSY_LINE], lines.get(IDLE_LINE)
     assert idle is not None, "the idle line has no CPU samples: the run is too short to test"
-    # The busy phase is all the GPU time there is; readings at its edges may go to the
-    # lines that start and end it.
+    # The busy phase is all the GPU time there is. A reading at a phase's edge goes to the
+    # sample nearest it, which can be across the edge (a reading every 10 ms, a sample
+    # every few ms): one such reading is ~2% of a 0.6 s phase, and can set the idle line's
+    # peak, which is why the idle line is held to its share and its average, not its peak.
     assert busy["n_gpu_percent"] >= 85, busy
-    assert idle["n_gpu_percent"] <= 3, idle
+    assert idle["n_gpu_percent"] <= 5, idle
     assert busy["n_gpu_peak_memory_mb"] == busy_mib, busy
     assert abs(busy["n_gpu_avg_memory_mb"] - busy_mib) <= 0.1 * busy_mib, busy
-    assert idle["n_gpu_peak_memory_mb"] <= max(idle_mib, 0.05 * busy_mib), idle
     assert abs(idle["n_gpu_avg_memory_mb"] - idle_mib) <= 0.05 * busy_mib, idle
     assert sum(rec["n_gpu_percent"] for f in d["files"].values() for rec in f["lines"]) <= 100.001
     assert g["unattributed_percent"] <= 5, g
