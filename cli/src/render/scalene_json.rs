@@ -35,7 +35,7 @@ struct ScaleneJson {
     max_footprint_lineno: Option<u32>,
     files: Files,
     gpu: bool,
-    gpu_device: String,
+    gpu_device: &'static str,
     memory: bool,
     async_profile: bool,
     samples: Vec<(u64, f64)>,
@@ -209,14 +209,9 @@ fn document(p: &Profile, src: &Sources, advice: &Advice) -> ScaleneJson {
         max_footprint_lineno: fp.peak_at.as_ref().map(|&(_, l)| l).filter(|&l| l > 0),
         files: Files(files),
         gpu: p.gpu.is_some(),
-        // Scalene names one device; several are summed, and named here together.
-        gpu_device: p.gpu.as_ref().map_or_else(String::new, |g| {
-            g.devices
-                .iter()
-                .map(|d| d.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        }),
+        // Scalene's schema knows the kinds "GPU" (NVIDIA) and "Neuron"; the devices' names
+        // are under rprof.gpu.devices.
+        gpu_device: if p.gpu.is_some() { "GPU" } else { "" },
         memory: h.modes & mode::MEMORY != 0,
         async_profile: false,
         samples: mb_points(&fp.timeline),
