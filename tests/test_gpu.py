@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from scalene.scalene_json import ScaleneJSONSchema
 
-from harness import OWN, PYTHONS, build_c, file_lines, other_stderr, profiled, report, run_profiled
+from harness import OWN, PYTHONS, build_c, file_lines, other_stderr, profiled, report, report_json, run_profiled
 
 WORKLOAD = OWN / "gpu_phases.py"
 BUSY_UTIL, BUSY_MIB, OTHER_MIB = 90, 1024, 512
@@ -180,3 +180,22 @@ def test_html_page_has_gpu_columns_and_timeline(tmp_path, fake_nvml):
         assert b.errors == [], b.errors
     finally:
         b.close()
+
+
+@pytest.mark.parametrize("env,said", [
+    pytest.param({"RPROF_GPU": "auto"}, False, id="auto"),
+    pytest.param({"RPROF_GPU": "on"}, True, id="on"),
+    pytest.param({"RPROF_GPU": "auto", "RPROF_MODE": "gpu"}, True, id="mode-gpu"),
+])
+def test_native_process_says_the_verdict_only_when_asked(env, said, tmp_path, fake_nvml):
+    """A process that is not Python (a shell, a launcher a run goes through) says the GPU
+    verdict only when GPU profiling was asked for (RPROF_GPU=on, or gpu in RPROF_MODE); the
+    trace has it either way."""
+    (tmp_path / "script").write_text("devices=1\n")
+    proc, trace = run_profiled(["/bin/sleep", "0.05"], tmp_path, RPROF_NVML_LIBRARY=str(fake_nvml),
+                               FAKE_NVML_SCRIPT=str(tmp_path / "script"), **env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [l for l in other_stderr(proc.stderr) if "GPU profiling" in l]
+    assert len(lines) == (1 if said else 0), proc.stderr
+    marks = [m["label"] for m in report_json(trace)["rprof"]["marks"]]
+    assert any(m.startswith("gpu: GPU profiling on: 1 device (Fake GPU 0)") for m in marks), marks

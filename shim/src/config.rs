@@ -30,8 +30,8 @@ pub struct Config {
     pub nvml_library: Option<String>,
 }
 
-/// `RPROF_GPU`: whether the writer looks for GPUs. Auto and on differ only in what
-/// `RPROF_MODE` can do: a mode list without `gpu` turns auto off.
+/// `RPROF_GPU`: whether the writer looks for GPUs. Auto and on both look; on also says
+/// the verdict in processes that are not Python.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GpuSetting {
     Off,
@@ -115,27 +115,23 @@ fn given(name: &str, lo: u64, hi: u64) -> Option<u64> {
 const SUPPORTED: u32 = mode::CPU | mode::MEMORY | mode::COPY;
 
 fn gpu_setting() -> GpuSetting {
-    let mode_list = var("RPROF_MODE");
-    // An explicit mode list chooses: with `gpu` in it the GPU is looked for, without it
-    // not (unless RPROF_GPU=on says otherwise).
-    let listed = mode_list
-        .as_deref()
-        .map(|s| s.split(',').any(|w| w.trim() == "gpu"));
+    // `gpu` in RPROF_MODE asks for it as RPROF_GPU=on does; a mode list without it leaves
+    // the default (auto), so `rprof run --memory` on a GPU machine still reads the GPU.
+    let listed = var("RPROF_MODE").is_some_and(|s| s.split(',').any(|w| w.trim() == "gpu"));
+    let default = if listed {
+        GpuSetting::On
+    } else {
+        GpuSetting::Auto
+    };
     match var("RPROF_GPU").as_deref().map(str::trim) {
         Some("on") => GpuSetting::On,
         Some("off") => GpuSetting::Off,
-        None | Some("auto") => match listed {
-            Some(false) => GpuSetting::Off,
-            _ => GpuSetting::Auto,
-        },
+        None | Some("auto") => default,
         Some(other) => {
             warn(&format!(
                 "RPROF_GPU={other:?} is not 'auto', 'on' or 'off'; using auto"
             ));
-            match listed {
-                Some(false) => GpuSetting::Off,
-                _ => GpuSetting::Auto,
-            }
+            default
         }
     }
 }
