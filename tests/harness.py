@@ -64,9 +64,10 @@ def shim_env(tmp_path, **extra):
     require(SHIM)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_")}
     # RPROF_LOG=stderr: the shim's lines show as they would on a terminal (captured stderr
-    # gets none by default).
+    # gets none by default). RPROF_GPU=off: no GPU here, and tests that count the shim's
+    # lines would count its "GPU profiling off" info line; tests/test_gpu.py sets its own.
     env.update({"LD_PRELOAD": str(SHIM), "RPROF_OUTPUT": str(tmp_path / "rprof-%p.trace"), "RPROF_LOG": "stderr",
-                **extra})
+                "RPROF_GPU": "off", **extra})
     return env
 
 

@@ -23,6 +23,8 @@ fn main() {
             Record::Mark { .. } => "mark",
             Record::Process(_) => "process",
             Record::Exit(_) => "exit",
+            Record::GpuDevice(_) => "gpu device",
+            Record::Gpu(_) => "gpu",
         };
         *counts.entry(kind).or_default() += 1;
     })

@@ -487,6 +487,22 @@ fn decode_record(t: u8, body: &[u8]) -> Result<Option<Record>, Short> {
             };
             Record::Exit(Exit { t_ns, how })
         }
+        tag::GPU_DEVICE => Record::GpuDevice(GpuDevice {
+            index: c.u32()?,
+            name: c.u32()?,
+            memory_total: c.u64()?,
+        }),
+        tag::GPU => Record::Gpu(GpuReading {
+            t_ns: c.u64()?,
+            device: c.u32()?,
+            // A percentage: anything above 100 is corruption.
+            util: match c.u32()? {
+                u @ 0..=100 => u,
+                _ => return Err(Short),
+            },
+            memory: c.u64()?,
+            source: c.u8()?,
+        }),
         _ => return Ok(None),
     };
     Ok(Some(r))
@@ -604,6 +620,18 @@ mod tests {
                 tid: 2,
                 stack: 3,
                 weight: 4,
+            }),
+            Record::GpuDevice(GpuDevice {
+                index: 1,
+                name: 1,
+                memory_total: 80 << 30,
+            }),
+            Record::Gpu(GpuReading {
+                t_ns: 1,
+                device: 1,
+                util: 100,
+                memory: 1 << 30,
+                source: gpu_source::PROCESS_MEMORY,
             }),
             Record::End(End {
                 t_ns: 1,

@@ -183,6 +183,20 @@ impl Encoder {
                 }
                 tag::EXIT
             }
+            Record::GpuDevice(d) => {
+                put_u64(b, d.index.into());
+                put_u64(b, d.name.into());
+                put_u64(b, d.memory_total);
+                tag::GPU_DEVICE
+            }
+            Record::Gpu(g) => {
+                put_u64(b, g.t_ns);
+                put_u64(b, g.device.into());
+                put_u64(b, g.util.into());
+                put_u64(b, g.memory);
+                b.push(g.source);
+                tag::GPU
+            }
         };
         self.buf.push(t);
         put_u64(&mut self.buf, self.body.len() as u64);

@@ -158,6 +158,39 @@ pub struct CopySample {
     pub weight: u64,
 }
 
+/// One GPU the writer reads (through NVML), written once before its first reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuDevice {
+    /// NVML's index of the device; readings name it.
+    pub index: u32,
+    /// String id of the device's name.
+    pub name: u32,
+    /// The device's memory, bytes.
+    pub memory_total: u64,
+}
+
+/// What a [`GpuReading`] measured for the profiled process alone (bit set); a clear bit
+/// means that figure is device-wide (every process on the GPU).
+pub mod gpu_source {
+    /// Utilisation from `nvmlDeviceGetProcessUtilization` for this pid.
+    pub const PROCESS_UTIL: u8 = 1;
+    /// Memory from `nvmlDeviceGetComputeRunningProcesses` for this pid.
+    pub const PROCESS_MEMORY: u8 = 2;
+}
+
+/// One reading of one GPU, taken by the writer at the CPU sampling cadence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuReading {
+    pub t_ns: u64,
+    pub device: u32,
+    /// Percent of the last sample period the GPU was busy, 0 to 100.
+    pub util: u32,
+    /// GPU memory in use, bytes.
+    pub memory: u64,
+    /// [`gpu_source`] bits.
+    pub source: u8,
+}
+
 /// Written once when the process ends normally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct End {
@@ -240,6 +273,8 @@ pub enum Record {
     },
     Process(Process),
     Exit(Exit),
+    GpuDevice(GpuDevice),
+    Gpu(GpuReading),
 }
 
 /// Labels of the marks the shim itself writes.
@@ -255,6 +290,9 @@ pub mod marks {
     pub const TRACE_STOPPED: &str = "trace-stopped";
     /// Prefix of a warning the shim gave during the run (`warning: TEXT`).
     pub const WARNING: &str = "warning";
+    /// Prefix of the line saying why GPU profiling is off or what it reads
+    /// (`gpu: TEXT`).
+    pub const GPU: &str = "gpu";
 }
 
 /// Record tags on disk. Never reuse a number.
@@ -272,4 +310,6 @@ pub mod tag {
     pub const MARK: u8 = 11;
     pub const PROCESS: u8 = 12;
     pub const EXIT: u8 = 13;
+    pub const GPU_DEVICE: u8 = 14;
+    pub const GPU: u8 = 15;
 }

@@ -24,6 +24,19 @@ pub struct Config {
     /// Started by `rprof run` (`RPROF_LAUNCHER` is set), which reports the run itself: the
     /// closing "wrote" line is left out.
     pub launched: bool,
+    /// GPU readings through NVML (`RPROF_GPU`), in the writer process.
+    pub gpu: GpuSetting,
+    /// `RPROF_NVML_LIBRARY`: the NVML library to load instead of `libnvidia-ml.so.1`.
+    pub nvml_library: Option<String>,
+}
+
+/// `RPROF_GPU`: whether the writer looks for GPUs. Auto and on both look; on also says
+/// the verdict in processes that are not Python.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuSetting {
+    Off,
+    Auto,
+    On,
 }
 
 const DEFAULT_OUTPUT: &str = "rprof-%p.trace";
@@ -68,6 +81,8 @@ impl Config {
             mem_rate_fixed: given("RPROF_MEM_RATE", 1, 1 << 40).is_some(),
             follow_children: number("RPROF_FOLLOW_CHILDREN", 0, 1, 1) == 1,
             launched: var("RPROF_LAUNCHER").is_some_and(|v| !v.is_empty()),
+            gpu: gpu_setting(),
+            nvml_library: var("RPROF_NVML_LIBRARY").filter(|s| !s.is_empty()),
         }
     }
 }
@@ -95,8 +110,31 @@ fn given(name: &str, lo: u64, hi: u64) -> Option<u64> {
         .filter(|v| (lo..=hi).contains(v))
 }
 
-/// Modes this build can record; the default is all of them.
+/// Modes this build can record; the default is all of them. GPU readings are decided
+/// apart (`RPROF_GPU`), as they need a device.
 const SUPPORTED: u32 = mode::CPU | mode::MEMORY | mode::COPY;
+
+fn gpu_setting() -> GpuSetting {
+    // `gpu` in RPROF_MODE asks for it as RPROF_GPU=on does; a mode list without it leaves
+    // the default (auto), so `rprof run --memory` on a GPU machine still reads the GPU.
+    let listed = var("RPROF_MODE").is_some_and(|s| s.split(',').any(|w| w.trim() == "gpu"));
+    let default = if listed {
+        GpuSetting::On
+    } else {
+        GpuSetting::Auto
+    };
+    match var("RPROF_GPU").as_deref().map(str::trim) {
+        Some("on") => GpuSetting::On,
+        Some("off") => GpuSetting::Off,
+        None | Some("auto") => default,
+        Some(other) => {
+            warn(&format!(
+                "RPROF_GPU={other:?} is not 'auto', 'on' or 'off'; using auto"
+            ));
+            default
+        }
+    }
+}
 
 fn modes() -> u32 {
     let Some(s) = var("RPROF_MODE") else {
@@ -118,10 +156,9 @@ fn modes() -> u32 {
         };
         bits |= bit;
     }
-    if bits & !SUPPORTED != 0 {
-        warn(&format!(
-            "RPROF_MODE={s:?}: this build records only cpu; the rest is ignored"
-        ));
+    if bits == mode::GPU {
+        // GPU readings are charged to lines through the CPU samples taken with them.
+        return mode::CPU;
     }
     if bits & SUPPORTED == 0 {
         warn(&format!(

@@ -11,6 +11,7 @@
 
 use super::charge::{Charging, FileTable, FunctionDef, FunctionTable, Names, Resolver, Site};
 use super::figures::percent;
+use super::gpu::GpuAccumulator;
 use super::memory::{MemoryAccumulator, StackTotals};
 use super::types::{
     ChargeSummary, Profile, StackFrame, StackMemory, StackProfile, StackThread, Stacks,
@@ -183,6 +184,7 @@ pub(super) struct Accumulator {
     /// Time and label id of each mark.
     marks: Vec<(u64, u32)>,
     charging: Charging,
+    gpu: GpuAccumulator,
 }
 
 impl Accumulator {
@@ -230,6 +232,7 @@ impl Accumulator {
                     .times(s.tid, slot)
                     .add_sample(s.exec, s.cpu_ns, sys);
                 self.total.add_sample(s.exec, s.cpu_ns, sys);
+                self.gpu.sample(s.t_ns, s.tid, slot);
                 self.last_t_ns = self.last_t_ns.max(s.t_ns);
             }
             // First definition wins: a writer never redefines an id with other content.
@@ -285,6 +288,11 @@ impl Accumulator {
             Record::Mark { t_ns, label } => self.marks.push((t_ns, label)),
             // Which run and how it ended: read by the launcher (`crate::launch`).
             Record::Process(_) | Record::Exit(_) => {}
+            Record::GpuDevice(d) => self.gpu.device(d),
+            Record::Gpu(g) => {
+                self.last_t_ns = self.last_t_ns.max(g.t_ns);
+                self.gpu.reading(g);
+            }
         }
     }
 
@@ -414,6 +422,14 @@ impl Accumulator {
             exit_ns,
             elapsed_ns,
         );
+        let site_charges: Vec<(usize, Option<usize>)> =
+            sites.iter().map(|s| (s.line, s.func)).collect();
+        let gpu = self.gpu.finish(
+            &site_charges,
+            (files.lines.len(), funcs.list.len()),
+            |id| names.get(id),
+            trace.header.sample_hz,
+        );
         let mut footprint = replayed.footprint;
         footprint.peak_at = replayed.peak_line.map(|l| files.location(l));
         if unknown_memory_stacks > 0 {
@@ -484,8 +500,9 @@ impl Accumulator {
             .collect();
 
         let mut functions = funcs.list;
-        for (f, m) in functions.iter_mut().zip(replayed.funcs) {
+        for ((f, m), g) in functions.iter_mut().zip(replayed.funcs).zip(gpu.funcs) {
             f.memory = m;
+            f.gpu = g;
         }
         let mut order: Vec<usize> = (0..functions.len()).collect();
         order.sort_by(|&a, &b| {
@@ -524,7 +541,7 @@ impl Accumulator {
             total: self.total,
             profiler_ns: self.profiler_ns,
             profiler_samples: self.profiler_samples,
-            files: files.into_sorted(replayed.lines),
+            files: files.into_sorted(replayed.lines, gpu.lines),
             functions,
             threads,
             stacks,
@@ -532,6 +549,7 @@ impl Accumulator {
             counters: self.counters,
             footprint,
             marks,
+            gpu: gpu.summary,
             damage: trace.damage.iter().map(ToString::to_string).collect(),
             warnings,
             stopped,
@@ -715,7 +733,8 @@ mod tests {
             [LineProfile {
                 line: 2,
                 times: p.total,
-                memory: Memory::default()
+                memory: Memory::default(),
+                gpu: Default::default(),
             }]
         );
     }

@@ -12,7 +12,7 @@
 //! keep every frame.
 
 use super::types::{
-    FileProfile, FunctionProfile, LineProfile, Memory, Times, NO_PYTHON_FRAME, UNDEFINED,
+    FileProfile, FunctionProfile, LineGpu, LineProfile, Memory, Times, NO_PYTHON_FRAME, UNDEFINED,
 };
 use rprof_format::{Frame, FuncKind};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -171,6 +171,7 @@ impl FunctionTable {
                     self_times: Times::default(),
                     total_ns: 0,
                     memory: Memory::default(),
+                    gpu: LineGpu::default(),
                 });
                 list.len() - 1
             });
@@ -223,7 +224,7 @@ impl FileTable {
     }
 
     /// The files with their lines, given each line slot's memory.
-    pub(super) fn into_sorted(self, memory: Vec<Memory>) -> Vec<FileProfile> {
+    pub(super) fn into_sorted(self, memory: Vec<Memory>, gpu: Vec<LineGpu>) -> Vec<FileProfile> {
         let mut files: Vec<FileProfile> = self
             .paths
             .into_iter()
@@ -234,13 +235,14 @@ impl FileTable {
                 lines: Vec::new(),
             })
             .collect();
-        for (l, memory) in self.lines.into_iter().zip(memory) {
+        for ((l, memory), gpu) in self.lines.into_iter().zip(memory).zip(gpu) {
             let f = &mut files[l.file];
             f.times.add(&l.times);
             f.lines.push(LineProfile {
                 line: l.line,
                 times: l.times,
                 memory,
+                gpu,
             });
         }
         for f in &mut files {

@@ -366,6 +366,14 @@ pub fn merge<R: Read, E>(
                     end.truncated = end.truncated.saturating_add(e.truncated);
                     return;
                 }
+                Record::GpuDevice(d) => Record::GpuDevice(rprof_format::GpuDevice {
+                    name: renumber(&mut ids.strings, &mut fresh.string, d.name),
+                    ..d
+                }),
+                Record::Gpu(mut g) => {
+                    g.t_ns = t(g.t_ns);
+                    Record::Gpu(g)
+                }
                 Record::Mark { .. } | Record::Process(_) | Record::Exit(_) => return,
             };
             acc.visit(r);

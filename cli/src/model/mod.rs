@@ -7,11 +7,13 @@
 //! - [`charge`]: the charging policy (which line and function a sample is charged to);
 //! - [`memory`], [`leaks`], [`timeline`]: the memory replay, the leak rule, timelines;
 //! - [`merge`]: one profile of a whole run, from its processes' traces;
+//! - [`gpu`]: GPU readings charged to the lines running when they were taken;
 //! - [`figures`]: the figures derived from it (shares, MiB, rates), in one place.
 
 pub mod accumulate;
 pub mod charge;
 pub mod figures;
+pub mod gpu;
 pub mod leaks;
 pub mod memory;
 pub mod merge;

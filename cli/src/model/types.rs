@@ -64,6 +64,75 @@ pub struct LineProfile {
     pub line: u32,
     pub times: Times,
     pub memory: Memory,
+    /// GPU readings charged to the line (all zero without them).
+    pub gpu: LineGpu,
+}
+
+/// The GPU readings charged to one line (see [`super::gpu`]), summed over the devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LineGpu {
+    /// GPU busy time: utilisation percent times ns.
+    pub busy: f64,
+    /// Time the readings charged here stand for, and their memory times that time
+    /// (bytes·ns), for the average.
+    pub memory_ns: f64,
+    pub memory_byte_ns: f64,
+    /// The most GPU memory any reading charged here showed.
+    pub peak_bytes: u64,
+    /// Readings charged here (fractions where threads shared one).
+    pub readings: f64,
+}
+
+impl LineGpu {
+    /// GPU memory in use while the line ran, on average.
+    pub fn avg_bytes(&self) -> f64 {
+        if self.memory_ns > 0.0 {
+            self.memory_byte_ns / self.memory_ns
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The run's GPU readings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuSummary {
+    pub devices: Vec<GpuDeviceSummary>,
+    /// GPU busy time of the whole run (percent·ns, summed over the devices), and the part
+    /// charged to no line (no thread had a sample near those readings).
+    pub busy: f64,
+    pub unattributed: f64,
+    /// Downsampled: (ns since the start, utilisation summed over the devices in percent,
+    /// memory summed over the devices in bytes).
+    pub timeline: Vec<(u64, u32, u64)>,
+}
+
+impl GpuSummary {
+    /// Whether every device's utilisation, and memory, was the process's own.
+    pub fn process_util(&self) -> bool {
+        self.devices.iter().all(|d| d.process_util)
+    }
+
+    pub fn process_memory(&self) -> bool {
+        self.devices.iter().all(|d| d.process_memory)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuDeviceSummary {
+    pub index: u32,
+    pub name: String,
+    pub memory_total: u64,
+    pub readings: u64,
+    /// Utilisation (percent) and memory (bytes), time-averaged over the readings, and at
+    /// their highest.
+    pub avg_util: f64,
+    pub peak_util: u32,
+    pub avg_memory: f64,
+    pub peak_memory: u64,
+    /// Whether the figures were the process's own (else the whole device's).
+    pub process_util: bool,
+    pub process_memory: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +168,8 @@ pub struct FunctionProfile {
     pub total_ns: u64,
     /// Memory charged to this function's lines.
     pub memory: Memory,
+    /// GPU readings charged to this function's lines.
+    pub gpu: LineGpu,
 }
 
 impl FunctionProfile {
@@ -148,6 +219,8 @@ pub struct Profile {
     pub footprint: Footprint,
     /// Named moments of the run (ns since the start, label), in time order.
     pub marks: Vec<(u64, String)>,
+    /// The GPU readings, when the trace has any.
+    pub gpu: Option<GpuSummary>,
     /// What the reader found wrong with the file (each [`rprof_format::Damage`]'s text).
     pub damage: Vec<String>,
     /// Other things the report must mention (missing definitions, clamped samples, the
@@ -178,6 +251,15 @@ impl Profile {
     /// The process ended without rprof finishing its trace, and without saying why.
     pub fn killed(&self) -> bool {
         self.end.is_none() && self.stopped.is_none()
+    }
+
+    /// A line's (or function's) share of the run's GPU busy time, percent; 0 without GPU
+    /// readings.
+    pub fn gpu_share(&self, g: &LineGpu) -> f64 {
+        match &self.gpu {
+            Some(s) if s.busy > 0.0 => 100.0 * g.busy / s.busy,
+            _ => 0.0,
+        }
     }
 
     /// Whether memory was profiled (or the trace holds memory samples anyway).

@@ -78,6 +78,7 @@ impl Shown<'_> {
         self.opts.all_lines
             || percent(l.times.total_ns(), self.p.total.share_base()) >= self.opts.threshold
             || self.p.has_memory() && self.p.memory_share(&l.memory) >= self.opts.threshold
+            || self.p.gpu_share(&l.gpu) >= self.opts.threshold
     }
 
     pub fn file(&self, f: &FileProfile) -> bool {

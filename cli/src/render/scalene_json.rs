@@ -8,7 +8,7 @@
 
 use crate::advice::Advice;
 use crate::model::figures::{fraction, mib, mib_f64, percent, python_version, secs};
-use crate::model::{FunctionProfile, Memory, Profile, Times};
+use crate::model::{FunctionProfile, GpuSummary, LineGpu, Memory, Profile, Times};
 use crate::source::Sources;
 use rprof_format::{mode, Clock, FuncKind, FORMAT_VERSION};
 use serde::ser::{Serialize, Serializer};
@@ -139,7 +139,7 @@ fn document(p: &Profile, src: &Sources, advice: &Advice) -> ScaleneJson {
                         .unwrap_or_default();
                     // No loop or function analysis of the source: each line is its own region.
                     LineDetail {
-                        detail: detail(p, text, l.line, &l.times, &l.memory),
+                        detail: detail(p, text, l.line, &l.times, &l.memory, &l.gpu),
                         start_outermost_loop: l.line,
                         end_outermost_loop: l.line,
                         start_region_line: l.line,
@@ -155,7 +155,14 @@ fn document(p: &Profile, src: &Sources, advice: &Advice) -> ScaleneJson {
                 .iter()
                 .map(|func| {
                     let lineno = func.first_line.max(1);
-                    detail(p, func.name.clone(), lineno, &func.self_times, &func.memory)
+                    detail(
+                        p,
+                        func.name.clone(),
+                        lineno,
+                        &func.self_times,
+                        &func.memory,
+                        &func.gpu,
+                    )
                 })
                 .collect();
             let leaks = f
@@ -201,8 +208,10 @@ fn document(p: &Profile, src: &Sources, advice: &Advice) -> ScaleneJson {
         max_footprint_fname: fp.peak_at.as_ref().map(|(f, _)| f.clone()),
         max_footprint_lineno: fp.peak_at.as_ref().map(|&(_, l)| l).filter(|&l| l > 0),
         files: Files(files),
-        gpu: false,
-        gpu_device: "",
+        gpu: p.gpu.is_some(),
+        // Scalene's schema knows the kinds "GPU" (NVIDIA) and "Neuron"; the devices' names
+        // are under rprof.gpu.devices.
+        gpu_device: if p.gpu.is_some() { "GPU" } else { "" },
         memory: h.modes & mode::MEMORY != 0,
         async_profile: false,
         samples: mb_points(&fp.timeline),
@@ -220,7 +229,14 @@ fn mb_points(points: &[(u64, u64)]) -> Vec<(u64, f64)> {
     points.iter().map(|&(t, b)| (t, mib(b))).collect()
 }
 
-fn detail(p: &Profile, line: String, lineno: u32, t: &Times, m: &Memory) -> FunctionDetail {
+fn detail(
+    p: &Profile,
+    line: String,
+    lineno: u32,
+    t: &Times,
+    m: &Memory,
+    g: &LineGpu,
+) -> FunctionDetail {
     let peak_mb = mib(m.peak_bytes);
     let copy_mb_s = p.copy_rate(m).map_or(0.0, mib_f64);
     let total_ns = p.total.share_base();
@@ -235,9 +251,10 @@ fn detail(p: &Profile, line: String, lineno: u32, t: &Times, m: &Memory) -> Func
         n_core_utilization: 0.0,
         n_cpu_percent_c: percent(t.native_ns, total_ns),
         n_cpu_percent_python: percent(t.python_ns, total_ns),
-        n_gpu_avg_memory_mb: 0.0,
-        n_gpu_peak_memory_mb: 0.0,
-        n_gpu_percent: 0.0,
+        n_gpu_avg_memory_mb: mib_f64(g.avg_bytes()),
+        n_gpu_peak_memory_mb: mib(g.peak_bytes),
+        // Scalene's n_gpu_percent: the line's share of the run's GPU busy time.
+        n_gpu_percent: p.gpu_share(g),
         n_growth_mb: mib(m.growth_bytes),
         n_peak_mb: peak_mb,
         n_malloc_mb: mib(m.malloc_bytes),
@@ -346,6 +363,7 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
             "recharged_cpu_percent": percent(p.charging.recharged.total_ns(), p.total.share_base()),
             "recharged_malloc_mb": mib(p.charging.recharged_bytes),
         }),
+        "gpu": p.gpu.as_ref().map(gpu_extras),
         "marks": p.marks.iter().map(|(t, label)| json!({
             "t_sec": secs(*t),
             "label": label,
@@ -404,6 +422,31 @@ pub(crate) fn advice_json(advice: &Advice) -> Value {
         })
     });
     Value::Array(hints.collect())
+}
+
+/// `rprof.gpu`: where the figures came from, the part charged to no line, the timeline,
+/// and each device on its own (the Scalene fields sum them).
+fn gpu_extras(g: &GpuSummary) -> Value {
+    let scope = |own: bool| if own { "process" } else { "device" };
+    json!({
+        "utilization_source": scope(g.process_util()),
+        "memory_source": scope(g.process_memory()),
+        "unattributed_percent": if g.busy > 0.0 { g.unattributed / g.busy * 100.0 } else { 0.0 },
+        "busy_gpu_sec": g.busy / 100.0 / 1e9,
+        "timeline": g.timeline.iter().map(|&(t, u, m)| json!([t, u, mib(m)])).collect::<Vec<_>>(),
+        "devices": g.devices.iter().map(|d| json!({
+            "index": d.index,
+            "name": d.name,
+            "memory_total_mb": mib(d.memory_total),
+            "readings": d.readings,
+            "avg_utilization_percent": d.avg_util,
+            "peak_utilization_percent": d.peak_util,
+            "avg_memory_mb": mib_f64(d.avg_memory),
+            "peak_memory_mb": mib(d.peak_memory),
+            "utilization_source": scope(d.process_util),
+            "memory_source": scope(d.process_memory),
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// The memory sampling and what the Scalene fields leave out: the estimated peak, the

@@ -2,16 +2,18 @@
 //! lines and native PCs to symbols, interns strings and stacks, and hands whole chunks to
 //! the sink.
 
+use super::gpu::{self, Gpu, Msg};
 use super::oom;
 use super::sink::{self, Sink};
 use crate::codes::Span;
+use crate::config::GpuSetting;
 use crate::log;
 use crate::queue::{Event, Kind, UNKNOWN_CODE};
 use crate::runtime::Runtime;
 use crate::{counters, python, shared, symbols};
 use rprof_format::{
     marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Ending, Exec, Exit, Frame,
-    FreeSample, FuncKind, Process, Record,
+    FreeSample, FuncKind, GpuDevice, Process, Record,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
@@ -58,6 +60,8 @@ pub struct Writer {
     /// The process was found worth a trace: records reach the file from then on. Until
     /// then they wait in the encoder (a few events' worth).
     keep: bool,
+    /// The GPU thread (NVML), unless `RPROF_GPU=off`.
+    gpu: Option<Gpu>,
 }
 
 /// CPU time, or bytes allocated, that make a child process with no Python worth a trace of
@@ -66,6 +70,11 @@ pub struct Writer {
 /// otherwise each add a file (and a line) to every run.
 const FEW_CPU_NS: u64 = 50_000_000;
 const FEW_ALLOC_BYTES: u64 = 16 << 20;
+
+/// At the end of a run, how long the writer waits for the GPU thread to say whether GPU
+/// profiling is on (a missing library is known in microseconds; a slow driver is not
+/// waited for, and its absence is then said).
+const GPU_VERDICT_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Writer {
     pub fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
@@ -96,6 +105,13 @@ impl Writer {
             alloc_bytes: 0,
             python_seen: false,
             keep: false,
+            gpu: {
+                let c = &rt.config;
+                let start = rt.start_mono_ns();
+                Gpu::start(c.gpu, c.nvml_library.clone(), program, c.hz, move || {
+                    crate::runtime::monotonic_ns().saturating_sub(start)
+                })
+            },
         }
         .with_process_record()
     }
@@ -138,12 +154,47 @@ impl Writer {
         self.enc.push(&Record::Exit(Exit { t_ns, how }));
     }
 
+    /// Writes what the GPU thread sent: its verdict (marked, and said in one info line),
+    /// the devices, the readings.
+    fn gpu(&mut self, msgs: Vec<Msg>) {
+        for m in msgs {
+            match m {
+                Msg::Reading(r) => self.enc.push(&Record::Gpu(r)),
+                Msg::On { devices, text } => {
+                    for d in devices {
+                        let name = self.string(&d.name);
+                        self.enc.push(&Record::GpuDevice(GpuDevice {
+                            index: d.index,
+                            name,
+                            memory_total: d.memory_total,
+                        }));
+                    }
+                    self.gpu_said(text);
+                }
+                Msg::Off(text) => self.gpu_said(text),
+            }
+        }
+    }
+
+    /// The GPU verdict, marked in the trace; said on stderr by Python processes and where
+    /// `RPROF_GPU=on` asked for it (not by every shell and launcher a run execs through).
+    fn gpu_said(&mut self, text: String) {
+        if self.rt.probe.is_some() || self.rt.config.gpu == GpuSetting::On {
+            log::info(&text);
+        }
+        let t = self.rt.elapsed_ns();
+        self.mark(t, format!("{}: {text}", marks::GPU));
+    }
+
     /// Processes every published event; returns how many there were.
     pub fn drain(&mut self) -> usize {
         let rt = self.rt;
         let mut n = 0;
         while rt.queue.pop(|ev| self.on_event(ev)) {
             n += 1;
+        }
+        if let Some(msgs) = self.gpu.as_mut().map(Gpu::ready) {
+            self.gpu(msgs);
         }
         if !self.marked_finalizing {
             if let Some(t) = shared::page().and_then(|s| s.finalizing.load(Relaxed).checked_sub(1))
@@ -439,6 +490,22 @@ impl Writer {
     /// Writes the End record and the last chunk (the process is worth its trace by now).
     pub fn finish(&mut self, end_ns: u64) {
         self.keep = true;
+        if let Some(g) = self.gpu.as_mut() {
+            let msgs = g.verdict(GPU_VERDICT_WAIT);
+            let undecided = !g.decided;
+            self.gpu(msgs);
+            if undecided {
+                self.gpu_said(format!(
+                    "GPU profiling off: NVML ({}) did not start within {} ms",
+                    self.rt
+                        .config
+                        .nvml_library
+                        .as_deref()
+                        .unwrap_or(gpu::DEFAULT_LIBRARY),
+                    GPU_VERDICT_WAIT.as_millis()
+                ));
+            }
+        }
         let taken = shared::page().map_or(0, |s| s.samples.load(Relaxed));
         self.enc.push(&Record::End(End {
             t_ns: end_ns,

@@ -7,6 +7,7 @@
 //! How the program's run ended decides only what closes the trace, never whether what was
 //! recorded is written: every ending drains the queue to the last event.
 
+mod gpu;
 mod intern;
 mod oom;
 mod sink;

@@ -91,6 +91,8 @@ struct Document {
     flame: flame::Flame,
     /// The hints (`rprof.advice` in the JSON report); empty with `--no-advice`.
     advice: Value,
+    /// GPU readings, when the trace has any.
+    gpu: Option<Value>,
 }
 
 fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> Document {
@@ -106,7 +108,30 @@ fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -
         threads: threads(p),
         flame: flame::tree(p),
         advice: scalene_json::advice_json(advice),
+        gpu: gpu(p),
     }
+}
+
+/// The GPU section: the devices, where the figures came from, and utilisation and memory
+/// over the run (`[fraction of the run, percent summed over devices, MiB]`).
+fn gpu(p: &Profile) -> Option<Value> {
+    let g = p.gpu.as_ref()?;
+    let end = p.elapsed_ns.max(1) as f64;
+    let scope = |own: bool| if own { "this process" } else { "device-wide" };
+    Some(json!({
+        "devices": g.devices.iter().map(|d| json!({
+            "name": clean(&d.name),
+            "avg_util": round(d.avg_util, 1),
+            "peak_memory_mib": round(mib(d.peak_memory), 1),
+            "memory_total_mib": round(mib(d.memory_total), 0),
+        })).collect::<Vec<_>>(),
+        "util_source": scope(g.process_util()),
+        "memory_source": scope(g.process_memory()),
+        "unattributed_pct": round(if g.busy > 0.0 { 100.0 * g.unattributed / g.busy } else { 0.0 }, 1),
+        "timeline": g.timeline.iter()
+            .map(|&(t, u, m)| json!([round(t as f64 / end, 4), u, round(mib(m), 1)]))
+            .collect::<Vec<_>>(),
+    }))
 }
 
 fn run(p: &Profile, src: &Sources) -> Value {
@@ -201,6 +226,12 @@ fn line(p: &Profile, l: &LineProfile, shown: &Shown, mem: bool) -> Value {
         "cpu": cpu(p, &l.times),
         "hot": shown.line(l),
     });
+    if p.gpu.is_some() {
+        v["gpu"] = json!([
+            round(p.gpu_share(&l.gpu), 1),
+            round(mib_f64(l.gpu.avg_bytes()), 1)
+        ]);
+    }
     if mem {
         v["mem"] = memory_cells(p, &l.memory);
         if !l.memory.timeline.is_empty() {

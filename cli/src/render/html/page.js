@@ -161,6 +161,11 @@
       { name: "System", key: (r) => r.l ? r.l.cpu[2] : -1, cell: (r) => r.l ? pct(r.l.cpu[2]) : "" },
       { name: "Total", key: (r) => r.l ? r.l.cpu[3] : -1, cell: (r) => r.l ? pct(r.l.cpu[3]) : "" },
     ];
+    if (D.gpu) {
+      const g = (i) => (r) => r.l && r.l.gpu ? r.l.gpu[i] : -1;
+      cols.push({ name: "GPU%", key: g(0), cell: (r) => r.l && r.l.gpu ? pct(r.l.gpu[0]) : "" });
+      cols.push({ name: "GPU MiB", key: g(1), cell: (r) => r.l && r.l.gpu ? mib(r.l.gpu[1]) : "" });
+    }
     if (MEM) {
       const m = (i) => (r) => r.l && r.l.mem && r.l.mem[i] !== null ? r.l.mem[i] : -1;
       const names = ["Avg MiB", "Peak MiB", "Alloc MiB", "Growth MiB"];
@@ -596,7 +601,33 @@
   const main = el("main", {});
   document.body.append(el("header", {}, el("h1", {}, "rprof report", el("span", { class: "cmd" }, D.run.command)), runInfo()),
     nav, main);
+  // ------------------------------------------------------------------ gpu
+  // Only with GPU readings: the devices, and utilisation (summed over devices) over time.
+  function gpuSection() {
+    const g = D.gpu;
+    const s = el("section", { id: "gpu" }, el("h2", {}, "GPU"));
+    const dl = el("dl", { class: "run" });
+    const item = (k, v) => dl.append(el("dt", {}, k), el("dd", {}, v));
+    g.devices.forEach((d) => item(d.name, d.avg_util + "% busy on average, up to " + mib(d.peak_memory_mib) +
+      " of " + mib(d.memory_total_mib) + " MiB"));
+    item("Figures", "utilisation " + g.util_source + ", memory " + g.memory_source + "; " + g.unattributed_pct +
+      "% of the GPU time near no sample (charged to no line)");
+    const W = 900, H = 160, L = 50, B = 20;
+    const c = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, id: "gpu-timeline" });
+    const max = Math.max(100, ...g.timeline.map((p) => p[1]));
+    const x = (t) => L + t * (W - L - 10), y = (v) => H - B - (v / max) * (H - B - 10);
+    c.appendChild(svg("line", { class: "axis", x1: L, y1: H - B, x2: W - 10, y2: H - B }));
+    c.appendChild(svg("line", { class: "axis", x1: L, y1: 10, x2: L, y2: H - B }));
+    const t = svg("text", { x: L - 4, y: y(max) + 4, "text-anchor": "end" });
+    t.textContent = max + "%";
+    c.appendChild(t);
+    c.appendChild(svg("polyline", { class: "line", points: g.timeline.map((p) => x(p[0]) + "," + y(p[1])).join(" ") }));
+    s.append(dl, el("h2", {}, "GPU utilisation over time"), c);
+    return s;
+  }
+
   main.append(linesSection(), functionsSection(), flameSection(), memorySection(), adviceSection(), threadsSection(),
     warningsSection());
+  if (D.gpu) main.insertBefore(gpuSection(), main.children[1]);
   window.rprof.flame.redraw();
 })();

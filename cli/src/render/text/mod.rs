@@ -3,6 +3,7 @@
 //! trace. Fits in 100 columns, or 120 with the memory columns.
 
 mod advice;
+mod gpu;
 pub(crate) mod layout;
 mod memory;
 mod processes;
@@ -22,12 +23,14 @@ const BAR: usize = 10;
 
 pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> String {
     let mem = p.has_memory();
-    let mut out = Out::new(if mem { memory::WIDTH } else { WIDTH });
+    let gpu_columns = if p.gpu.is_some() { gpu::COLUMNS } else { 0 };
+    let mut out = Out::new(if mem { memory::WIDTH } else { WIDTH } + gpu_columns);
     header(&mut out, p);
     if mem {
         memory::header(&mut out, p);
     }
     processes::table(&mut out, p);
+    gpu::header(&mut out, p);
     let shown = Shown { p, opts };
     if p.total.samples == 0 {
         out.text.push_str("\nNo CPU samples in this trace.\n");
@@ -187,10 +190,15 @@ fn file(
         out.line(&format!("  (no line has {}% {what})", shown.opts.threshold));
         return;
     }
-    if mem {
-        out.line(memory::LINE_HEADER);
+    let columns = if mem {
+        memory::LINE_HEADER
     } else {
-        out.line("  Line  Python  Native  System   Total              Source");
+        "  Line  Python  Native  System   Total              Source"
+    };
+    if p.gpu.is_some() {
+        out.line(&gpu::with_header(columns));
+    } else {
+        out.line(columns);
     }
     for l in rows {
         let t = &l.times;
@@ -203,13 +211,16 @@ fn file(
             .line(&f.path, l.line)
             .map(expand_tabs)
             .unwrap_or_default();
-        let cpu = format!(
+        let mut cpu = format!(
             "{lineno:>6}{}{}{}{}",
             pct(t.python_ns, total),
             pct(t.native_ns, total),
             pct(t.sys_ns, total),
             pct(t.total_ns(), total),
         );
+        if p.gpu.is_some() {
+            cpu.push_str(&gpu::line_cells(p, &l.gpu));
+        }
         if mem {
             out.line(&format!(
                 "{cpu}{}  {text}",
