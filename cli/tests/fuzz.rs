@@ -178,7 +178,7 @@ fn report(data: &[u8]) -> Option<Profile> {
     };
     let advice = opts.advice(&p, &src);
     let t = text::render(&p, &src, &opts, &advice);
-    let width = if p.has_memory() { 120 } else { 100 };
+    let width = text::width(&p);
     assert!(t.lines().all(|l| l.chars().count() <= width), "{t}");
     assert!(
         !t.contains('\u{1b}'),

@@ -59,7 +59,7 @@ fuzz_target!(|input: &[u8]| {
     };
     let advice = opts.advice(&p, &src);
     let t = text::render(&p, &src, &opts, &advice);
-    let width = if p.has_memory() { 120 } else { 100 };
+    let width = text::width(&p);
     assert!(t.lines().all(|l| l.chars().count() <= width), "{t}");
     assert!(!t.contains('\u{1b}'), "escape sequences reach the terminal");
     let json = scalene_json::render(&p, &src, &advice);

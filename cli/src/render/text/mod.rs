@@ -1,6 +1,7 @@
 //! The terminal report: a header, then per file the lines that matter, then memory
 //! (footprint, top lines, leaks), functions, threads, and whatever was wrong with the
-//! trace. Fits in 100 columns, or 120 with the memory columns.
+//! trace. Fits in [`width`] columns: 100, or 120 with the memory columns, and the GPU
+//! columns' width more when the trace has GPU readings.
 
 mod advice;
 mod gpu;
@@ -21,10 +22,19 @@ use rprof_format::{mode, Clock, FuncKind};
 const WIDTH: usize = 100;
 const BAR: usize = 10;
 
+/// The columns the report of `p` fits in.
+pub fn width(p: &Profile) -> usize {
+    let gpu_columns = if p.gpu.is_some() { gpu::COLUMNS } else { 0 };
+    if p.has_memory() {
+        memory::WIDTH + gpu_columns
+    } else {
+        WIDTH + gpu_columns
+    }
+}
+
 pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> String {
     let mem = p.has_memory();
-    let gpu_columns = if p.gpu.is_some() { gpu::COLUMNS } else { 0 };
-    let mut out = Out::new(if mem { memory::WIDTH } else { WIDTH } + gpu_columns);
+    let mut out = Out::new(width(p));
     header(&mut out, p);
     if mem {
         memory::header(&mut out, p);
