@@ -63,19 +63,23 @@ pub fn clock_name(h: &Header) -> String {
     Clock::from_u8(h.clock).map_or_else(|| format!("clock {}", h.clock), |c| c.name().into())
 }
 
-/// The modes switched on, as `RPROF_MODE` spells them ("cpu,memory").
-pub fn mode_names(modes: u32) -> String {
-    let names = [
+/// The modes switched on, each as `RPROF_MODE` spells it.
+pub fn modes_on(modes: u32) -> Vec<&'static str> {
+    [
         (mode::CPU, "cpu"),
         (mode::MEMORY, "memory"),
         (mode::COPY, "copy"),
         (mode::GPU, "gpu"),
-    ];
-    let on: Vec<&str> = names
-        .iter()
-        .filter(|(bit, _)| modes & bit != 0)
-        .map(|&(_, name)| name)
-        .collect();
+    ]
+    .into_iter()
+    .filter(|(bit, _)| modes & bit != 0)
+    .map(|(_, name)| name)
+    .collect()
+}
+
+/// The modes switched on, as `RPROF_MODE` spells them ("cpu,memory").
+pub fn mode_names(modes: u32) -> String {
+    let on = modes_on(modes);
     if on.is_empty() {
         "none".into()
     } else {

@@ -312,16 +312,7 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
             })
         })
         .collect();
-    let modes: Vec<&str> = [
-        (mode::CPU, "cpu"),
-        (mode::MEMORY, "memory"),
-        (mode::COPY, "copy"),
-        (mode::GPU, "gpu"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| h.modes & bit != 0)
-    .map(|(_, name)| name)
-    .collect();
+    let modes = crate::model::figures::modes_on(h.modes);
     let mut extras = json!({
         "format_version": FORMAT_VERSION,
         "pid": h.pid,

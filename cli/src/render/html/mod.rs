@@ -21,7 +21,7 @@ use crate::model::figures::{mib, mib_f64, python_version, secs};
 use crate::model::{FileProfile, LineProfile, Memory, Profile, Times};
 use crate::report::ReportOptions;
 use crate::source::Sources;
-use rprof_format::{mode, Clock, FuncKind};
+use rprof_format::{Clock, FuncKind};
 use serde_json::{json, Value};
 
 const STYLE: &str = include_str!("page.css");
@@ -140,16 +140,7 @@ fn run(p: &Profile, src: &Sources) -> Value {
         || format!("unknown ({})", h.clock),
         |c| c.name().to_string(),
     );
-    let modes: Vec<&str> = [
-        (mode::CPU, "cpu"),
-        (mode::MEMORY, "memory"),
-        (mode::COPY, "copy"),
-        (mode::GPU, "gpu"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| h.modes & bit != 0)
-    .map(|(_, name)| name)
-    .collect();
+    let modes = crate::model::figures::modes_on(h.modes);
     json!({
         "command": command_line(p),
         "exe": clean(&h.exe),
