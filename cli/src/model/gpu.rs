@@ -55,10 +55,12 @@ impl GpuAccumulator {
     ) -> Charged {
         let mut per_line = vec![LineGpu::default(); lines];
         let mut per_func = vec![LineGpu::default(); funcs];
+        let mut per_stack = vec![LineGpu::default(); charged.len()];
         if self.devices.is_empty() || self.readings.is_empty() {
             return Charged {
                 lines: per_line,
                 funcs: per_func,
+                stacks: per_stack,
                 summary: None,
             };
         }
@@ -122,6 +124,7 @@ impl GpuAccumulator {
                     continue;
                 };
                 per_line[line].charge(gpu_busy * share, dt * share, memory, share);
+                per_stack[slot as usize].charge(gpu_busy * share, dt * share, memory, share);
                 if let Some(f) = func {
                     per_func[f].charge(gpu_busy * share, dt * share, memory, share);
                 }
@@ -141,6 +144,7 @@ impl GpuAccumulator {
         Charged {
             lines: per_line,
             funcs: per_func,
+            stacks: per_stack,
             summary: Some(summary),
         }
     }
@@ -150,6 +154,8 @@ impl GpuAccumulator {
 pub(super) struct Charged {
     pub(super) lines: Vec<LineGpu>,
     pub(super) funcs: Vec<LineGpu>,
+    /// By stack slot: the full stacks, for the exports.
+    pub(super) stacks: Vec<LineGpu>,
     pub(super) summary: Option<GpuSummary>,
 }
 
@@ -281,6 +287,7 @@ mod tests {
         );
         let (lines, s) = (c.lines, c.summary.expect("readings"));
         assert_eq!(c.funcs[0], lines[0]);
+        assert_eq!(c.stacks, lines);
         assert_eq!(s.devices.len(), 2);
         assert!(s.devices[0].process_memory && !s.devices[0].process_util);
         assert_eq!(s.devices[1].peak_util, 90);

@@ -357,6 +357,8 @@ pub struct StackProfile {
     /// CPU time sampled in this stack, split as [`Times`] is.
     pub times: Times,
     pub memory: StackMemory,
+    /// The GPU readings charged to this stack (all zero without them).
+    pub gpu: LineGpu,
     /// Its CPU time per thread (an index in [`Profile::threads`]), largest first; memory
     /// is not split by thread.
     pub threads: Vec<StackThread>,
