@@ -201,6 +201,12 @@ impl Accumulator {
         self.index.slot(stack, &mut self.slots)
     }
 
+    /// For a merged run: the records visited next are process `p`'s (in the run's
+    /// order), and whether any of the run's traces has GPU readings.
+    pub(super) fn set_process(&mut self, p: u32, gpu: bool) {
+        self.gpu.set_process(p, gpu);
+    }
+
     /// For a merged run: memory events in time order across its processes.
     pub(super) fn sort_memory_by_time(&mut self) {
         self.memory.sort_by_time();
