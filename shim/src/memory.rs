@@ -317,6 +317,9 @@ fn weight(n: usize, mean: u64) -> u64 {
 #[cold]
 #[inline(never)]
 fn record_alloc(rt: &Runtime, p: usize, n: usize, weight: u64, python: bool) {
+    if runtime::recording().is_none() {
+        return;
+    }
     let taken = thread_state::guarded(|t| {
         let mut native = [0u64; native_stack::NATIVE_DEPTH];
         let depth = if alloc_hooks::hooked() {
@@ -381,7 +384,7 @@ pub fn on_copy(n: usize) {
 #[cold]
 #[inline(never)]
 fn slow_copy(t: &ThreadState) {
-    let Some(rt) = runtime::active() else {
+    let Some(rt) = runtime::recording() else {
         t.copy_left.set(FOLD_BYTES);
         return;
     };

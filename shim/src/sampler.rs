@@ -117,13 +117,24 @@ pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
         (*info).si_code == libc::SI_TIMER && (*info).si_value().sival_ptr as usize == COOKIE
     };
     if ours {
-        if let Some(rt) = state::active() {
+        if let Some(rt) = state::recording() {
             sample(rt, uc);
+        } else if state::active().is_some() {
+            thread_state::with(rebase);
         }
     } else {
         unsafe { signals::chain(sig, info, uc) };
     }
     unsafe { *libc::__errno_location() = errno };
+}
+
+/// A tick while recording is stopped: nothing is recorded, but the thread's readings move
+/// on, so the first sample after a start stands for one period, not the whole pause.
+fn rebase(t: &thread_state::ThreadState) {
+    let (user, sys) = thread_times();
+    t.last_cpu_ns.set(user + sys);
+    t.last_sys_ns.set(sys);
+    t.last_wall_ns.set(now(libc::CLOCK_MONOTONIC));
 }
 
 /// The interrupted thread's PC, frame pointer and stack pointer.
