@@ -8,8 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
+from browser import Browser
 from harness import NATIVE, PROFILE_HZ, RELEASE, REPO, SHIM, file_lines, report, report_json, require, run_profiled, shim_env
 
 INCLUDE = REPO / "include"
@@ -90,7 +89,15 @@ def test_linked_program_profiles_only_its_marked_region(tmp_path):
     html = tmp_path / "page.html"
     r = report(chosen, "--html", "-o", str(html))
     assert r.returncode == 0, r.stderr
-    assert "region-start" in html.read_text()
+    b = Browser()
+    try:
+        b.open(html)
+        texts = b.js("[...document.querySelectorAll('#marks-timeline text')].map((t) => t.textContent)")
+        assert [t.split(" (")[0] for t in texts] == ["region-start", "region-end"], texts
+        assert b.js("document.querySelectorAll('#marks-timeline .mark').length") == 2
+        assert b.errors == [], f"console errors: {b.errors}"
+    finally:
+        b.close()
 
 
 def test_stopped_keeps_frees_and_new_threads(tmp_path):
@@ -111,7 +118,7 @@ def test_stopped_keeps_frees_and_new_threads(tmp_path):
 def test_cxx_header_and_weak_use(tmp_path):
     """The header compiles as C++ (-Wall -Werror) and as strict C99; linked, the C++ program
     calls the API and checks its answers; built with RPROF_WEAK and not linked, the same
-    source runs without the library at all."""
+    source runs without the library at all, and preloaded it finds it."""
     strict = ["-Wall", "-Wextra", "-Werror"]
     linked = compile_c(tmp_path, "control_cxx.cpp", *strict, compiler="g++")
     proc = run([linked], tmp_path, linked_env(tmp_path))
@@ -124,6 +131,9 @@ def test_cxx_header_and_weak_use(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_") and k != "LD_PRELOAD"}
     proc = run([weak], weak_dir, env)
     assert proc.stdout == "rprof absent\n", proc.stdout
+    # The same binary preloaded (as `rprof run` does): the weak references find the library.
+    proc = run([weak], weak_dir, shim_env(weak_dir))
+    assert re.search(r"^version \S+ mark 0 flush 0 null_mark -1$", proc.stdout, re.M), proc.stdout
     for std in ["c99", "c11"]:
         subprocess.run(["gcc", f"-std={std}", "-pedantic", *strict, f"-I{INCLUDE}", "-fsyntax-only", "-x", "c", "-"],
                        input="#include <rprof.h>\nint main(void) { return rprof_start() == 0 ? 0 : 1; }\n",
