@@ -451,7 +451,16 @@ impl Writer {
         if self.sink.is_open() {
             self.marks();
         }
+        let max = self.rt.config.max_bytes;
         let written = match self.enc.finish_chunk() {
+            // A chunk that would take the trace past RPROF_MAX_MB is not written: the
+            // trace stops below the cap (a chunk holds a flush window, whose size the
+            // program's pace sets), with only the small closing chunk after it.
+            Some(chunk) if max > 0 && self.sink.good() + chunk.len() as u64 > max => {
+                self.enc.clear();
+                self.cap(max);
+                return;
+            }
             Some(chunk) => self.sink.write(chunk),
             None => true,
         };
@@ -464,10 +473,6 @@ impl Writer {
         if written && self.sink.is_open() {
             self.samples_written = self.samples;
             oom::written_up_to(&self.sink, self.samples_written);
-            let max = self.rt.config.max_bytes;
-            if max > 0 && self.sink.good() >= max {
-                self.cap(max);
-            }
         }
     }
 
@@ -478,8 +483,7 @@ impl Writer {
         self.flush();
     }
 
-    /// The trace reached `RPROF_MAX_MB` (past it by at most the chunk just written): a
-    /// last small chunk names the native functions its stacks use and says why it stops,
+    /// The next chunk would take the trace past `RPROF_MAX_MB`: a last small chunk names the native functions its stacks use and says why it stops,
     /// and nothing more is written (the queue is still drained, so the program runs on as
     /// before). Warned once.
     fn cap(&mut self, max: u64) {
