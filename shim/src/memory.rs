@@ -10,8 +10,8 @@
 //! bytes that is exact for a block much larger than M (docs/DESIGN.md).
 
 use crate::queue::Kind;
-use crate::runtime::{self, Runtime};
 use crate::sampled::Sampled;
+use crate::state::{self as runtime, Runtime};
 use crate::thread_state::{self, ThreadState};
 use crate::{alloc_hooks, counters, native_stack, stack};
 use std::cell::Cell;

@@ -2,7 +2,7 @@
 //! nobody handles at start) and SIGSEGV/SIGBUS (the frame probe's fault guard).
 //!
 //! The program may install handlers for these later; the interposed `sigaction`/`signal`
-//! record the program's handler and keep the shim's installed, and the shim's handler chains
+//! (`api/signal.rs`) record the program's handler and keep the shim's installed, and the shim's handler chains
 //! to the program's for every signal that is not its own.
 
 use crate::real;
@@ -137,10 +137,12 @@ pub unsafe fn chain(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     }
 }
 
-/// `sigaction` as the program sees it: owned signals report and record the program's
-/// action without replacing the shim's handler.
-#[no_mangle]
-pub unsafe extern "C" fn sigaction(
+/// `sigaction` as the program sees it (exported in `api/signal.rs`): owned signals report
+/// and record the program's action without replacing the shim's handler.
+///
+/// # Safety
+/// As `sigaction`: `act` and `old` are null or valid.
+pub unsafe fn program_sigaction(
     sig: c_int,
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
@@ -158,20 +160,4 @@ pub unsafe extern "C" fn sigaction(
         o.set_chained(&*act);
     }
     0
-}
-
-/// glibc's `signal` calls its internal sigaction directly, so it is interposed as well,
-/// with the same (BSD) semantics.
-#[no_mangle]
-pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
-    let mut act: libc::sigaction = std::mem::zeroed();
-    act.sa_sigaction = handler;
-    act.sa_flags = libc::SA_RESTART;
-    libc::sigemptyset(&mut act.sa_mask);
-    libc::sigaddset(&mut act.sa_mask, sig);
-    let mut old: libc::sigaction = std::mem::zeroed();
-    if sigaction(sig, &act, &mut old) != 0 {
-        return libc::SIG_ERR;
-    }
-    old.sa_sigaction
 }

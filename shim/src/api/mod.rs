@@ -2,6 +2,9 @@
 //! (each a thin entry point over the engine in the rest of the crate).
 
 mod alloc;
+mod copy;
 mod exec;
 mod exit;
+mod signal;
+mod thread;
 mod wait;

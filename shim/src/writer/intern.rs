@@ -9,7 +9,7 @@ use crate::codes::Span;
 use crate::config::GpuSetting;
 use crate::log;
 use crate::queue::{Event, Kind, UNKNOWN_CODE};
-use crate::runtime::Runtime;
+use crate::state::Runtime;
 use crate::{counters, python, shared, symbols};
 use rprof_format::{
     marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Ending, Exec, Exit, Frame,
@@ -109,7 +109,7 @@ impl Writer {
                 let c = &rt.config;
                 let start = rt.start_mono_ns();
                 Gpu::start(c.gpu, c.nvml_library.clone(), program, c.hz, move || {
-                    crate::runtime::monotonic_ns().saturating_sub(start)
+                    crate::state::monotonic_ns().saturating_sub(start)
                 })
             },
         }

@@ -1,77 +1,18 @@
-//! The profiler's process-wide state, and its life cycle: start in the library
-//! constructor, restart in a fork child, finish at exit.
+//! The profiler's life cycle: start in the library constructor, restart in a fork child,
+//! finish at exec, exit or an ending signal. The state it sets is `state.rs`.
 
 use crate::codes::CodeTable;
 use crate::config::Config;
 use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::shared::Outcome;
+use crate::state::{self, active, monotonic_ns, this_process, Runtime, ACTIVE, PID};
 use crate::{
     alloc_hooks, allocator, copy, counters, ending, log, memory, native_stack, output, pyalloc,
     python, real, sampler, shared, signals, thread_state, writer,
 };
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
-use std::sync::{Mutex, OnceLock};
-
-pub struct Runtime {
-    pub config: Config,
-    pub probe: Option<Probe>,
-    pub queue: Queue,
-    pub codes: CodeTable,
-    pub signal: libc::c_int,
-    start_mono_ns: AtomicU64,
-    path: Mutex<String>,
-    /// The first profiled process of a run (see `output::is_root`).
-    root: AtomicBool,
-    /// Why Python stacks are not recorded, when they are not; said in the exit line, so a
-    /// chain of exec'd shells before the program proper does not repeat it.
-    native_only: Option<String>,
-    /// The run's identity (`RPROF_RUN`), the same in every trace of the run.
-    pub run: String,
-}
-
-impl Runtime {
-    pub fn elapsed_ns(&self) -> u64 {
-        monotonic_ns().saturating_sub(self.start_mono_ns.load(Relaxed))
-    }
-
-    /// Whether this is the run's first process (see `output::is_root`).
-    pub fn is_root(&self) -> bool {
-        self.root.load(Relaxed)
-    }
-
-    pub fn start_mono_ns(&self) -> u64 {
-        self.start_mono_ns.load(Relaxed)
-    }
-
-    /// Notes (once) when the interpreter starts finalizing, for the writer to mark.
-    /// Async-signal-safe; called from the sampler and the free path.
-    pub fn note_finalizing(&self) {
-        let (Some(probe), Some(s)) = (&self.probe, shared::get()) else {
-            return;
-        };
-        if s.finalizing.load(Relaxed) == 0 && probe.finalizing() {
-            let _ = s
-                .finalizing
-                .compare_exchange(0, self.elapsed_ns() + 1, Relaxed, Relaxed);
-        }
-    }
-}
-
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-/// True while this process is being profiled.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The pid of the process being profiled. A `vfork` child shares our memory (ACTIVE
-/// included) but is not us: what it does before it execs or `_exit`s must not touch the
-/// parent's trace.
-static PID: AtomicU32 = AtomicU32::new(0);
-
-/// Whether the calling process is the one this memory's profile belongs to.
-pub fn this_process() -> bool {
-    // SAFETY: getpid has no preconditions (and glibc no longer caches it, so a vfork
-    // child gets its own pid).
-    PID.load(Relaxed) == unsafe { libc::getpid() } as u32
-}
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Mutex;
 
 /// Before an exec of this process: tells the writer that the link will close for an exec,
 /// not an exit, and what it runs, so it ends the trace as such. Async-signal-safe.
@@ -113,34 +54,10 @@ pub fn on_ending_signal(sig: libc::c_int) {
     }
     sampler::disarm_current_thread();
     thread_state::with(counters::fold);
-    if let (Some(s), Some(rt)) = (shared::get(), RUNTIME.get()) {
+    if let (Some(s), Some(rt)) = (shared::get(), state::runtime()) {
         s.set_exit(shared::SIGNALED, sig);
         writer::finish(rt.elapsed_ns());
     }
-}
-
-/// Stops this process from recording (the writer process, which is a fork of the program).
-pub fn deactivate() {
-    ACTIVE.store(false, Release);
-}
-
-/// The runtime, if this process is being profiled. Async-signal-safe.
-#[inline]
-pub fn active() -> Option<&'static Runtime> {
-    if ACTIVE.load(Acquire) {
-        RUNTIME.get()
-    } else {
-        None
-    }
-}
-
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Starts profiling this process. Runs once, from the library constructor. What the C
@@ -197,7 +114,7 @@ fn set_up() {
         log::warn("cannot wrap the Python allocator; Python objects' memory is not sampled");
     }
     let path = output::trace_path(&config.output, std::process::id(), root);
-    let rt = RUNTIME.get_or_init(|| Runtime {
+    let rt = state::install(Runtime {
         config,
         probe,
         queue,
