@@ -9,10 +9,18 @@ use libc::{c_int, c_void, size_t};
 
 #[inline(always)]
 unsafe fn counted(p: *mut c_void) -> *mut c_void {
-    if !p.is_null() && accounting() {
-        on_alloc(p as usize, next::usable_size(p));
+    if accounting() {
+        count(p);
     }
     p
+}
+
+/// Counts the block `p` (null: nothing), the caller having found accounting on.
+#[inline(always)]
+unsafe fn count(p: *mut c_void) {
+    if !p.is_null() {
+        on_alloc(p as usize, next::usable_size(p));
+    }
 }
 
 #[no_mangle]
@@ -28,13 +36,17 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 // tail call into the allocator.
 #[inline(never)]
 unsafe fn counted_malloc(size: size_t) -> *mut c_void {
-    counted(next::malloc(size))
+    let p = next::malloc(size);
+    count(p);
+    p
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
     if accounting() {
-        counted(next::calloc(n, size))
+        let p = next::calloc(n, size);
+        count(p);
+        p
     } else {
         next::calloc(n, size)
     }
