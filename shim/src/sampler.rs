@@ -171,7 +171,13 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
             // In wall mode, "system" is all time not spent in user mode: kernel and waiting.
             Clock::Wall => (d_wall, d_wall.saturating_sub(d_cpu.saturating_sub(d_sys))),
         };
-        let (mut pc, fp, sp) = interrupted(uc);
+        let (mut pc, mut fp, sp) = interrupted(uc);
+        // Inside the allocator the shim's wrapper called (no frame pointers there): the
+        // chain goes on from the wrapper's frame, so the time is its caller's.
+        let allocator_fp = t.allocator_fp.get();
+        if allocator_fp != 0 && !native_stack::in_shim(pc) {
+            fp = allocator_fp;
+        }
         // Delivered as a wait wrapper unblocked the signal (in `pthread_sigmask`): the
         // time stands for the wait, so the sample is the waiting function's, called from
         // the wrapper's caller (the frame chain the unblocking call left intact).
