@@ -1,5 +1,6 @@
-//! memcpy and memmove, interposed to sample the bytes a program copies (`memory::on_copy`),
-//! then forwarded to the C library's own (IFUNC-selected) implementations.
+//! memcpy and memmove (exported in `api/copy.rs`): the bytes a program copies are sampled
+//! (`memory::on_copy`), then the copy is forwarded to the C library's own (IFUNC-selected)
+//! implementations.
 
 use crate::memory::on_copy;
 use libc::{c_void, size_t};
@@ -8,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 type Copy = unsafe extern "C" fn(*mut c_void, *const c_void, size_t) -> *mut c_void;
 type CopyChk = unsafe extern "C" fn(*mut c_void, *const c_void, size_t, size_t) -> *mut c_void;
 
-static MEMCPY: AtomicUsize = AtomicUsize::new(0);
-static MEMMOVE: AtomicUsize = AtomicUsize::new(0);
-static MEMCPY_CHK: AtomicUsize = AtomicUsize::new(0);
-static MEMMOVE_CHK: AtomicUsize = AtomicUsize::new(0);
+pub static MEMCPY: AtomicUsize = AtomicUsize::new(0);
+pub static MEMMOVE: AtomicUsize = AtomicUsize::new(0);
+pub static MEMCPY_CHK: AtomicUsize = AtomicUsize::new(0);
+pub static MEMMOVE_CHK: AtomicUsize = AtomicUsize::new(0);
 
 /// Finds the C library's implementations. Runs first in the constructor; copies made
 /// before it (by other libraries' constructors) take the byte loop below.
@@ -45,8 +46,17 @@ unsafe fn bytewise(d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
     d
 }
 
+/// Samples, then copies with the C library function in `slot`.
+///
+/// # Safety
+/// As `memmove`: `d` and `s` are valid for `n` bytes.
 #[inline(always)]
-unsafe fn forward(slot: &AtomicUsize, d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
+pub unsafe fn forward(
+    slot: &AtomicUsize,
+    d: *mut c_void,
+    s: *const c_void,
+    n: size_t,
+) -> *mut c_void {
     on_copy(n);
     match slot.load(Relaxed) {
         0 => bytewise(d, s, n),
@@ -54,8 +64,12 @@ unsafe fn forward(slot: &AtomicUsize, d: *mut c_void, s: *const c_void, n: size_
     }
 }
 
+/// Samples, then copies with the C library's checked function in `slot`.
+///
+/// # Safety
+/// As `__memmove_chk`: `d` and `s` are valid for `n` bytes, `d` for `room`.
 #[inline(always)]
-unsafe fn forward_chk(
+pub unsafe fn forward_chk(
     slot: &AtomicUsize,
     d: *mut c_void,
     s: *const c_void,
@@ -68,34 +82,4 @@ unsafe fn forward_chk(
         0 => libc::abort(),
         f => std::mem::transmute::<usize, CopyChk>(f)(d, s, n, room),
     }
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn memcpy(d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
-    forward(&MEMCPY, d, s, n)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn memmove(d: *mut c_void, s: *const c_void, n: size_t) -> *mut c_void {
-    forward(&MEMMOVE, d, s, n)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __memcpy_chk(
-    d: *mut c_void,
-    s: *const c_void,
-    n: size_t,
-    room: size_t,
-) -> *mut c_void {
-    forward_chk(&MEMCPY_CHK, d, s, n, room)
-}
-
-#[no_mangle]
-pub unsafe extern "C" fn __memmove_chk(
-    d: *mut c_void,
-    s: *const c_void,
-    n: size_t,
-    room: size_t,
-) -> *mut c_void {
-    forward_chk(&MEMMOVE_CHK, d, s, n, room)
 }

@@ -13,7 +13,7 @@
 //! kernel, so it never changes what the parent's view holds.
 
 use crate::signals::{Handler, Owned};
-use crate::{real, runtime};
+use crate::{lifecycle, real, state};
 use libc::{c_int, c_void, siginfo_t};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 
@@ -66,6 +66,10 @@ fn take(sig: c_int) -> bool {
 /// SIG_IGN inherited from the parent, as `nohup` sets, stays).
 pub fn install() {
     for (&sig, slot) in SIGNALS.iter().zip(&SLOTS) {
+        if crate::signals::owns(sig) {
+            // The toggle signal: the shim's own, never an ending.
+            continue;
+        }
         // SAFETY: queries the current action into a zeroed struct.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         if unsafe { real::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
@@ -103,7 +107,7 @@ pub unsafe fn sigaction(
     old: *mut libc::sigaction,
 ) -> Option<c_int> {
     let slot = slot(sig)?;
-    if !ENABLED.load(Acquire) || !runtime::this_process() {
+    if !ENABLED.load(Acquire) || !state::this_process() {
         return None;
     }
     // SAFETY: plain structs; `act` and `old` as the caller promises.
@@ -136,9 +140,9 @@ pub unsafe fn sigaction(
 }
 
 /// The stand-in: finishes the trace, then lets the default action happen.
-/// Async-signal-safe (`runtime::on_ending_signal` waits on a futex, allocates nothing).
+/// Async-signal-safe (`lifecycle::on_ending_signal` waits on a futex, allocates nothing).
 extern "C" fn on_signal(sig: c_int, _info: *mut siginfo_t, _uc: *mut c_void) {
-    runtime::on_ending_signal(sig);
+    lifecycle::on_ending_signal(sig);
     // SAFETY: restores the default, unblocks the signal (blocked while its handler runs)
     // and sends it to this thread again: the process ends of it on the way out of the
     // system call, as it would have without us.

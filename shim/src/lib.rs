@@ -20,6 +20,7 @@ mod counters;
 mod ending;
 mod global_alloc;
 mod late_modules;
+mod lifecycle;
 mod log;
 mod memory;
 mod native_stack;
@@ -28,13 +29,13 @@ mod pyalloc;
 pub mod python;
 mod queue;
 mod real;
-mod runtime;
 mod sampled;
 mod sampler;
 mod shared;
 mod shm;
 mod signals;
 mod stack;
+mod state;
 mod symbols;
 mod thread_state;
 mod writer;
@@ -44,7 +45,7 @@ static HEAP: global_alloc::LibcHeap = global_alloc::LibcHeap;
 
 /// Runs when the library is loaded, before the program's `main`.
 extern "C" fn on_load() {
-    runtime::start();
+    lifecycle::start();
 }
 
 #[cfg(not(test))]

@@ -10,8 +10,8 @@
 //! bytes that is exact for a block much larger than M (docs/DESIGN.md).
 
 use crate::queue::Kind;
-use crate::runtime::{self, Runtime};
 use crate::sampled::Sampled;
+use crate::state::{self as runtime, Runtime};
 use crate::thread_state::{self, ThreadState};
 use crate::{alloc_hooks, counters, native_stack, stack};
 use std::cell::Cell;
@@ -317,6 +317,9 @@ fn weight(n: usize, mean: u64) -> u64 {
 #[cold]
 #[inline(never)]
 fn record_alloc(rt: &Runtime, p: usize, n: usize, weight: u64, python: bool) {
+    if runtime::recording().is_none() {
+        return;
+    }
     let taken = thread_state::guarded(|t| {
         let mut native = [0u64; native_stack::NATIVE_DEPTH];
         let depth = if alloc_hooks::hooked() {
@@ -381,7 +384,7 @@ pub fn on_copy(n: usize) {
 #[cold]
 #[inline(never)]
 fn slow_copy(t: &ThreadState) {
-    let Some(rt) = runtime::active() else {
+    let Some(rt) = runtime::recording() else {
         t.copy_left.set(FOLD_BYTES);
         return;
     };

@@ -5,7 +5,7 @@
 use crate::allocator::libc_heap;
 use crate::native_stack::{self, NATIVE_DEPTH};
 use crate::queue::Kind;
-use crate::runtime::{self, Runtime};
+use crate::state::{self, Runtime};
 use crate::{counters, memory, real, shared, signals, stack, thread_state};
 use libc::{c_int, c_void, siginfo_t};
 use rprof_format::Clock;
@@ -117,13 +117,24 @@ pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
         (*info).si_code == libc::SI_TIMER && (*info).si_value().sival_ptr as usize == COOKIE
     };
     if ours {
-        if let Some(rt) = runtime::active() {
+        if let Some(rt) = state::recording() {
             sample(rt, uc);
+        } else if state::active().is_some() {
+            thread_state::with(rebase);
         }
     } else {
         unsafe { signals::chain(sig, info, uc) };
     }
     unsafe { *libc::__errno_location() = errno };
+}
+
+/// A tick while recording is stopped: nothing is recorded, but the thread's readings move
+/// on, so the first sample after a start stands for one period, not the whole pause.
+fn rebase(t: &thread_state::ThreadState) {
+    let (user, sys) = thread_times();
+    t.last_cpu_ns.set(user + sys);
+    t.last_sys_ns.set(sys);
+    t.last_wall_ns.set(now(libc::CLOCK_MONOTONIC));
 }
 
 /// The interrupted thread's PC, frame pointer and stack pointer.
@@ -210,15 +221,18 @@ fn held_back(rt: &Runtime, t: &thread_state::ThreadState, wall: u64, d_wall: u64
     weight
 }
 
-/// Wraps every thread the program creates so it is sampled from its first instruction.
-#[no_mangle]
-pub unsafe extern "C" fn pthread_create(
+/// `pthread_create` (exported in `api/thread.rs`): wraps every thread the program creates
+/// so it is sampled from its first instruction.
+///
+/// # Safety
+/// As `pthread_create`.
+pub unsafe fn create_thread(
     thread: *mut libc::pthread_t,
     attr: *const libc::pthread_attr_t,
     start: extern "C" fn(*mut c_void) -> *mut c_void,
     arg: *mut c_void,
 ) -> c_int {
-    if runtime::active().is_none() {
+    if state::active().is_none() {
         return real::pthread_create(thread, attr, start, arg);
     }
     // The C allocator, not Box: out of memory, Rust's allocator would abort the program,
@@ -246,7 +260,7 @@ extern "C" fn trampoline(p: *mut c_void) -> *mut c_void {
     // `pthread_getattr_np` allocates (and frees) for the shim, not for the program.
     memory::unaccounted(|| {
         thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
-        if let Some(rt) = runtime::active() {
+        if let Some(rt) = state::active() {
             arm_current_thread(rt);
             watch_exit();
         }

@@ -1,8 +1,9 @@
 //! Ownership of the signals the shim depends on: the sampling signal (a real-time signal
-//! nobody handles at start) and SIGSEGV/SIGBUS (the frame probe's fault guard).
+//! nobody handles at start), SIGSEGV/SIGBUS (the frame probe's fault guard) and, when
+//! `RPROF_TOGGLE_SIGNAL` names one, the toggle signal.
 //!
 //! The program may install handlers for these later; the interposed `sigaction`/`signal`
-//! record the program's handler and keep the shim's installed, and the shim's handler chains
+//! (`api/signal.rs`) record the program's handler and keep the shim's installed, and the shim's handler chains
 //! to the program's for every signal that is not its own.
 
 use crate::real;
@@ -72,9 +73,10 @@ impl Owned {
 static SAMPLING: Owned = Owned::new();
 static SEGV: Owned = Owned::new();
 static BUS: Owned = Owned::new();
+static TOGGLE: Owned = Owned::new();
 
 fn owned(sig: c_int) -> Option<&'static Owned> {
-    [&SAMPLING, &SEGV, &BUS]
+    [&SAMPLING, &SEGV, &BUS, &TOGGLE]
         .into_iter()
         .find(|o| sig != 0 && o.sig.load(Acquire) == sig)
 }
@@ -134,6 +136,33 @@ pub fn install_fault_guard(handler: Handler) {
     }
 }
 
+/// Installs the toggle's handler on `sig` (`RPROF_TOGGLE_SIGNAL`), before the sampling
+/// signal is chosen (so a real-time toggle is not taken for sampling) and before `ending`
+/// stands in for the signals that end a process (the toggle is not one of them then).
+pub fn install_toggle(sig: c_int, handler: Handler) -> bool {
+    // SAFETY: installs our own extern "C" handler.
+    unsafe { take(&TOGGLE, sig, handler, 0) }
+}
+
+/// Whether the shim owns `sig` (its handler stays installed whatever the program sets).
+pub fn owns(sig: c_int) -> bool {
+    owned(sig).is_some()
+}
+
+/// The toggle signal passed on to the program's handler, if it installed one. Unlike
+/// [`chain`], a default action is not carried out: a toggle signal is the shim's, and its
+/// default (for most, ending the process) is what `RPROF_TOGGLE_SIGNAL` replaces.
+///
+/// # Safety
+/// From the toggle signal's handler, with its arguments.
+pub unsafe fn chain_toggle(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    let act = TOGGLE.chained();
+    if act.sa_sigaction != libc::SIG_DFL && act.sa_sigaction != libc::SIG_IGN {
+        // SAFETY: as the caller promises.
+        unsafe { chain(sig, info, uc) };
+    }
+}
+
 /// Passes a signal the shim does not consume to the program's handler, or, when the
 /// program has none, gives it its default action.
 pub unsafe fn chain(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
@@ -163,18 +192,20 @@ pub unsafe fn chain(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     }
 }
 
-/// `sigaction` as the program sees it: owned signals report and record the program's
-/// action without replacing the shim's handler.
-#[no_mangle]
-pub unsafe extern "C" fn sigaction(
+/// `sigaction` as the program sees it (exported in `api/signal.rs`): owned signals report
+/// and record the program's action without replacing the shim's handler.
+///
+/// # Safety
+/// As `sigaction`: `act` and `old` are null or valid.
+pub unsafe fn program_sigaction(
     sig: c_int,
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    if let Some(rc) = crate::ending::sigaction(sig, act, old) {
-        return rc;
-    }
     let Some(o) = owned(sig) else {
+        if let Some(rc) = crate::ending::sigaction(sig, act, old) {
+            return rc;
+        }
         return real::sigaction(sig, act, old);
     };
     if !old.is_null() {
@@ -184,20 +215,4 @@ pub unsafe extern "C" fn sigaction(
         o.set_chained(&*act);
     }
     0
-}
-
-/// glibc's `signal` calls its internal sigaction directly, so it is interposed as well,
-/// with the same (BSD) semantics.
-#[no_mangle]
-pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
-    let mut act: libc::sigaction = std::mem::zeroed();
-    act.sa_sigaction = handler;
-    act.sa_flags = libc::SA_RESTART;
-    libc::sigemptyset(&mut act.sa_mask);
-    libc::sigaddset(&mut act.sa_mask, sig);
-    let mut old: libc::sigaction = std::mem::zeroed();
-    if sigaction(sig, &act, &mut old) != 0 {
-        return libc::SIG_ERR;
-    }
-    old.sa_sigaction
 }

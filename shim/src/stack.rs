@@ -4,7 +4,7 @@
 use crate::native_stack::NATIVE_DEPTH;
 use crate::python::RawFrame;
 use crate::queue::{Event, EventFrame, MAX_DEPTH, UNKNOWN_CODE};
-use crate::runtime::Runtime;
+use crate::state::Runtime;
 
 /// Fills `ev` with the calling thread's Python stack and the given native frames, keeping
 /// only the native frames above the first one in the interpreter (all of them when the

@@ -1,11 +1,11 @@
 //! The exec family. Before the image is replaced, the shared page is told so
-//! (`runtime::before_exec`): the writer then ends the trace as an exec, not as a death,
+//! (`lifecycle::before_exec`): the writer then ends the trace as an exec, not as a death,
 //! and the new image (preloaded again) writes a trace of its own beside it. glibc's
 //! `execvp`, `execl` & co. reach `execve` internally, past the PLT, so each entry point is
 //! interposed; the variadic `execl`, `execlp` and `execle` are in execl.c.
 
+use crate::lifecycle;
 use crate::real::next;
-use crate::runtime;
 use libc::{c_char, c_int};
 use std::sync::atomic::AtomicUsize;
 
@@ -17,10 +17,10 @@ use std::sync::atomic::AtomicUsize;
 /// of C strings, or null).
 unsafe fn around(path: *const c_char, argv: Argv, call: impl FnOnce() -> c_int) -> c_int {
     // SAFETY: as the caller promises.
-    unsafe { runtime::before_exec(path, argv) };
+    unsafe { lifecycle::before_exec(path, argv) };
     let rc = call();
     let errno = std::io::Error::last_os_error().raw_os_error();
-    runtime::exec_failed();
+    lifecycle::exec_failed();
     if let Some(e) = errno {
         // SAFETY: restores the exec's errno for the caller.
         unsafe { *libc::__errno_location() = e };

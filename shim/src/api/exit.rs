@@ -3,7 +3,7 @@
 //! and multiprocessing's children end this way; their writers would otherwise outlive
 //! them, and a PID 1 or subreaper program would reap them as unexpected children.)
 
-use crate::runtime;
+use crate::lifecycle;
 use libc::c_int;
 
 fn exit_group(status: c_int) -> ! {
@@ -16,13 +16,13 @@ fn exit_group(status: c_int) -> ! {
 /// Interposed `_exit`.
 #[no_mangle]
 pub extern "C" fn _exit(status: c_int) -> ! {
-    runtime::before_exit(status);
+    lifecycle::before_exit(status);
     exit_group(status)
 }
 
 /// Interposed `_Exit` (C99's name for the same).
 #[no_mangle]
 pub extern "C" fn _Exit(status: c_int) -> ! {
-    runtime::before_exit(status);
+    lifecycle::before_exit(status);
     exit_group(status)
 }

@@ -13,9 +13,9 @@ mod oom;
 mod sink;
 
 use crate::log;
-use crate::runtime::Runtime;
 use crate::shared::{self, Outcome, Shared};
-use crate::{runtime, thread_state};
+use crate::state::Runtime;
+use crate::{state, thread_state};
 use intern::Writer;
 pub use oom::on_alloc_failure;
 use rprof_format::{encode_header, marks, Ending, Header};
@@ -352,7 +352,7 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
     }
     // Nothing this process does is the program's.
     shared::detach();
-    runtime::deactivate();
+    state::deactivate();
     thread_state::with(|t| t.busy.set(true));
     oom::arm();
     let Some(s) = shared::page() else {
@@ -394,6 +394,14 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
                 Image::Other => break told(s, program).unwrap_or(Ended::Execd),
                 Image::Gone(status) => break told(s, program).unwrap_or(Ended::Vanished(status)),
             }
+        }
+        let asked = s.flush_asked.load(Acquire);
+        if asked != s.flushed.load(Relaxed) {
+            // `rprof_flush`: what the program recorded before it asked is in the queue.
+            w.drain();
+            w.flush_now();
+            last_flush = Instant::now();
+            s.flushed.store(asked, Release);
         }
         if last_flush.elapsed() >= flush_every || w.pending_bytes() >= MAX_CHUNK {
             w.flush();

@@ -93,6 +93,8 @@ struct Document {
     advice: Value,
     /// GPU readings, when the trace has any.
     gpu: Option<Value>,
+    /// The program's marks (`rprof_mark`): `{t: fraction of the run, t_s, label}`.
+    marks: Vec<Value>,
 }
 
 fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> Document {
@@ -109,6 +111,17 @@ fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -
         flame: flame::tree(p),
         advice: scalene_json::advice_json(advice),
         gpu: gpu(p),
+        marks: p
+            .program_marks()
+            .into_iter()
+            .map(|(t, label)| {
+                json!({
+                    "t": round(t as f64 / p.elapsed_ns.max(1) as f64, 4),
+                    "t_s": round(secs(t), 3),
+                    "label": clean(label),
+                })
+            })
+            .collect(),
     }
 }
 

@@ -1,77 +1,20 @@
-//! The profiler's process-wide state, and its life cycle: start in the library
-//! constructor, restart in a fork child, finish at exit.
+//! The profiler's life cycle: start in the library constructor, restart in a fork child,
+//! finish at exec, exit or an ending signal; and recording stopped and started at run time
+//! (the C API in `api/control.rs`, the toggle signal). The state it sets is `state.rs`.
 
 use crate::codes::CodeTable;
 use crate::config::Config;
 use crate::python::{DetectError, Probe};
 use crate::queue::Queue;
 use crate::shared::Outcome;
+use crate::state::{self, active, monotonic_ns, this_process, Runtime, ACTIVE, PID};
 use crate::{
     alloc_hooks, allocator, copy, counters, ending, log, memory, native_stack, output, pyalloc,
     python, real, sampler, shared, signals, thread_state, writer,
 };
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
-use std::sync::{Mutex, OnceLock};
-
-pub struct Runtime {
-    pub config: Config,
-    pub probe: Option<Probe>,
-    pub queue: Queue,
-    pub codes: CodeTable,
-    pub signal: libc::c_int,
-    start_mono_ns: AtomicU64,
-    path: Mutex<String>,
-    /// The first profiled process of a run (see `output::is_root`).
-    root: AtomicBool,
-    /// Why Python stacks are not recorded, when they are not; said in the exit line, so a
-    /// chain of exec'd shells before the program proper does not repeat it.
-    native_only: Option<String>,
-    /// The run's identity (`RPROF_RUN`), the same in every trace of the run.
-    pub run: String,
-}
-
-impl Runtime {
-    pub fn elapsed_ns(&self) -> u64 {
-        monotonic_ns().saturating_sub(self.start_mono_ns.load(Relaxed))
-    }
-
-    /// Whether this is the run's first process (see `output::is_root`).
-    pub fn is_root(&self) -> bool {
-        self.root.load(Relaxed)
-    }
-
-    pub fn start_mono_ns(&self) -> u64 {
-        self.start_mono_ns.load(Relaxed)
-    }
-
-    /// Notes (once) when the interpreter starts finalizing, for the writer to mark.
-    /// Async-signal-safe; called from the sampler and the free path.
-    pub fn note_finalizing(&self) {
-        let (Some(probe), Some(s)) = (&self.probe, shared::get()) else {
-            return;
-        };
-        if s.finalizing.load(Relaxed) == 0 && probe.finalizing() {
-            let _ = s
-                .finalizing
-                .compare_exchange(0, self.elapsed_ns() + 1, Relaxed, Relaxed);
-        }
-    }
-}
-
-static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-/// True while this process is being profiled.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The pid of the process being profiled. A `vfork` child shares our memory (ACTIVE
-/// included) but is not us: what it does before it execs or `_exit`s must not touch the
-/// parent's trace.
-static PID: AtomicU32 = AtomicU32::new(0);
-
-/// Whether the calling process is the one this memory's profile belongs to.
-pub fn this_process() -> bool {
-    // SAFETY: getpid has no preconditions (and glibc no longer caches it, so a vfork
-    // child gets its own pid).
-    PID.load(Relaxed) == unsafe { libc::getpid() } as u32
-}
+use libc::{c_int, c_void, siginfo_t};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Mutex;
 
 /// Before an exec of this process: tells the writer that the link will close for an exec,
 /// not an exit, and what it runs, so it ends the trace as such. Async-signal-safe.
@@ -113,34 +56,10 @@ pub fn on_ending_signal(sig: libc::c_int) {
     }
     sampler::disarm_current_thread();
     thread_state::with(counters::fold);
-    if let (Some(s), Some(rt)) = (shared::get(), RUNTIME.get()) {
+    if let (Some(s), Some(rt)) = (shared::get(), state::runtime()) {
         s.set_exit(shared::SIGNALED, sig);
         writer::finish(rt.elapsed_ns());
     }
-}
-
-/// Stops this process from recording (the writer process, which is a fork of the program).
-pub fn deactivate() {
-    ACTIVE.store(false, Release);
-}
-
-/// The runtime, if this process is being profiled. Async-signal-safe.
-#[inline]
-pub fn active() -> Option<&'static Runtime> {
-    if ACTIVE.load(Acquire) {
-        RUNTIME.get()
-    } else {
-        None
-    }
-}
-
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Starts profiling this process. Runs once, from the library constructor. What the C
@@ -184,6 +103,10 @@ fn set_up() {
         log::warn("cannot map the profiler's buffers; this process runs unprofiled");
         return;
     };
+    // Before the sampling signal is chosen, so a real-time toggle signal is not taken.
+    if config.toggle_signal != 0 && !signals::install_toggle(config.toggle_signal, on_toggle) {
+        log::warn("cannot install the RPROF_TOGGLE_SIGNAL handler; the toggle is off");
+    }
     let Some(signal) = signals::install_sampling(sampler::on_signal) else {
         log::warn("no free real-time signal for sampling; this process runs unprofiled");
         return;
@@ -197,7 +120,7 @@ fn set_up() {
         log::warn("cannot wrap the Python allocator; Python objects' memory is not sampled");
     }
     let path = output::trace_path(&config.output, std::process::id(), root);
-    let rt = RUNTIME.get_or_init(|| Runtime {
+    let rt = state::install(Runtime {
         config,
         probe,
         queue,
@@ -210,6 +133,9 @@ fn set_up() {
         run,
     });
     PID.store(std::process::id(), Relaxed);
+    if !rt.config.start_paused {
+        state::set_recording(true);
+    }
     if open_trace(rt, path) {
         ending::install();
         // SAFETY: registering our own extern "C" handlers.
@@ -222,11 +148,13 @@ fn set_up() {
 
 /// Opens the trace, starts the writer and arms the calling thread's timer.
 /// The run's first process creates its trace at once, so an unwritable path is reported
-/// before the program starts; children create theirs lazily.
+/// before the program starts; children create theirs lazily, and so does a process that
+/// starts paused (`rprof_set_output` may still move it).
 fn open_trace(rt: &'static Runtime, path: String) -> bool {
     let version = rt.probe.as_ref().map_or(0, Probe::version_hex);
     let header = output::header(&rt.config, rt.signal, version);
-    let started = writer::start(rt, &path, &header, rt.root.load(Relaxed));
+    let eager = rt.root.load(Relaxed) && state::started();
+    let started = writer::start(rt, &path, &header, eager);
     if started {
         *rt.path.lock().unwrap_or_else(|e| e.into_inner()) = path;
         ACTIVE.store(true, Release);
@@ -316,4 +244,98 @@ extern "C" fn on_fork_child() {
     if !open_trace(rt, path) {
         ending::uninstall();
     }
+}
+
+/// `RPROF_TOGGLE_SIGNAL`: each delivery flips recording, then the program's own handler
+/// for the signal, if it installed one, runs. Async-signal-safe.
+extern "C" fn on_toggle(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    if this_process() && active().is_some() {
+        state::toggle_recording();
+    }
+    // SAFETY: forwarding this handler's own arguments.
+    unsafe { signals::chain_toggle(sig, info, uc) };
+}
+
+/// Whether the calling process is profiled (the C API fails, returning -1, where not).
+fn profiled() -> Option<&'static Runtime> {
+    active().filter(|_| this_process())
+}
+
+/// `rprof_start`/`rprof_stop`: records from now on, or stops. Threads keep their timers
+/// either way (see `state`).
+pub fn set_recording(on: bool) -> bool {
+    if profiled().is_none() {
+        return false;
+    }
+    state::set_recording(on);
+    true
+}
+
+/// How long `rprof_flush` waits for the writer.
+const FLUSH_WAIT_MS: u32 = 2000;
+
+/// `rprof_flush`: asks the writer to write what was recorded so far, and waits (at most
+/// `FLUSH_WAIT_MS`) until it has.
+pub fn flush() -> bool {
+    let (Some(_), Some(s)) = (profiled(), shared::get()) else {
+        return false;
+    };
+    if !state::started() {
+        // Nothing recorded yet, and the trace's path is not fixed.
+        return true;
+    }
+    let asked = s.flush_asked.fetch_add(1, AcqRel).wrapping_add(1);
+    for _ in 0..FLUSH_WAIT_MS {
+        // Served once `flushed` reached `asked` (counters that wrap: compare the distance).
+        if (s.flushed.load(Acquire).wrapping_sub(asked) as i32) >= 0 {
+            return true;
+        }
+        let nap = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: sleeps on a valid timespec.
+        unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
+    }
+    false
+}
+
+/// `rprof_mark`: a named moment on the trace's timeline, made by the calling thread.
+pub fn mark(label: &[u8]) -> bool {
+    let Some(rt) = profiled() else {
+        return false;
+    };
+    let made = thread_state::guarded(|_| {
+        let Some(mut claim) = rt.queue.claim_patiently() else {
+            return false;
+        };
+        let ev = claim.event();
+        ev.kind = crate::queue::Kind::Mark;
+        ev.t_ns = rt.elapsed_ns();
+        // SAFETY: gettid has no preconditions.
+        ev.tid = unsafe { libc::gettid() } as u32;
+        ev.depth = 0;
+        ev.native_depth = 0;
+        ev.set_label(label);
+        true
+    });
+    made == Some(true)
+}
+
+/// `rprof_set_output`: where the trace goes, while it does not exist yet: before
+/// recording ever started (`RPROF_START=paused`). Not under `rprof run`, which decides
+/// where a run's traces go and reads them from there.
+pub fn set_output(path: &str) -> bool {
+    let (Some(rt), Some(s)) = (profiled(), shared::get()) else {
+        return false;
+    };
+    if state::started() || rt.config.launched || path.is_empty() {
+        return false;
+    }
+    let path = output::trace_path(path, std::process::id(), rt.is_root());
+    if path.len() >= shared::PATH_BYTES {
+        return false;
+    }
+    s.set_output(&path);
+    true
 }
