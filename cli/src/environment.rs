@@ -35,7 +35,7 @@ pub struct EnvArgs {
     #[arg(long, value_name = "SIGNAL")]
     pub toggle_signal: Option<String>,
     /// Stop recording when the trace reaches N MiB (RPROF_MAX_MB).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     pub max_mb: Option<u64>,
     /// CPU samples per second (RPROF_CPU_HZ).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -208,25 +208,23 @@ fn check_modes(s: &str) -> Result<(), String> {
     }
 }
 
-/// A signal by name (`USR2`, `SIGUSR2`, any case) or number, written as `SIGUSR2`.
+/// A signal the shim's toggle accepts (shim/src/config.rs, `toggle_signal`): by name,
+/// with or without `SIG`, any case, or `SIGRTMIN+N` for N >= 2; written as `SIGUSR2`.
 fn signal(s: &str) -> Result<String, String> {
     let upper = s.trim().to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    const NAMES: [(&str, i32); 4] = [
-        ("USR1", libc::SIGUSR1),
-        ("USR2", libc::SIGUSR2),
-        ("HUP", libc::SIGHUP),
-        ("WINCH", libc::SIGWINCH),
-    ];
-    let found = NAMES
-        .iter()
-        .find(|(n, num)| *n == name || name.parse::<i32>().is_ok_and(|v| v == *num));
-    match found {
-        Some((n, _)) => Ok(format!("SIG{n}")),
-        None => Err(format!(
-            "--toggle-signal {s:?}: one of SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH (signals a \
-             program rarely relies on; rprof's own sampling signal is chosen at start)"
-        )),
+    let known = ["USR1", "USR2", "HUP", "WINCH", "URG"].contains(&name)
+        || name
+            .strip_prefix("RTMIN+")
+            .and_then(|n| n.parse::<i32>().ok())
+            .is_some_and(|n| n >= 2 && n <= libc::SIGRTMAX() - libc::SIGRTMIN());
+    if known {
+        Ok(format!("SIG{name}"))
+    } else {
+        Err(format!(
+            "--toggle-signal {s:?}: one of SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH, SIGURG or \
+             SIGRTMIN+N (N >= 2)"
+        ))
     }
 }
 
@@ -342,8 +340,10 @@ mod tests {
     fn signals_and_modes_are_checked() {
         assert_eq!(signal("usr2").unwrap(), "SIGUSR2");
         assert_eq!(signal("SIGUSR1").unwrap(), "SIGUSR1");
-        assert_eq!(signal(&libc::SIGUSR2.to_string()).unwrap(), "SIGUSR2");
+        assert_eq!(signal("rtmin+3").unwrap(), "SIGRTMIN+3");
+        assert!(signal("SIGRTMIN+1").is_err());
         assert!(signal("SIGKILL").is_err());
+        assert!(signal("12").is_err());
         assert!(check_modes("cpu, memory").is_ok());
         assert!(check_modes("cpu,disk").is_err());
         assert!(check_modes(",").is_err());

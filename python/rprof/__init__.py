@@ -107,7 +107,10 @@ _looked = False
 # paused, then as this module's own calls left it (a toggle signal or C code calling the
 # library directly is not seen).
 _recording = os.environ.get("RPROF_START", "").strip().lower() != "paused"
+# How many profile() blocks are open, in all threads, and whether the outermost one
+# turned recording on (and so turns it off as the count returns to 0).
 _depth = 0
+_blocks_started = False
 
 
 def _lib():
@@ -182,30 +185,26 @@ def version():
 
 
 class _Block:
-    """One `with rprof.profile():` block, or the wrapper of a decorated function."""
-
-    def __init__(self):
-        # A stack, so one object entered again (recursion, threads) unwinds in order.
-        self._started = []
+    """One `with rprof.profile():` block, or the wrapper of a decorated function. The
+    state is the module's, not the object's, so one object may be entered many times over
+    (recursion, several threads)."""
 
     def __enter__(self):
-        global _depth, _recording
+        global _depth, _recording, _blocks_started
         with _lock:
             _lib()  # without the library, the block fails here, not silently
-            turn_on = _depth == 0 and not _recording
-            if turn_on:
+            if _depth == 0 and not _recording:
                 _call("start")
-                _recording = True
+                _recording = _blocks_started = True
             _depth += 1
-            self._started.append(turn_on)
         return self
 
     def __exit__(self, *exc):
-        global _depth, _recording
+        global _depth, _recording, _blocks_started
         with _lock:
-            turn_on = self._started.pop()
             _depth -= 1
-            if _depth == 0 and turn_on:
+            if _depth == 0 and _blocks_started:
+                _blocks_started = False
                 _call("stop")
                 _recording = False
         return False
