@@ -59,8 +59,8 @@ def test_paused_start_records_only_the_regions(tmp_path, python, record_property
     share = check_regions(prof.data, prof.proc.stdout)
     record_property("rprof", f"pyapi regions {os.path.basename(python)}: "
                     + ", ".join(f"{k} {v:.1f}%" for k, v in share.items()))
-    marks = [m["label"] for m in prof.data["rprof"]["marks"]]
-    assert "mark: threads start" in marks, marks
+    marks = [m["label"] for m in prof.data["rprof"]["program_marks"]]
+    assert marks == ["threads start"], marks
     assert re.search(r"^\s+[\d.]+ s\s+threads start$", prof.text, re.M), prof.text
 
 
@@ -141,7 +141,7 @@ with rprof.profile():
     installed, version = r.stdout.splitlines()
     assert installed.startswith(str(venv)), installed
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
-    assert "mark: installed" in [m["label"] for m in report_json(work / "t.trace")["rprof"]["marks"]]
+    assert [m["label"] for m in report_json(work / "t.trace")["rprof"]["program_marks"]] == ["installed"]
 
 
 @pytest.mark.parametrize("python", interpreters())
