@@ -42,10 +42,31 @@ impl Owned {
         while self.updating.swap(true, Acquire) {
             std::hint::spin_loop();
         }
+        self.publish(act);
+    }
+
+    /// Writes `act` into the buffer readers do not use, then switches them to it; the
+    /// caller holds `updating`, which this releases.
+    fn publish(&self, act: &libc::sigaction) {
         let next = 1 - self.current.load(Relaxed);
+        // SAFETY: the caller holds `updating`, so no other writer touches `next`, and
+        // readers read only `current`, which is switched to `next` after this write.
         unsafe { *self.actions[next].get() = *act };
         self.current.store(next, Release);
         self.updating.store(false, Release);
+    }
+
+    /// What the kernel does as it delivers a signal to a one-shot (`SA_RESETHAND`)
+    /// handler: the action becomes the default. Runs in a signal handler, so it does not
+    /// wait: should the interrupted code be changing this action (holding `updating`),
+    /// the action it is setting stands instead.
+    fn reset_to_default(&self) {
+        if self.updating.swap(true, Acquire) {
+            return;
+        }
+        let mut act = self.chained();
+        act.sa_sigaction = libc::SIG_DFL;
+        self.publish(&act);
     }
 }
 
@@ -147,6 +168,11 @@ pub unsafe fn chain_toggle(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
 pub unsafe fn chain(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     let Some(o) = owned(sig) else { return };
     let act = o.chained();
+    // A one-shot handler runs once: the next such signal (a fault re-executed after the
+    // handler returns) gets the default, as without the shim, not the handler again.
+    if act.sa_flags & libc::SA_RESETHAND != 0 {
+        o.reset_to_default();
+    }
     match act.sa_sigaction {
         libc::SIG_IGN => {}
         libc::SIG_DFL => {
