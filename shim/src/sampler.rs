@@ -111,11 +111,19 @@ pub fn watch_exit() {
     unsafe { libc::pthread_setspecific(EXIT_KEY, std::ptr::dangling::<c_void>()) };
 }
 
+/// Whether `info` is one of the sampler's own timer expirations (not a signal the
+/// program sent, or a timer of its own on the same signal).
+///
+/// # Safety
+/// `info` points to a siginfo_t the kernel filled in.
+pub unsafe fn is_ours(info: *const siginfo_t) -> bool {
+    (*info).si_code == libc::SI_TIMER && (*info).si_value().sival_ptr as usize == COOKIE
+}
+
 pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     let errno = unsafe { *libc::__errno_location() };
-    let ours = unsafe {
-        (*info).si_code == libc::SI_TIMER && (*info).si_value().sival_ptr as usize == COOKIE
-    };
+    // SAFETY: the kernel passes a filled-in siginfo_t to an SA_SIGINFO handler.
+    let ours = unsafe { is_ours(info) };
     if ours {
         if let Some(rt) = state::recording() {
             sample(rt, uc);

@@ -13,10 +13,13 @@
  *   resethand    a one-shot (SA_RESETHAND) SIGSEGV handler that returns: it prints
  *                "handled" once, and the fault again then kills the process with SIGSEGV
  *   sigwait-rt   SIGRTMIN+2 blocked, sent to itself 20 times with sigqueue and taken with
- *                sigtimedwait (2 s at most each): "waited 20"
+ *                sigtimedwait (2 s at most each): "waited 20"; sigwait-rt-i with
+ *                sigwaitinfo, sigwait-rt-w with sigwait. Each first waits 100 ms for
+ *                nothing and says whether that timed out in full.
  *   sigwait-usr1 the same with SIGUSR1
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -159,21 +162,33 @@ static int resethand_mode(void) {
     return 0;
 }
 
-static int sigwait_mode(int sig) {
+/* how: 't' sigtimedwait, 'i' sigwaitinfo, 'w' sigwait. First a 100 ms sigtimedwait with
+ * nothing sent, which must time out (EAGAIN) no sooner: in wall mode rprof's own timer
+ * expires on the very signal meanwhile, and must not end the wait. */
+static int sigwait_mode(int sig, char how) {
     int got = 0;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, sig);
     sigprocmask(SIG_BLOCK, &set, NULL);
+    siginfo_t info;
+    struct timespec quiet = {0, 100000000};
+    double t0 = clock_ms(CLOCK_MONOTONIC);
+    int r = sigtimedwait(&set, &info, &quiet);
+    int timed_out = r == -1 && errno == EAGAIN && clock_ms(CLOCK_MONOTONIC) - t0 >= 95;
     for (int i = 0; i < 20; i++) {
         union sigval v = {.sival_int = i};
         sigqueue(getpid(), sig, v);
-        siginfo_t info;
         struct timespec limit = {2, 0};
-        if (sigtimedwait(&set, &info, &limit) == sig && info.si_value.sival_int == i)
-            got++;
+        int s = 0;
+        if (how == 't')
+            got += sigtimedwait(&set, &info, &limit) == sig && info.si_value.sival_int == i;
+        else if (how == 'i')
+            got += sigwaitinfo(&set, &info) == sig && info.si_value.sival_int == i;
+        else
+            got += sigwait(&set, &s) == 0 && s == sig;
     }
-    printf("waited %d\n", got);
+    printf("timed out %s\nwaited %d\n", timed_out ? "yes" : "no", got);
     return 0;
 }
 
@@ -192,10 +207,10 @@ int main(int argc, char **argv) {
         return query_mode();
     if (!strcmp(m, "segv"))
         return segv_mode();
-    if (!strcmp(m, "sigwait-rt"))
-        return sigwait_mode(SIGRTMIN + 2);
+    if (!strncmp(m, "sigwait-rt", 10) && (m[10] == 0 || m[10] == '-'))
+        return sigwait_mode(SIGRTMIN + 2, m[10] ? m[11] : 't');
     if (!strcmp(m, "sigwait-usr1"))
-        return sigwait_mode(SIGUSR1);
+        return sigwait_mode(SIGUSR1, 't');
     if (!strcmp(m, "resethand"))
         return resethand_mode();
     fprintf(stderr, "usage: coexist timer-prof|timer-alrm|timer-rt|rt|query|segv|resethand|sigwait-rt|sigwait-usr1\n");

@@ -190,8 +190,8 @@ unsafe fn with_mask<R>(
     }
 }
 
-/// `set` without the sampling signal, in `copy`, for the calls that take signals out of a
-/// set: the program never receives the sampler's.
+/// `set` without the sampling signal, in `copy`, for `signalfd`, which cannot be
+/// filtered as it is read: the program never receives the sampler's signal through it.
 ///
 /// # Safety
 /// `set` is NULL or points to a sigset_t.
@@ -204,6 +204,71 @@ unsafe fn without_sampling(set: *const sigset_t, copy: &mut sigset_t) -> *const 
         }
         _ => set,
     }
+}
+
+/// A synchronous signal wait (`sigtimedwait` through `wait`) that never hands the
+/// program one of the sampler's own timer expirations. A set without the sampling signal
+/// is waited on as given. A set with it (the program waits for that very signal, sent by
+/// itself or another process) is waited on whole, and an expiration of the sampler's
+/// timer taken out of it is dropped (that one sample is lost) and the wait goes on for
+/// what is left of `timeout`, so the program gets its own signals as it would unprofiled.
+///
+/// # Safety
+/// `set` points to a sigset_t, `info` is NULL or points to a siginfo_t, `timeout` is
+/// NULL (no limit) or points to a timespec.
+unsafe fn wait_for_signal(
+    set: *const sigset_t,
+    info: *mut libc::siginfo_t,
+    timeout: *const timespec,
+    wait: impl Fn(*const sigset_t, *mut libc::siginfo_t, *const timespec) -> c_int,
+) -> c_int {
+    let Some(sig) = sampling().filter(|&s| libc::sigismember(set, s) == 1) else {
+        return wait(set, info, timeout);
+    };
+    let deadline = (!timeout.is_null()).then(|| monotonic_ns().saturating_add(ns(&*timeout)));
+    let mut left: timespec = std::mem::zeroed();
+    // A zero timeout still polls once.
+    let mut first = true;
+    loop {
+        // SAFETY: an all-zero siginfo_t is a valid buffer for the kernel to fill.
+        let mut got: libc::siginfo_t = std::mem::zeroed();
+        let limit = match deadline {
+            Some(d) => {
+                let now = monotonic_ns();
+                if now >= d && !first {
+                    *libc::__errno_location() = libc::EAGAIN;
+                    return -1;
+                }
+                let rest = d.saturating_sub(now);
+                left.tv_sec = (rest / 1_000_000_000) as libc::time_t;
+                left.tv_nsec = (rest % 1_000_000_000) as libc::c_long;
+                &left as *const timespec
+            }
+            None => std::ptr::null(),
+        };
+        first = false;
+        let r = wait(set, &mut got, limit);
+        if r == sig && crate::sampler::is_ours(&got) {
+            continue;
+        }
+        if r > 0 && !info.is_null() {
+            *info = got;
+        }
+        return r;
+    }
+}
+
+fn ns(t: &timespec) -> u64 {
+    (t.tv_sec.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec.max(0) as u64)
+}
+
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime writes only into `t`.
+    let mut t: timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    ns(&t)
 }
 
 /// What a wrapper returns, errno-style, when the C library lacks the function.
@@ -447,9 +512,12 @@ pub unsafe extern "C" fn sigtimedwait(
     let Some(f) = next::<F>(Real::Sigtimedwait) else {
         return enosys();
     };
-    let mut copy: sigset_t = std::mem::zeroed();
-    let set = without_sampling(set, &mut copy);
-    blocked(address(&f), || f(set, info, timeout))
+    if set.is_null() {
+        return blocked(address(&f), || f(set, info, timeout));
+    }
+    blocked(address(&f), || {
+        wait_for_signal(set, info, timeout, |s, i, t| f(s, i, t))
+    })
 }
 
 #[no_mangle]
@@ -458,9 +526,13 @@ pub unsafe extern "C" fn sigwaitinfo(set: *const sigset_t, info: *mut libc::sigi
     let Some(f) = next::<F>(Real::Sigwaitinfo) else {
         return enosys();
     };
-    let mut copy: sigset_t = std::mem::zeroed();
-    let set = without_sampling(set, &mut copy);
-    blocked(address(&f), || f(set, info))
+    if set.is_null() {
+        return blocked(address(&f), || f(set, info));
+    }
+    // With no timeout, the wait is sigwaitinfo itself.
+    blocked(address(&f), || {
+        wait_for_signal(set, info, std::ptr::null(), |s, i, _| f(s, i))
+    })
 }
 
 /// Returns an error number, not -1 with errno.
@@ -470,9 +542,28 @@ pub unsafe extern "C" fn sigwait(set: *const sigset_t, sig: *mut c_int) -> c_int
     let Some(f) = next::<F>(Real::Sigwait) else {
         return libc::ENOSYS;
     };
-    let mut copy: sigset_t = std::mem::zeroed();
-    let set = without_sampling(set, &mut copy);
-    blocked(address(&f), || f(set, sig))
+    if set.is_null() || sampling().is_none_or(|s| libc::sigismember(set, s) != 1) {
+        return blocked(address(&f), || f(set, sig));
+    }
+    // The set holds the sampling signal: waited through sigwaitinfo, which says where
+    // each signal came from. sigwait returns an error number and is never interrupted.
+    type G = unsafe extern "C" fn(*const sigset_t, *mut libc::siginfo_t) -> c_int;
+    let Some(g) = next::<G>(Real::Sigwaitinfo) else {
+        return libc::ENOSYS;
+    };
+    blocked(address(&f), || loop {
+        let r = wait_for_signal(set, std::ptr::null_mut(), std::ptr::null(), |s, i, _| {
+            g(s, i)
+        });
+        if r > 0 {
+            *sig = r;
+            return 0;
+        }
+        let e = *libc::__errno_location();
+        if e != libc::EINTR {
+            return e;
+        }
+    })
 }
 
 /// Does not wait, but what it reads later is taken from the set it is given here.
