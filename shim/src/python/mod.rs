@@ -5,7 +5,7 @@
 
 mod linetable;
 
-pub use linetable::decode_line;
+pub use linetable::charged_line;
 
 use std::ffi::{c_char, c_int, CStr};
 
