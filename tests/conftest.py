@@ -9,6 +9,15 @@ INRUN = REPO / "tests" / "inrun.py"
 
 
 @pytest.fixture(autouse=True)
+def _no_inherited_columns():
+    """The text reports the tests read are at their default width: GNU readline, once
+    loaded into pytest's process, exports COLUMNS and LINES of its own (80 without a
+    terminal) into the C environment, which os.environ does not show and every
+    subprocess inherits, and rprof-report honours COLUMNS. Tests of the width set it."""
+    os.unsetenv("COLUMNS")
+
+
+@pytest.fixture(autouse=True)
 def _interpreter_present(request):
     """A missing interpreter fails its tests rather than skipping them."""
     python = getattr(request.node, "callspec", None) and request.node.callspec.params.get("python")

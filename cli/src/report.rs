@@ -35,6 +35,10 @@ pub struct ReportOptions {
     /// the program's own code.
     #[arg(long, value_name = "PATHS", value_delimiter = ',')]
     pub profile_exclude: Vec<String>,
+    /// Fit the text report in COLS columns (default: $COLUMNS, else the terminal's width,
+    /// else 100, or 120 with the memory columns).
+    #[arg(long, value_name = "COLS")]
+    pub width: Option<usize>,
 }
 
 impl ReportOptions {
@@ -46,6 +50,24 @@ impl ReportOptions {
             only: keep(&self.profile_only),
             exclude: keep(&self.profile_exclude),
         }
+    }
+
+    /// The columns the text report must fit in, when something says: `--width`, else
+    /// `$COLUMNS`, else the width of the terminal on standard output or standard error
+    /// (where `rprof run` writes its report).
+    pub fn columns(&self) -> Option<usize> {
+        if let Some(w) = self.width {
+            return Some(w);
+        }
+        if let Some(w) = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(w);
+        }
+        [libc::STDOUT_FILENO, libc::STDERR_FILENO]
+            .into_iter()
+            .find_map(terminal_columns)
     }
 
     /// The advice on the profile's hot lines, unless `--no-advice`.
@@ -111,6 +133,20 @@ impl ExportOptions {
             }
         }
         problems
+    }
+}
+
+/// The width of the terminal on `fd`, if it is one.
+fn terminal_columns(fd: libc::c_int) -> Option<usize> {
+    // SAFETY: `isatty` reads nothing of ours; TIOCGWINSZ writes one `winsize` into `ws`,
+    // which lives for the call.
+    unsafe {
+        if libc::isatty(fd) != 1 {
+            return None;
+        }
+        let mut ws: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) == 0 && ws.ws_col > 0)
+            .then_some(ws.ws_col as usize)
     }
 }
 

@@ -175,10 +175,11 @@ fn report(data: &[u8]) -> Option<Profile> {
         profile_all: false,
         profile_only: Vec::new(),
         profile_exclude: Vec::new(),
+        width: None,
     };
     let advice = opts.advice(&p, &src);
     let t = text::render(&p, &src, &opts, &advice);
-    let width = text::width(&p);
+    let width = text::report_width(&p, &opts);
     assert!(t.lines().all(|l| l.chars().count() <= width), "{t}");
     assert!(
         !t.contains('\u{1b}'),

@@ -45,7 +45,7 @@ fn report(dir: &Path, trace: Vec<u8>) -> (String, Value) {
     std::fs::write(&path, trace).unwrap();
     let run = |json: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rprof-report"));
-        cmd.arg(&path);
+        cmd.arg(&path).env_remove("COLUMNS");
         if json {
             cmd.arg("--json");
         }
@@ -256,10 +256,11 @@ Program   python3 main.py
 PID       77
 Elapsed   10.000 s wall
 Sampled   0.040 s of CPU time in 2 samples, 0 dropped
-Clock     cpu, 100 Hz
+Clock     cpu, 100 Hz asked, 50 Hz achieved
 Python    3.11.7
 Charged   library time to the program's calling line: 0.0%, 0.0 MiB (--profile-all: library lines their own)
-Memory    peak 12.0 MiB live, 0 allocations of 0.0 MiB in all
+Memory    peak 12.0 MiB live (exact); the malloc family: 0 allocations of 0.0 MiB in all (exact counts; Python's small
+          objects, served from pymalloc's arenas, are not among them)
 Allocs    4 samples, one per ≥512.0 KiB allocated on average, 3 frees of them; memory in MiB (2^20 bytes)
 
 main.py: 100.0% of the time (Python 25.0%, native 75.0%, system 0.0%); 15.0 MiB allocated (100.0%)
@@ -271,7 +272,8 @@ Memory footprint
   Peak      12.0 MiB by 6.000 s, 25% of it in Python's allocator
   Live                  ▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅▅████████████████████▆▆▆▆▆▆  (full block: 12.0 MiB)
   Reached   at main.py:3  b = bytes(10) (estimated peak 10.0 MiB at 5.000 s)
-  Allocated 15.0 MiB in all, 0.0 MiB in code with no Python frame; 60.0% still live at exit
+  Allocated 15.0 MiB in all (estimated from samples: the malloc family and Python's allocator, small objects included),
+            0.0 MiB in code with no Python frame; 60.0% still live at exit
   Exit      the interpreter began finalizing at 7.500 s: later frees are teardown
   Copied    5.0 MiB
 

@@ -102,8 +102,10 @@ impl Fixture {
     }
 
     fn report(&self, args: &[&str]) -> Output {
+        // The default width, whatever terminal the tests run from.
         Command::new(env!("CARGO_BIN_EXE_rprof-report"))
             .args(args)
+            .env_remove("COLUMNS")
             .output()
             .unwrap()
     }
@@ -128,7 +130,7 @@ Program   python3 main.py --n 3
 PID       4242
 Elapsed   2.500 s wall
 Sampled   0.200 s of CPU time in 7 samples, 1 dropped
-Clock     cpu, 100 Hz
+Clock     cpu, 100 Hz asked, 35 Hz achieved
 Python    3.11.7
 Charged   library time to the program's calling line: 0.0% (--profile-all: library lines their own)
 Memory    not recorded (memory mode off)
@@ -148,7 +150,8 @@ gone.py: 25.0% of the time (Python 15.0%, native 7.5%, system 2.5%)
   Line  Python  Native  System   Total              Source
      3   15.0%    7.5%    2.5%   25.0%  ██▌
 
-<native> (no Python frame): 20.0% of the time (Python 0.0%, native 10.0%, system 10.0%)
+<native threads> (threads that never ran Python code)
+  20.0% of the time (Python 0.0%, native 10.0%, system 10.0%)
 
 Functions by self time (top 3 of 3)
     Self   Total  Function                          Defined at
@@ -181,7 +184,7 @@ Program   python3 main.py --n 3
 PID       4242
 Elapsed   at least 0.060 s wall (the trace has no end)
 Sampled   0.160 s of CPU time in 6 samples, dropped unknown
-Clock     cpu, 100 Hz
+Clock     cpu, 100 Hz asked, 38 Hz achieved
 Python    3.11.7
 Charged   library time to the program's calling line: 0.0% (--profile-all: library lines their own)
 Memory    not recorded (memory mode off)
@@ -251,7 +254,7 @@ fn threshold_and_all_lines_choose_the_rows() {
     assert!(text.contains(
         "1 files under the 25% threshold have 20.0% of the time in all (--all-lines shows them)"
     ));
-    assert!(!text.contains("<native>"));
+    assert!(!text.contains("<native"));
 
     let text = f.text(&[&f.path("full.trace"), "--threshold", "60"]);
     assert!(!text.contains("main.py: 55.0%") && text.contains("3 files under the 60%"));
@@ -278,7 +281,7 @@ fn json_has_scalenes_fields_and_the_same_numbers() {
     assert_eq!(j["memory"], false);
 
     let files: Vec<&String> = j["files"].as_object().unwrap().keys().collect();
-    assert_eq!(files, ["main.py", "gone.py", "<native>"]);
+    assert_eq!(files, ["main.py", "gone.py", "<native threads>"]);
     let shares: f64 = j["files"]
         .as_object()
         .unwrap()
@@ -335,7 +338,7 @@ fn json_has_scalenes_fields_and_the_same_numbers() {
     assert_eq!(gone["percent_cpu_time"], 25.0);
     assert_eq!(gone["lines"][0]["line"], "");
     assert_eq!(gone["lines"][0]["n_cpu_percent_c"], 7.5);
-    let native = &j["files"]["<native>"];
+    let native = &j["files"]["<native threads>"];
     assert_eq!(native["percent_cpu_time"], 20.0);
     assert_eq!(native["lines"], serde_json::json!([]));
 
@@ -470,7 +473,7 @@ Program   ./static-prog
 PID       7
 Elapsed   0.005 s wall
 Sampled   0.000 s of wall time in 0 samples, 0 dropped
-Clock     wall, 250 Hz
+Clock     wall, 250 Hz asked, none achieved (no sample)
 Python    not Python
 Memory    not recorded (memory mode off)
 
@@ -652,4 +655,46 @@ fn advice_is_beside_its_line_listed_when_hidden_in_the_json_and_off_with_no_advi
     assert!(h["alloc_mb"].is_number());
     let off: Value = serde_json::from_str(&f.text(&[&trace, "--json", "--no-advice"])).unwrap();
     assert!(off["rprof"].get("advice").is_none());
+}
+
+/// The report fits the width asked (`--width`, or `COLUMNS`), and the source column takes
+/// what is left: cut at 80 columns, whole at 200; the labels stay.
+#[test]
+fn the_text_report_fits_80_and_200_columns() {
+    let f = Fixture::new();
+    let longest = MAIN_PY.lines().map(|l| l.chars().count()).max().unwrap();
+    for width in [80usize, 200] {
+        let by_option = f.text(&[&f.path("full.trace"), "--width", &width.to_string()]);
+        let out = Command::new(env!("CARGO_BIN_EXE_rprof-report"))
+            .arg(f.path("full.trace"))
+            .env("COLUMNS", width.to_string())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), by_option);
+        for line in by_option.lines() {
+            assert!(line.chars().count() <= width, "{width}: {line:?}");
+        }
+        let row = by_option
+            .lines()
+            .find(|l| l.starts_with("     7 "))
+            .expect("line 7's row");
+        let source = "        total += (i & 3) < 2";
+        if width == 200 {
+            assert!(row.ends_with(source), "{row:?}");
+            assert!(by_option.lines().all(|l| l.chars().count() < 200) && longest < 100);
+        } else {
+            assert!(row.contains("total += (i & 3) < 2"), "{row:?}");
+        }
+        for label in [
+            "Clock     cpu, 100 Hz asked, 35 Hz achieved",
+            "<native threads> (threads that never ran Python code)",
+            "Functions by self time",
+        ] {
+            assert!(by_option.contains(label), "{width}: {label} in {by_option}");
+        }
+    }
+    // A width below the narrowest layout is raised to it.
+    let narrow = f.text(&[&f.path("full.trace"), "--width", "20"]);
+    assert!(narrow.lines().all(|l| l.chars().count() <= 72), "{narrow}");
+    assert!(narrow.lines().any(|l| l.chars().count() > 60), "{narrow}");
 }

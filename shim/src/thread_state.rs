@@ -56,6 +56,13 @@ pub struct ThreadState {
     /// pointers, so a CPU sample taken inside it walks the frame chain from this frame
     /// instead of from its clobbered `rbp`, and is charged to the allocation's caller.
     pub allocator_fp: Cell<usize>,
+    /// The sampler's Python/native split (`sampler::long_c_call`): the innermost Python
+    /// frame at this thread's previous CPU sample when that sample was in the interpreter's
+    /// C code outside the eval loop (code id plus one, 0 otherwise; instruction offset),
+    /// and how many samples in a row were so at that instruction.
+    pub last_code: Cell<u32>,
+    pub last_addrq: Cell<i32>,
+    pub c_streak: Cell<u32>,
 }
 
 // Cells start zeroed, as the TLS block does.

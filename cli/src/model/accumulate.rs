@@ -15,7 +15,7 @@ use super::gpu::GpuAccumulator;
 use super::memory::{MemoryAccumulator, StackTotals};
 use super::types::{
     ChargeSummary, LineGpu, Profile, StackFrame, StackMemory, StackProfile, StackThread, Stacks,
-    ThreadProfile, Times, UNDEFINED,
+    ThreadProfile, Times, NATIVE_THREADS, NO_PYTHON_FRAME, START_UP, TEARDOWN, UNDEFINED,
 };
 use rprof_format::marks::{self, PYTHON_FINALIZING};
 use rprof_format::{read_trace_from, Counters, End, Exec, Frame, Record, Trace, TraceError};
@@ -80,6 +80,7 @@ fn new_slot(id: u32, slots: &mut Vec<StackSums>) -> u32 {
     slots.push(StackSums {
         id,
         memory: StackTotals::default(),
+        phase: Phase::Run,
     });
     (slots.len() - 1) as u32
 }
@@ -88,6 +89,76 @@ fn new_slot(id: u32, slots: &mut Vec<StackSums>) -> u32 {
 struct StackSums {
     id: u32,
     memory: StackTotals,
+    /// For the time of a stack without any frame: when (or where) it was sampled.
+    phase: Phase,
+}
+
+/// When a sample with no frame at all was taken, which says what its thread was doing
+/// ([`Phase::classify`]); every other sample is [`Phase::Run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Phase {
+    Run,
+    StartUp,
+    Teardown,
+    NativeThread,
+}
+
+impl Phase {
+    /// The pseudo-file the phase's frameless time is shown under.
+    fn file(self) -> &'static str {
+        match self {
+            Phase::Run => NO_PYTHON_FRAME,
+            Phase::StartUp => START_UP,
+            Phase::Teardown => TEARDOWN,
+            Phase::NativeThread => NATIVE_THREADS,
+        }
+    }
+
+    /// A frameless sample at `t_ns` in a thread of a process whose first Python frame was
+    /// sampled at `first_python` and whose interpreter began finalizing at `finalizing`:
+    /// teardown from the finalizing mark on, start-up before the first Python frame, and,
+    /// in between, a thread that never ran Python code is a native thread (a library's
+    /// worker); what is left (the main thread between Python frames) stays unexplained.
+    /// A process that never ran Python is not split.
+    fn classify(
+        t_ns: u64,
+        first_python: Option<u64>,
+        finalizing: Option<u64>,
+        thread_ran_python: bool,
+    ) -> Phase {
+        let Some(first) = first_python else {
+            return Phase::Run;
+        };
+        if finalizing.is_some_and(|f| t_ns >= f) {
+            Phase::Teardown
+        } else if t_ns < first {
+            Phase::StartUp
+        } else if !thread_ran_python {
+            Phase::NativeThread
+        } else {
+            Phase::Run
+        }
+    }
+}
+
+/// A CPU sample of a stack without frames, kept until the end, when its phase is known.
+struct Frameless {
+    t_ns: u64,
+    tid: u32,
+    slot: u32,
+    exec: Exec,
+    cpu_ns: u64,
+    sys_ns: u64,
+}
+
+/// What a stack slot's frames are, for the phases: not known yet, none at all, with a
+/// Python frame, only native ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Unknown,
+    Empty,
+    Python,
+    Native,
 }
 
 /// CPU time by thread and stack slot: per thread, a vector indexed by slot (slots are
@@ -185,6 +256,23 @@ pub(super) struct Accumulator {
     marks: Vec<(u64, u32)>,
     charging: Charging,
     gpu: GpuAccumulator,
+    /// Per stack slot, its [`Shape`].
+    shapes: Vec<Shape>,
+    /// Per thread, the time of its first sample with a Python frame.
+    first_python: FxHashMap<u32, u64>,
+    /// CPU samples with no frame, charged at the end by [`Phase`].
+    frameless: Vec<Frameless>,
+    /// A merged run's processes: each thread's pid, and when each process began
+    /// finalizing (one trace: its header's pid and its own mark).
+    processes: Option<Processes>,
+}
+
+/// For the phases of a merged run: which process each thread is of, and when each
+/// process's interpreter began finalizing (on the run's clock).
+#[derive(Default)]
+pub(super) struct Processes {
+    pub(super) tid_pid: FxHashMap<u32, u32>,
+    pub(super) finalizing: FxHashMap<u32, u64>,
 }
 
 impl Accumulator {
@@ -205,6 +293,43 @@ impl Accumulator {
     /// order), and whether any of the run's traces has GPU readings.
     pub(super) fn set_process(&mut self, p: u32, gpu: bool) {
         self.gpu.set_process(p, gpu);
+    }
+
+    /// For a merged run: its threads' processes and their finalizing marks.
+    pub(super) fn set_processes(&mut self, processes: Processes) {
+        self.processes = Some(processes);
+    }
+
+    /// The shape of stack slot `slot`'s frames, worked out once the stack is defined.
+    #[inline]
+    fn shape(&mut self, slot: u32, stack: u32) -> Shape {
+        let i = slot as usize;
+        if i >= self.shapes.len() {
+            self.shapes.resize(i + 1, Shape::Unknown);
+        }
+        if self.shapes[i] == Shape::Unknown {
+            self.shapes[i] = self.shape_of(stack);
+        }
+        self.shapes[i]
+    }
+
+    #[cold]
+    fn shape_of(&self, stack: u32) -> Shape {
+        let frames = match self.stacks.get(&stack) {
+            Some(f) => f.as_slice(),
+            None if stack == 0 => &[],
+            None => return Shape::Unknown,
+        };
+        if frames.is_empty() {
+            return Shape::Empty;
+        }
+        // A function not defined (yet) counts as Python, as the charging has it.
+        let native = |f: &Frame| matches!(self.functions.get(&f.func), Some(d) if d.kind == rprof_format::FuncKind::Native);
+        if frames.iter().all(native) {
+            Shape::Native
+        } else {
+            Shape::Python
+        }
     }
 
     /// For a merged run: memory events in time order across its processes.
@@ -234,9 +359,25 @@ impl Accumulator {
                     s.sys_ns
                 };
                 let slot = self.slot(s.stack);
-                self.cpu
-                    .times(s.tid, slot)
-                    .add_sample(s.exec, s.cpu_ns, sys);
+                match self.shape(slot, s.stack) {
+                    Shape::Empty => self.frameless.push(Frameless {
+                        t_ns: s.t_ns,
+                        tid: s.tid,
+                        slot,
+                        exec: s.exec,
+                        cpu_ns: s.cpu_ns,
+                        sys_ns: sys,
+                    }),
+                    shape => {
+                        if shape == Shape::Python {
+                            let first = self.first_python.entry(s.tid).or_insert(s.t_ns);
+                            *first = (*first).min(s.t_ns);
+                        }
+                        self.cpu
+                            .times(s.tid, slot)
+                            .add_sample(s.exec, s.cpu_ns, sys);
+                    }
+                }
                 self.total.add_sample(s.exec, s.cpu_ns, sys);
                 self.gpu.sample(s.t_ns, s.tid, slot);
                 self.last_t_ns = self.last_t_ns.max(s.t_ns);
@@ -302,7 +443,60 @@ impl Accumulator {
         }
     }
 
-    pub(super) fn finish(self, trace: Trace) -> Profile {
+    /// Charges the frameless CPU samples by [`Phase`], each phase of a stack in a slot of
+    /// its own.
+    fn charge_frameless(&mut self, pid: u32, marks: &[(u64, u32)]) {
+        let processes = self.processes.take().unwrap_or_else(|| {
+            let mut p = Processes::default();
+            let finalizing = marks
+                .iter()
+                .filter(|&&(_, label)| self.string(label) == Some(PYTHON_FINALIZING))
+                .map(|&(t, _)| t)
+                .min();
+            if let Some(t) = finalizing {
+                p.finalizing.insert(pid, t);
+            }
+            p
+        });
+        let pid_of = |tid: u32| processes.tid_pid.get(&tid).copied().unwrap_or(pid);
+        let mut first_python: FxHashMap<u32, u64> = FxHashMap::default();
+        for (&tid, &t) in &self.first_python {
+            let first = first_python.entry(pid_of(tid)).or_insert(t);
+            *first = (*first).min(t);
+        }
+        let mut phase_slots: FxHashMap<(u32, Phase), u32> = FxHashMap::default();
+        for f in std::mem::take(&mut self.frameless) {
+            let p = pid_of(f.tid);
+            let phase = Phase::classify(
+                f.t_ns,
+                first_python.get(&p).copied(),
+                processes.finalizing.get(&p).copied(),
+                self.first_python.contains_key(&f.tid),
+            );
+            let slot = if phase == Phase::Run {
+                f.slot
+            } else {
+                let slots = &mut self.slots;
+                let id = slots[f.slot as usize].id;
+                *phase_slots.entry((id, phase)).or_insert_with(|| {
+                    slots.push(StackSums {
+                        id,
+                        memory: StackTotals::default(),
+                        phase,
+                    });
+                    (slots.len() - 1) as u32
+                })
+            };
+            self.cpu
+                .times(f.tid, slot)
+                .add_sample(f.exec, f.cpu_ns, f.sys_ns);
+        }
+    }
+
+    pub(super) fn finish(mut self, trace: Trace) -> Profile {
+        let marks = std::mem::take(&mut self.marks);
+        self.charge_frameless(trace.header.pid, &marks);
+        self.marks = marks;
         let mut warnings = Vec::new();
         let mut r = Resolver {
             stacks: &self.stacks,
@@ -341,7 +535,18 @@ impl Accumulator {
         }
 
         for (s, &t) in self.slots.iter().zip(&slot_times) {
-            let site = r.site(s.id).unwrap_or_else(|| {
+            let site = if s.phase != Phase::Run {
+                // Only stacks without frames have phases: their time is the phase's.
+                Some(Site {
+                    line: r.files.slot(s.phase.file(), 0, false),
+                    func: None,
+                    python: false,
+                    via_library: false,
+                })
+            } else {
+                r.site(s.id)
+            };
+            let site = site.unwrap_or_else(|| {
                 if t.samples > 0 {
                     unknown_stacks.add(&t);
                     unknown_stack_ids += 1;
@@ -662,7 +867,7 @@ fn share(part: u64, base: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{LineProfile, Memory, NO_PYTHON_FRAME};
+    use crate::model::{LineProfile, Memory, NATIVE_THREADS, NO_PYTHON_FRAME, START_UP, TEARDOWN};
     use rprof_format::{CpuSample, Frame, FuncKind, Header};
 
     fn profile(records: Vec<Record>) -> Profile {
@@ -685,6 +890,76 @@ mod tests {
             sys_ns,
             exec,
         })
+    }
+
+    /// Time with no frame at all is told apart by when and where it ran: before the first
+    /// Python frame (start-up), in a thread that never ran Python (native threads), from the
+    /// finalizing mark on (teardown, the mark written after the samples it covers, as the
+    /// writer does), and the main thread between Python frames (left as `<native>`). A
+    /// Python frame with no line is charged to its function's first line. Nothing is lost:
+    /// the files add up to the total.
+    #[test]
+    fn frameless_time_is_split_by_phase_and_no_sample_lacks_a_line() {
+        let mut records = names();
+        records.push(Record::String {
+            id: 9,
+            text: PYTHON_FINALIZING.into(),
+        });
+        let frame = |func, line| Frame { func, line };
+        records.push(Record::Stack {
+            id: 1,
+            frames: vec![frame(1, 0)],
+        });
+        records.push(Record::Stack {
+            id: 2,
+            frames: vec![frame(2, 6)],
+        });
+        let at = |t_ns, tid, stack, ms: u64| {
+            Record::Cpu(CpuSample {
+                t_ns,
+                tid,
+                stack,
+                cpu_ns: ms * 1_000_000,
+                sys_ns: 0,
+                exec: Exec::Native,
+            })
+        };
+        records.extend([
+            at(1, 1, 0, 10),
+            at(2, 1, 1, 20),
+            at(3, 1, 2, 30),
+            at(4, 7, 0, 5),
+            at(5, 1, 0, 7),
+            at(9, 1, 0, 8),
+            Record::Mark { t_ns: 8, label: 9 },
+        ]);
+        let p = profile(records);
+        let ms = |path: &str| {
+            let f = p.files.iter().find(|f| f.path == path);
+            f.map_or(0, |f| f.times.total_ns() / 1_000_000)
+        };
+        assert_eq!(ms(START_UP), 10);
+        assert_eq!(ms("a.py"), 50);
+        assert_eq!(ms(NATIVE_THREADS), 5);
+        assert_eq!(ms(NO_PYTHON_FRAME), 7);
+        assert_eq!(ms(TEARDOWN), 8);
+        let sum: u64 = p.files.iter().map(|f| f.times.total_ns()).sum();
+        assert_eq!(sum, p.total.total_ns());
+        let a = p.files.iter().find(|f| f.path == "a.py").unwrap();
+        let lines: Vec<(u32, u64)> = a
+            .lines
+            .iter()
+            .map(|l| (l.line, l.times.total_ns() / 1_000_000))
+            .collect();
+        assert_eq!(lines, [(1, 20), (6, 30)]);
+        for f in &p.files {
+            assert!(
+                crate::model::frameless_file(&f.path).is_some()
+                    || f.lines.iter().all(|l| l.line > 0),
+                "{}: a line 0",
+                f.path
+            );
+        }
     }
 
     fn names() -> Vec<Record> {

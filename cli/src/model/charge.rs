@@ -245,6 +245,15 @@ impl FileTable {
                 gpu,
             });
         }
+        // A stack whose frameless time all went to its phases' slots left its own slot
+        // with nothing: no file for that.
+        files.retain(|f| {
+            f.times.samples > 0
+                || f.lines.iter().any(|l| {
+                    let m = &l.memory;
+                    m.malloc_bytes > 0 || m.copy_bytes > 0 || m.peak_bytes > 0
+                })
+        });
         for f in &mut files {
             f.lines.sort_by_key(|l| l.line);
         }
@@ -350,8 +359,12 @@ impl Resolver<'_> {
         let func = self.function(frame.func);
         let f = &self.funcs.list[func];
         let (file, native) = (f.file.clone(), f.kind == FuncKind::Native);
+        // A frame without a line: a native PC's line is its record's first line; a Python
+        // frame's (a trace written before the shim charged line-less instructions to the
+        // line before them, or a corrupt line table) is its function's first line, so that
+        // no sample is left on a line of its own that no output can show.
         let line = match (frame.line, self.defs.get(&frame.func)) {
-            (0, Some(d)) if native => d.first_line,
+            (0, Some(d)) => d.first_line,
             (line, _) => line,
         };
         Some(Site {

@@ -162,6 +162,54 @@ impl Profile {
         (ns > 0).then(|| samples as f64 / secs(ns))
     }
 
+    /// The noise floor of a line's memory figures: four sampling periods' worth of bytes
+    /// (`4 × RPROF_MEM_RATE`). A line's bytes B are estimated within about sqrt(R/B)
+    /// (docs/DESIGN.md), so below 4R the figure rests on a sample or two and is off by
+    /// 50% or more: one sample of a small block reads about R whatever the line did.
+    pub fn memory_floor(&self) -> u64 {
+        self.header.mem_rate.saturating_mul(4)
+    }
+
+    /// Whether a line's (or function's) memory figures stand above [`Self::memory_floor`]:
+    /// its bytes allocated or its peak.
+    pub fn resolvable(&self, m: &Memory) -> bool {
+        let floor = self.memory_floor();
+        m.malloc_bytes >= floor || m.peak_bytes >= floor
+    }
+
+    /// The sample rate asked for and the one achieved, and why they differ when the
+    /// kernel's timer tick explains it: a CPU-time timer (`CLOCK_THREAD_CPUTIME_ID`)
+    /// expires only on a tick, so a kernel built with `CONFIG_HZ=250` gives at most about
+    /// 250 samples per CPU-second whatever was asked; each sample is weighted by the time
+    /// it stands for, so the shares stay right. The tick is inferred from the rate
+    /// achieved: within 8% of one of the usual `CONFIG_HZ` values and below what was asked.
+    pub fn sample_rate_note(&self) -> String {
+        let asked = self.header.sample_hz;
+        let Some(hz) = self.achieved_hz() else {
+            return format!("{asked} Hz asked, none achieved (no sample)");
+        };
+        let mut note = format!("{asked} Hz asked, {hz:.0} Hz achieved");
+        // A handful of samples says little about the rate.
+        if hz >= 0.9 * asked as f64 || self.total.samples < 20 {
+            return note;
+        }
+        let cpu_clock = Clock::from_u8(self.header.clock) == Some(Clock::Cpu);
+        let tick = [100u32, 250, 300, 1000]
+            .into_iter()
+            .find(|&t| (hz - t as f64).abs() <= 0.08 * t as f64 && t < asked);
+        match tick {
+            Some(t) if cpu_clock => note.push_str(&format!(
+                ": the kernel's timer tick caps CPU-time timers (CONFIG_HZ={t}, by the \
+                 rate); each sample is weighted by the time it stands for"
+            )),
+            _ => note.push_str(
+                ": fewer than asked (samples dropped, or threads that ran less than a \
+                 period each); each sample is weighted by the time it stands for",
+            ),
+        }
+        note
+    }
+
     /// A part of the sampled CPU time, in percent.
     pub fn cpu_percent(&self, ns: u64) -> f64 {
         percent(ns, self.total.share_base())

@@ -21,9 +21,10 @@
 //! for traces without that record, those whose parent chain leads to one root. [`select`]
 //! picks one run and says why each other trace is left out.
 
-use super::accumulate::Accumulator;
+use super::accumulate::{Accumulator, Processes};
 use super::types::{Profile, Times};
 use super::Charging;
+use rprof_format::marks::PYTHON_FINALIZING;
 use rprof_format::{read_trace_from, Counters, End, Ending, FreeSample, Record, Trace, TraceError};
 use rustc_hash::FxHashMap;
 use std::io::Read;
@@ -410,6 +411,19 @@ pub fn merge<R: Read, E>(
         acc.visit(Record::End(end));
     }
     acc.sort_memory_by_time();
+    // Each process's own start-up and teardown, for the time without a frame.
+    let finalizing = rows
+        .iter()
+        .zip(profiles)
+        .filter_map(|(row, p)| {
+            let (t, _) = p.marks.iter().find(|(_, l)| l == PYTHON_FINALIZING)?;
+            Some((row.pid, t.saturating_add(row.start_unix_ns - start)))
+        })
+        .collect();
+    acc.set_processes(Processes {
+        tid_pid: tid_pid.clone(),
+        finalizing,
+    });
     let mut merged = acc.finish(Trace {
         header,
         damage: Vec::new(),

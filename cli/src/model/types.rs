@@ -6,9 +6,28 @@ use crate::model::leaks::Leak;
 use crate::model::merge::ProcessRow;
 use rprof_format::{mode, Counters, End, Exec, FuncKind, Header};
 
-/// Pseudo-file for samples with an empty stack (no frame at all: a thread before Python
-/// runs, or native code the shim could not walk).
+/// Pseudo-file for samples with an empty stack (no frame at all) that none of the phases
+/// below explains: a process that never ran Python, or a thread between Python frames.
 pub const NO_PYTHON_FRAME: &str = "<native>";
+/// Pseudo-file for frameless samples before the process's first Python frame: the
+/// interpreter starting up.
+pub const START_UP: &str = "<start-up>";
+/// Pseudo-file for frameless samples once the interpreter began finalizing: teardown.
+pub const TEARDOWN: &str = "<teardown>";
+/// Pseudo-file for frameless samples of threads that never ran Python code (a native
+/// library's workers), between start-up and teardown.
+pub const NATIVE_THREADS: &str = "<native threads>";
+
+/// Whether `path` is one of the pseudo-files of frameless time, and what it holds, in words.
+pub fn frameless_file(path: &str) -> Option<&'static str> {
+    match path {
+        NO_PYTHON_FRAME => Some("no Python frame"),
+        START_UP => Some("interpreter start-up, before the first Python frame"),
+        TEARDOWN => Some("interpreter teardown, after finalizing began"),
+        NATIVE_THREADS => Some("threads that never ran Python code"),
+        _ => None,
+    }
+}
 /// Pseudo-file for samples whose stack, or innermost function, is never defined.
 pub const UNDEFINED: &str = "<undefined>";
 

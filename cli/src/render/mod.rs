@@ -68,7 +68,7 @@ impl Shown<'_> {
     pub fn row(&self, file: &str, line: u32) -> bool {
         self.p.files.iter().any(|f| {
             f.path == file
-                && f.path != crate::model::NO_PYTHON_FRAME
+                && crate::model::frameless_file(&f.path).is_none()
                 && self.file(f)
                 && f.lines.iter().any(|l| l.line == line && self.line(l))
         })
@@ -77,18 +77,30 @@ impl Shown<'_> {
     pub fn line(&self, l: &LineProfile) -> bool {
         self.opts.all_lines
             || percent(l.times.total_ns(), self.p.total.share_base()) >= self.opts.threshold
-            || self.p.has_memory() && self.p.memory_share(&l.memory) >= self.opts.threshold
+            || self.memory(l)
             || self.p.gpu_share(&l.gpu) >= self.opts.threshold
+    }
+
+    /// Whether a line's memory puts it in the report: its share at the threshold, and a
+    /// figure above the sampling's noise floor ([`Profile::memory_floor`]).
+    fn memory(&self, l: &LineProfile) -> bool {
+        self.p.has_memory()
+            && self.p.memory_share(&l.memory) >= self.opts.threshold
+            && self.p.resolvable(&l.memory)
+    }
+
+    /// Whether a line is left out only for being below the memory noise floor.
+    pub fn under_floor(&self, l: &LineProfile) -> bool {
+        !self.line(l)
+            && self.p.has_memory()
+            && self.p.memory_share(&l.memory) >= self.opts.threshold
     }
 
     pub fn file(&self, f: &FileProfile) -> bool {
         let total = self.p.total.share_base();
         self.opts.all_lines
             || percent(f.times.total_ns(), total) >= self.opts.threshold
-            || self.p.has_memory()
-                && f.lines
-                    .iter()
-                    .any(|l| self.p.memory_share(&l.memory) >= self.opts.threshold)
+            || self.p.has_memory() && f.lines.iter().any(|l| self.memory(l))
     }
 }
 

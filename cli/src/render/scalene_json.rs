@@ -322,6 +322,8 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
         "argv": h.argv,
         "clock": Clock::from_u8(h.clock).map(Clock::name),
         "sample_hz": h.sample_hz,
+        "achieved_hz": p.achieved_hz(),
+        "sample_rate": p.sample_rate_note(),
         "modes": modes,
         "python_version": python_version(h.python_version),
         "cpu_time_sec": secs(p.total.total_ns()),

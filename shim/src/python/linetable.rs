@@ -2,8 +2,31 @@
 
 /// The line of the instruction at byte offset `addrq` (as recorded in a `RawFrame`), or None
 /// when that instruction has no line. A negative `addrq` (not started yet) means the first
-/// line, as in CPython. Bounded by the table length; a corrupt table yields None.
+/// line, as in CPython. Bounded by the table length; a corrupt table yields None. What
+/// `co_lines()` says, against which the tests hold the decoders.
+#[cfg(test)]
 pub fn decode_line(version_hex: u32, table: &[u8], first_line: i32, addrq: i32) -> Option<u32> {
+    decode(version_hex, table, first_line, addrq, false)
+}
+
+/// The line a sample at `addrq` is charged to: its instruction's line, or, for an
+/// instruction with no line of its own (a loop's backward jump, the cleanup after a `with`
+/// or `for`), the line of the nearest instruction before it that has one (the code
+/// object's first line when none does). A sample is never left without a line this way;
+/// only a corrupt table yields None.
+pub fn charged_line(version_hex: u32, table: &[u8], first_line: i32, addrq: i32) -> Option<u32> {
+    decode(version_hex, table, first_line, addrq, true)
+}
+
+/// `inherit`: an instruction without a line takes the running line (the last line set by
+/// an entry before it), which is the nearest preceding instruction's line.
+fn decode(
+    version_hex: u32,
+    table: &[u8],
+    first_line: i32,
+    addrq: i32,
+    inherit: bool,
+) -> Option<u32> {
     let (major, minor) = (version_hex >> 24, (version_hex >> 16) & 0xff);
     if major != 3 {
         return None;
@@ -13,9 +36,9 @@ pub fn decode_line(version_hex: u32, table: &[u8], first_line: i32, addrq: i32) 
     } else if minor <= 9 {
         lnotab(table, first_line, addrq)
     } else if minor == 10 {
-        linetable_310(table, first_line, addrq)
+        linetable_310(table, first_line, addrq, inherit)
     } else {
-        locations(table, first_line, addrq)
+        locations(table, first_line, addrq, inherit)
     };
     line.and_then(|l| u32::try_from(l).ok())
 }
@@ -36,16 +59,16 @@ fn lnotab(table: &[u8], first_line: i32, addrq: i32) -> Option<i32> {
 
 /// 3.10 co_linetable (PEP 626): (range length u8, line delta i8) pairs; -128 means the range
 /// has no line and leaves the running line unchanged.
-fn linetable_310(table: &[u8], first_line: i32, addrq: i32) -> Option<i32> {
+fn linetable_310(table: &[u8], first_line: i32, addrq: i32, inherit: bool) -> Option<i32> {
     let (mut line, mut end) = (first_line, 0i32);
     for pair in table.chunks_exact(2) {
         let start = end;
         end += pair[0] as i32;
         let delta = pair[1] as i8;
-        let this = (delta != -128).then(|| {
+        if delta != -128 {
             line = line.wrapping_add(delta as i32);
-            line
-        });
+        }
+        let this = (delta != -128 || inherit).then_some(line);
         if (start..end).contains(&addrq) {
             return this;
         }
@@ -57,7 +80,7 @@ fn linetable_310(table: &[u8], first_line: i32, addrq: i32) -> Option<i32> {
 /// code = bits 3-6, length = (bits 0-2) + 1 code units. Codes 0-9: same line; 10-12: line
 /// +0..2; 13 (no columns) and 14 (long form): signed varint line delta; 15: no location.
 /// Continuation bytes never have bit 7 set.
-fn locations(table: &[u8], first_line: i32, addrq: i32) -> Option<i32> {
+fn locations(table: &[u8], first_line: i32, addrq: i32, inherit: bool) -> Option<i32> {
     let (mut line, mut addr, mut i) = (first_line, 0i32, 0usize);
     while i < table.len() {
         let head = table[i];
@@ -73,7 +96,7 @@ fn locations(table: &[u8], first_line: i32, addrq: i32) -> Option<i32> {
             _ => 0,
         });
         if (addr..end).contains(&addrq) {
-            return (code != 15).then_some(line);
+            return (code != 15 || inherit).then_some(line);
         }
         addr = end;
         while i < table.len() && table[i] & 0x80 == 0 {
@@ -108,7 +131,7 @@ fn signed_varint(table: &[u8], i: &mut usize) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::decode_line;
+    use super::{charged_line, decode_line};
     use std::process::Command;
 
     const V38: u32 = 0x0308_10f0;
@@ -143,6 +166,10 @@ mod tests {
         assert_eq!(line(14), None);
         assert_eq!(line(18), Some(144));
         assert_eq!(line(20), None);
+        // Charged: the line-less range takes the line before it; past the end stays None.
+        assert_eq!(charged_line(V310, &t, 1, 14), Some(149));
+        assert_eq!(charged_line(V310, &t, 1, 18), Some(144));
+        assert_eq!(charged_line(V310, &t, 1, 20), None);
     }
 
     #[test]
@@ -172,6 +199,7 @@ mod tests {
         assert_eq!(line(2), Some(31));
         assert_eq!(line(4), Some(31));
         assert_eq!(line(6), None);
+        assert_eq!(charged_line(v311, &t, 100, 6), Some(31));
         assert_eq!(line(8), Some(34));
         assert_eq!(line(10), Some(34));
         assert_eq!(line(12), None);
@@ -203,7 +231,7 @@ mod tests {
             .unwrap()
             .parse()
             .unwrap();
-        let (mut codes, mut offsets) = (0, 0);
+        let (mut codes, mut offsets, mut no_line) = (0, 0, 0);
         while let Some(head) = lines.next() {
             let f: Vec<&str> = head.split(' ').collect();
             assert_eq!(f[0], "C", "{head}");
@@ -215,6 +243,8 @@ mod tests {
                 let r: Vec<i64> = r[2..].split(' ').map(|x| x.parse().unwrap()).collect();
                 ranges.push(r);
             }
+            // The line of the nearest code unit at or before each offset that has one.
+            let mut before = u32::try_from(first).ok();
             for q in (0..ncode).step_by(2) {
                 let want = ranges
                     .iter()
@@ -222,6 +252,12 @@ mod tests {
                     .and_then(|r| u32::try_from(r[2]).ok());
                 let got = decode_line(version, &table, first, q);
                 assert_eq!(got, want, "{python}: offset {q} of code at line {first}");
+                before = want.or(before);
+                let charged = charged_line(version, &table, first, q);
+                assert_eq!(charged, before, "{python}: charged offset {q} of {first}");
+                if want.is_none() {
+                    no_line += 1;
+                }
                 offsets += 1;
             }
             assert_eq!(
@@ -230,6 +266,10 @@ mod tests {
             );
             codes += 1;
         }
+        assert!(
+            version < 0x030a_0000 || no_line > 0,
+            "{python}: no line-less instruction was checked"
+        );
         (codes, offsets)
     }
 

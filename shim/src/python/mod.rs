@@ -5,7 +5,7 @@
 
 mod linetable;
 
-pub use linetable::decode_line;
+pub use linetable::charged_line;
 
 use std::ffi::{c_char, c_int, CStr};
 
@@ -61,6 +61,9 @@ struct State([u8; STATE_BYTES]);
 pub struct Probe {
     version_hex: u32,
     state: State,
+    /// The eval loop's text (`_PyEval_EvalFrameDefault`, start and end), 0..0 when its
+    /// symbol or size is not known: what runs there is the interpreter's own work.
+    eval_loop: (usize, usize),
 }
 
 #[repr(C)]
@@ -101,6 +104,7 @@ impl Probe {
         let mut probe = Probe {
             version_hex: 0,
             state: State([0; STATE_BYTES]),
+            eval_loop: (0, 0),
         };
         let mut msg = [0 as c_char; 192];
         let rc = unsafe {
@@ -109,6 +113,7 @@ impl Probe {
         match rc {
             DETECT_OK => {
                 probe.version_hex = unsafe { rprof_probe_version_hex(&probe.state) };
+                probe.eval_loop = eval_loop();
                 Ok(probe)
             }
             DETECT_NOT_PYTHON => Err(DetectError::NotPython),
@@ -117,6 +122,16 @@ impl Probe {
                 Err(DetectError::Unsupported(why.to_string_lossy().into_owned()))
             }
         }
+    }
+
+    /// Whether the eval loop's text is known (else every interpreter PC is Python).
+    pub fn knows_eval_loop(&self) -> bool {
+        self.eval_loop.0 != 0
+    }
+
+    /// Async-signal-safe: is `pc` in the eval loop itself (not in a C function it calls)?
+    pub fn in_eval_loop(&self, pc: usize) -> bool {
+        (self.eval_loop.0..self.eval_loop.1).contains(&pc)
     }
 
     /// PY_VERSION_HEX of the interpreter, e.g. 0x030b07f0 for 3.11.7.
@@ -202,6 +217,38 @@ pub fn decode_str(kind: u8, bytes: &[u8]) -> String {
     }
 }
 
+/// glibc's `dladdr1` flag for the symbol's ELF entry (`<dlfcn.h>`), which the libc crate
+/// does not name.
+const RTLD_DL_SYMENT: libc::c_int = 1;
+
+/// Init time only: the text of `_PyEval_EvalFrameDefault` (its address and its symbol's
+/// size, from the dynamic symbol table), or 0..0 when either is unknown.
+fn eval_loop() -> (usize, usize) {
+    let name = c"_PyEval_EvalFrameDefault";
+    // SAFETY: dlsym and dladdr1 read the loader's tables; `info` and `sym` are written by
+    // dladdr1 for the call's length, and `sym` points into the loaded object's symbol table,
+    // which lives as long as the object (the interpreter is never unloaded).
+    unsafe {
+        let at = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
+        if at.is_null() {
+            return (0, 0);
+        }
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let mut sym: *const libc::Elf64_Sym = std::ptr::null();
+        let found = libc::dladdr1(
+            at,
+            &mut info,
+            (&mut sym as *mut *const libc::Elf64_Sym).cast(),
+            RTLD_DL_SYMENT,
+        );
+        if found == 0 || sym.is_null() || (*sym).st_size == 0 {
+            return (0, 0);
+        }
+        let lo = at as usize;
+        (lo, lo.saturating_add((*sym).st_size as usize))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +302,7 @@ mod tests {
         let probe = Probe {
             version_hex: 0,
             state: State([0; STATE_BYTES]),
+            eval_loop: (0, 0),
         };
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();

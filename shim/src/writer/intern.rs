@@ -373,7 +373,7 @@ impl Writer {
         };
         let (func, first_line, table) = (c.func, c.first_line, c.table);
         let version = self.rt.probe.as_ref().map_or(0, |p| p.version_hex());
-        let line = python::decode_line(version, self.rt.codes.bytes(table), first_line, addrq);
+        let line = python::charged_line(version, self.rt.codes.bytes(table), first_line, addrq);
         Frame {
             func,
             line: line.unwrap_or(0),

@@ -22,6 +22,13 @@ pub const LINE_HEADER: &str = concat!(
     "  Timeline    Source"
 );
 
+/// The memory columns of a report narrower than [`WIDTH`]: peak, allocated, Python share.
+pub const COMPACT_HEADER: &str = concat!(
+    "  Line  Python  Native  System   Total",
+    "    Peak   Alloc   Py%",
+    "  Source"
+);
+
 pub const FUNCTION_HEADER: &str =
     "    Self   Total   Alloc    Peak  Function                          Defined at";
 
@@ -40,10 +47,14 @@ pub fn header(out: &mut Out, p: &Profile) {
     } else {
         String::new()
     };
-    out.line(&format!(
-        "Allocs    {} samples{rate}, {} frees of them; memory in MiB (2^20 bytes)",
-        fp.alloc_samples, fp.free_samples
-    ));
+    out.wrap(
+        &format!(
+            "{} samples{rate}, {} frees of them; memory in MiB (2^20 bytes)",
+            fp.alloc_samples, fp.free_samples
+        ),
+        "Allocs    ",
+        "          ",
+    );
 }
 
 /// What a file allocated, after its time share.
@@ -61,11 +72,7 @@ pub fn file_share(p: &Profile, f: &FileProfile) -> String {
 
 /// A line's memory cells, after its time cells (see [`LINE_HEADER`]).
 pub fn line_cells(p: &Profile, m: &Memory) -> String {
-    let python = if m.malloc_bytes == 0 {
-        " ".repeat(6)
-    } else {
-        format!("{:>6}", format!("{:.0}%", 100.0 * m.python_fraction()))
-    };
+    let python = python_cell(m);
     let copy = p.copy_rate(m).map_or_else(|| " ".repeat(8), mib_cell);
     let spark = sparkline(&m.timeline, p.elapsed_ns, LINE_SPARK, m.peak_bytes);
     format!(
@@ -75,6 +82,25 @@ pub fn line_cells(p: &Profile, m: &Memory) -> String {
         mib_cell(m.malloc_bytes as f64),
         mib_cell(m.growth_bytes as f64),
     )
+}
+
+/// A line's memory cells in a narrow report (see [`COMPACT_HEADER`]).
+pub fn compact_cells(m: &Memory) -> String {
+    format!(
+        "{}{}{}",
+        mib_cell(m.peak_bytes as f64),
+        mib_cell(m.malloc_bytes as f64),
+        python_cell(m)
+    )
+}
+
+/// The Python allocator's share of a line's bytes, 6 columns; blank for none.
+fn python_cell(m: &Memory) -> String {
+    if m.malloc_bytes == 0 {
+        " ".repeat(6)
+    } else {
+        format!("{:>6}", format!("{:.0}%", 100.0 * m.python_fraction()))
+    }
 }
 
 /// A function's memory cells (see [`FUNCTION_HEADER`]).
@@ -125,12 +151,22 @@ fn footprint(out: &mut Out, p: &Profile, src: &Sources) {
         ));
     }
     let growth = 100.0 * fp.growth_fraction();
-    out.line(&format!(
-        "  Allocated {} in all, {} in code with no Python frame; {:.1}% still live at exit",
-        mib(fp.malloc_bytes),
-        mib(fp.no_python_bytes),
-        growth
-    ));
+    let which = if p.header.python_version != 0 {
+        ": the malloc family and Python's allocator, small objects included"
+    } else {
+        ""
+    };
+    out.wrap(
+        &format!(
+            "{} in all (estimated from samples{which}), {} in code with no Python frame; \
+             {:.1}% still live at exit",
+            mib(fp.malloc_bytes),
+            mib(fp.no_python_bytes),
+            growth
+        ),
+        "  Allocated ",
+        "            ",
+    );
     if fp.exit_ns < p.elapsed_ns {
         out.line(&format!(
             "  Exit      the interpreter began finalizing at {}: later frees are teardown",

@@ -14,7 +14,7 @@ mod sparkline;
 use super::Shown;
 use crate::advice::Advice;
 use crate::model::figures::{percent, python_version};
-use crate::model::{FileProfile, Profile, NO_PYTHON_FRAME};
+use crate::model::{frameless_file, FileProfile, Profile};
 use crate::report::ReportOptions;
 use crate::source::Sources;
 use layout::{bar, clean, expand_tabs, fit, fit_left, mib, pct, seconds, shell_quote, Out};
@@ -33,9 +33,19 @@ pub fn width(p: &Profile) -> usize {
     }
 }
 
+/// The narrowest report: the time columns, the compact memory columns and a little source.
+pub const MIN_WIDTH: usize = 72;
+
+/// The columns the report of `p` is written in: what the options or the terminal say
+/// ([`ReportOptions::columns`]), at least [`MIN_WIDTH`], else [`width`].
+pub fn report_width(p: &Profile, opts: &ReportOptions) -> usize {
+    opts.columns()
+        .map_or_else(|| width(p), |w| w.max(MIN_WIDTH))
+}
+
 pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> String {
     let mem = p.has_memory();
-    let mut out = Out::new(width(p));
+    let mut out = Out::new(report_width(p, opts));
     header(&mut out, p);
     if mem {
         memory::header(&mut out, p);
@@ -73,7 +83,7 @@ pub fn command_line(p: &Profile) -> String {
 
 fn header(out: &mut Out, p: &Profile) {
     let h = &p.header;
-    out.line(&format!("Program   {}", command_line(p)));
+    out.wrap(&command_line(p), "Program   ", "          ");
     match p.processes.len() {
         0 | 1 => out.line(&format!("PID       {}", h.pid)),
         n => out.line(&format!(
@@ -115,19 +125,38 @@ fn header(out: &mut Out, p: &Profile) {
         || format!("unknown clock {}", h.clock),
         |c| c.name().to_string(),
     );
-    out.line(&format!("Clock     {clock}, {} Hz", h.sample_hz));
+    out.wrap(
+        &format!("{clock}, {}", p.sample_rate_note()),
+        "Clock     ",
+        "          ",
+    );
     let py = python_version(h.python_version).unwrap_or_else(|| "not Python".to_string());
     out.line(&format!("Python    {py}"));
     if h.python_version != 0 {
-        out.line(&format!("Charged   {}", p.charging_note()));
+        out.wrap(&p.charging_note(), "Charged   ", "          ");
     }
     match p.counters {
-        Some(c) if h.modes & mode::MEMORY != 0 => out.line(&format!(
-            "Memory    peak {} live, {} allocations of {} in all",
-            mib(c.peak_live_bytes),
-            c.allocs,
-            mib(c.alloc_bytes)
-        )),
+        // The exact counters count the malloc family's calls; Python's small objects,
+        // which pymalloc serves from its arenas, are not among them (the arenas are in
+        // the live bytes). The footprint's "Allocated" is the samples' estimate of both.
+        Some(c) if h.modes & mode::MEMORY != 0 => {
+            let python = if h.python_version != 0 {
+                "; Python's small objects, served from pymalloc's arenas, are not among them"
+            } else {
+                ""
+            };
+            out.wrap(
+                &format!(
+                    "peak {} live (exact); the malloc family: {} allocations of {} in all \
+                     (exact counts{python})",
+                    mib(c.peak_live_bytes),
+                    c.allocs,
+                    mib(c.alloc_bytes)
+                ),
+                "Memory    ",
+                "          ",
+            )
+        }
         _ if h.modes & mode::MEMORY == 0 => out.line("Memory    not recorded (memory mode off)"),
         _ => {}
     }
@@ -143,6 +172,26 @@ fn files(out: &mut Out, p: &Profile, src: &Sources, shown: &Shown, advice: &Advi
             continue;
         }
         file(out, p, f, src, shown, advice);
+    }
+    let floored = p
+        .files
+        .iter()
+        .flat_map(|f| &f.lines)
+        .filter(|l| !shown.opts.all_lines && shown.under_floor(l))
+        .count();
+    if floored > 0 {
+        out.blank();
+        out.wrap(
+            &format!(
+                "{floored} lines with {}% of the memory or more are hidden: their figures are \
+                 below the sampling's noise floor ({} MiB, four sampling periods; \
+                 --all-lines shows them)",
+                shown.opts.threshold,
+                layout::mib_number(p.memory_floor() as f64)
+            ),
+            "",
+            "",
+        );
     }
     if hidden > 0 {
         out.blank();
@@ -166,12 +215,11 @@ fn file(
     let total = p.total.share_base();
     let mem = p.has_memory();
     let t = &f.times;
-    let what = if f.path == NO_PYTHON_FRAME {
-        " (no Python frame)"
-    } else {
-        ""
+    let frameless = frameless_file(&f.path);
+    let name = match frameless {
+        Some(what) => format!("{} ({what})", clean(&f.path)),
+        None => clean(&f.path),
     };
-    let name = format!("{}{what}", clean(&f.path));
     let mut share = format!(
         "{:.1}% of the time (Python {:.1}%, native {:.1}%, system {:.1}%)",
         percent(t.total_ns(), total),
@@ -187,9 +235,9 @@ fn file(
         out.line(&format!("{name}: {share}"));
     } else {
         out.line(&fit_left(&name, out.width));
-        out.line(&format!("  {share}"));
+        out.wrap(&share, "  ", "  ");
     }
-    if f.path == NO_PYTHON_FRAME {
+    if frameless.is_some() {
         return;
     }
     let rows: Vec<_> = f.lines.iter().filter(|l| shown.line(l)).collect();
@@ -202,7 +250,11 @@ fn file(
         out.line(&format!("  (no line has {}% {what})", shown.opts.threshold));
         return;
     }
-    let columns = if mem {
+    // Narrower than the full memory columns need (and a little source): the compact ones.
+    let compact = mem && out.width < memory::WIDTH;
+    let columns = if compact {
+        memory::COMPACT_HEADER
+    } else if mem {
         memory::LINE_HEADER
     } else {
         "  Line  Python  Native  System   Total              Source"
@@ -233,7 +285,12 @@ fn file(
         if p.gpu.is_some() {
             cpu.push_str(&gpu::line_cells(p, &l.gpu));
         }
-        if mem {
+        if compact {
+            out.line(&format!(
+                "{cpu}{}  {text}",
+                memory::compact_cells(&l.memory)
+            ));
+        } else if mem {
             out.line(&format!(
                 "{cpu}{}  {text}",
                 memory::line_cells(p, &l.memory)
@@ -280,7 +337,8 @@ fn functions(out: &mut Out, p: &Profile, opts: &ReportOptions) {
             cells.push_str(&memory::function_cells(&f.memory));
         }
         let at = format!("{}:{}", clean(&f.file), f.first_line);
-        let at = fit_left(&at, out.width - cells.chars().count() - 36);
+        let room = out.width.saturating_sub(cells.chars().count() + 36).max(12);
+        let at = fit_left(&at, room);
         out.line(&format!("{cells}  {name:<32}  {at}"));
     }
 }
