@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import OWN, PYTHONS, RPROF, SHIM, require
+from harness import OWN, PYTHONS, RPROF, SHIM, build_c, require
 
 PY = PYTHONS["pyenv-3.11.7"]
 
@@ -69,11 +69,18 @@ def finish(proc):
         proc.wait(timeout=30)
         time.sleep(0.1)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_session(proc.pid)
     return proc.communicate(timeout=30)
+
+
+def kill_session(sid):
+    """Kills every process of session `sid` (the program runs in a group of its own)."""
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and os.getsid(int(d)) == sid:
+                os.kill(int(d), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -87,6 +94,19 @@ def test_signals_sent_to_rprof_reach_the_program(sig, tmp_path):
     out, err = finish(proc)
     assert proc.returncode == 40 + sig, err
     assert out == f"got {signal.Signals(sig).name}\n", out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_rprofs_group_reaches_the_program_once(sig, tmp_path):
+    """kill -SIG -PGID of the group rprof leads (a shell's job, a supervisor stopping it):
+    the program gets the signal once, not the group's copy and rprof's forwarded one."""
+    require(RPROF, SHIM)
+    proc = start_ready([RPROF, "run", "--", build_c("sig_count")], cwd=tmp_path, env=rprof_env())
+    assert os.getpgid(proc.pid) == proc.pid
+    os.killpg(proc.pid, sig)
+    out, err = finish(proc)
+    assert out == "signals 1\n", (out, err)
+    assert proc.returncode == 9, err
 
 
 def test_death_by_signal_is_128_plus_n(tmp_path):
