@@ -1,6 +1,7 @@
 """Process trees: every process of a run writes a trace of its own into the run's
 directory, naming its parent, its command line and its run, and saying how it ended; the
 helpers a command runs on its way (launcher scripts) leave none."""
+import ast
 import json
 import os
 import signal
@@ -339,3 +340,22 @@ def test_helpers_on_the_way_leave_no_trace(tmp_path):
     assert len(found) == 1 and traces.read(found[0]).root, found
     assert [line for line in proc.stderr.splitlines() if line.startswith("rprof: wrote ")] == [
         f"rprof: wrote {found[0]} ({traces.read(found[0]).cpu_samples} samples)"], proc.stderr
+
+
+def test_an_exec_leaves_no_writer_behind(tmp_path):
+    """A process that execs: the writer of the image before the exec, which finishes that
+    image's trace, is reaped by the new image, not left a zombie child for as long as the
+    new image runs. Its only child is its own writer; both images' traces are complete."""
+    after = ("import os, time\n"
+             "kids = [open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0] + ' ' +"
+             " open(f'/proc/{p}/comm').read().strip()\n"
+             "        for p in open(f'/proc/{os.getpid()}/task/{os.getpid()}/children').read().split()]\n"
+             "print('children', sorted(kids))\n")
+    code = f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', {after!r}])\n"
+    proc = subprocess.run([PY, "-c", code], cwd=tmp_path, env=shim_env(tmp_path), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    kids = ast.literal_eval(proc.stdout.removeprefix("children "))
+    assert len(kids) == 1 and kids[0].split()[1] == "rprof-writer" and kids[0].split()[0] != "Z", proc.stdout
+    endings = sorted(traces.read(p).ending[0] for p in tmp_path.glob("*.trace"))
+    assert endings == ["exec", "exited"], endings
