@@ -154,6 +154,51 @@ def test_ctrl_c_in_a_terminal_reaches_the_program_once(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 9, out
 
 
+def test_ctrl_z_stops_the_job_and_continuing_it_resumes_the_program(tmp_path):
+    """In a terminal, Ctrl-Z stops the program and rprof with it (the shell sees its job
+    stopped); continued, the program runs on in the foreground: a Ctrl-C then reaches it
+    once, and rprof returns its status."""
+    require(RPROF, SHIM)
+    counter = ("import signal, sys, time\nn = 0\ndef on(s, f):\n    global n\n    n += 1\n"
+               "signal.signal(signal.SIGINT, on)\nprint('ready', flush=True)\n"
+               "while not n: time.sleep(0.01)\ntime.sleep(0.5)\nprint('sigints', n, flush=True)\nsys.exit(9)\n")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execve(str(RPROF), [str(RPROF), "run", "--", PY, "-c", counter], rprof_env())
+    out = b""
+
+    def read_until(want, timeout=60):
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while want not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                out += chunk
+
+    try:
+        read_until(b"ready")
+        assert b"ready" in out, out
+        os.write(fd, b"\x1a")                # the terminal's suspend character
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), (status, out)
+        os.kill(pid, signal.SIGCONT)          # as `fg` does (rprof kept the terminal)
+        time.sleep(0.3)
+        os.write(fd, b"\x03")
+        read_until(b"sigints")
+        read_until(b"\n", timeout=5)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        kill_session(pid)
+    assert b"sigints 1\r\n" in out, out
+    assert os.waitstatus_to_exitcode(status) == 9, out
+
+
 def test_output_file_and_what_rprof_says_are_true(tmp_path):
     """`rprof run -o FILE`: the trace is FILE, every path rprof or the shim names exists,
     and no empty trace directory is left behind."""
