@@ -17,7 +17,8 @@ line's allocated bytes and leaking line against tests/memory_truth.py, from the 
 Then rprof-only figures: malloc+free pair cost with and without the shim, report
 throughput on a large synthetic trace (50,000 stacks) with its peak RSS, the time, peak RSS
 and size of that trace's HTML page and of the largest workload trace's (`--html`), report
-start-up, trace size per CPU-minute.
+start-up, GPU start-up without NVML (RPROF_GPU=off vs auto), trace size per CPU-minute,
+trace size per hour of a steady service in full mode.
 Writes the tables into BENCHMARKS.md between the bench markers and the overhead chart into
 docs/bench-overhead.svg.
 
@@ -28,6 +29,7 @@ docs/bench-overhead.svg.
     BENCH_PYTHON=/path/python3        the interpreter (default pyenv's 3.11.7; the peers run
                                       from .venv-bench/, a venv of it: scripts/bench-env.sh)
 """
+import ctypes
 import datetime
 import json
 import math
@@ -382,7 +384,7 @@ def median_of(f, n):
     return statistics.median(f() for _ in range(n))
 
 
-def rprof_figures(tmp, quick, lines):
+def rprof_figures(tmp, quick, lines, python):
     reps = 1 if quick else 3
     exe = tmp / "malloc_pairs"
     subprocess.run(["gcc", "-O2", "-pthread", "-o", exe, REPO / "tests/native/malloc_pairs.c"], check=True)
@@ -406,6 +408,21 @@ def rprof_figures(tmp, quick, lines):
         print(lines[-1], flush=True)
     for t in tmp.glob("mp-*.trace"):
         t.unlink()
+
+    # Trace size in full mode for a service that runs for hours: Alloc/Free records of
+    # pymalloc-sized objects dominate it (issue 15's goal: 20 MB an hour).
+    secs = 5 if quick else 20
+    service = tmp / "service.trace"
+    t0 = time.perf_counter()
+    subprocess.run([python, str(REPO / "scripts/steady_service.py"), str(secs)], cwd=tmp, check=True,
+                   env=dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(service)))
+    wall = time.perf_counter() - t0
+    mb = service.stat().st_size / 1e6
+    lines += ["", f"Trace size in full mode (the defaults) for a steady service (`scripts/steady_service.py {secs}`:"
+              " 2 threads, each building small dicts, strings and lists for 5 ms, then idle for 5 ms):"
+              f" {mb:.2f} MB in {wall:.1f} s of wall time = **{mb / wall * 3600:.0f} MB per hour**.", ""]
+    print(lines[-2], flush=True)
+    service.unlink()
 
     mb = 50 if quick else 200
     big = tmp / "big.trace"
@@ -436,6 +453,8 @@ def rprof_figures(tmp, quick, lines):
               f" its 100,000 heaviest nodes) in **{html_s:.2f} s**, peak RSS {kib_mb(html_rss)}, {html_mb:.1f} MB"
               " (targets: under 2 s and 1 GB).", ""]
     print(*lines[-4:-1], sep="\n", flush=True)
+    lines += gpu_startup(tmp, plain_env, 5 if quick else 15)
+    print(*lines[-3:-1], sep="\n", flush=True)
     if LARGEST["path"]:
         page = tmp / "largest.html"
         s, rss = report_measured(LARGEST["path"], tmp, "--html", "-o", str(page))
@@ -444,6 +463,34 @@ def rprof_figures(tmp, quick, lines):
                   f" page **{page.stat().st_size / 1e3:.0f} KB**.", ""]
         print(lines[-2], flush=True)
         page.unlink()
+
+
+def gpu_startup(tmp, plain_env, n):
+    """Start-up cost of GPU profiling where there is no NVML: `python -c pass` unprofiled,
+    under rprof with RPROF_GPU=off and with RPROF_GPU=auto (the default, which looks for
+    libnvidia-ml.so.1), interleaved, median wall time of n rounds."""
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        nvml = "this machine has an NVML library, so `auto` loads it"
+    except OSError:
+        nvml = "no NVML library on this machine, so `auto` finds none and says so in one info line"
+    cmd = [sys.executable, "-c", "pass"]
+    envs = {"unprofiled": plain_env,
+            "RPROF_GPU=off": dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(tmp / "g-%p.trace"), RPROF_GPU="off"),
+            "RPROF_GPU=auto": dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(tmp / "g-%p.trace"), RPROF_GPU="auto")}
+    times = {k: [] for k in envs}
+    for _ in range(n):
+        for k, env in envs.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            times[k].append(time.perf_counter() - t0)
+    for t in tmp.glob("g-*.trace"):
+        t.unlink()
+    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    return [f"GPU start-up without NVML (`python3 -c pass`, {n} interleaved rounds, median wall; {nvml}):"
+            f" unprofiled {med['unprofiled']:.1f} ms, rprof with `RPROF_GPU=off` {med['RPROF_GPU=off']:.1f} ms,"
+            f" with `RPROF_GPU=auto` **{med['RPROF_GPU=auto']:.1f} ms** ({med['RPROF_GPU=auto'] - med['RPROF_GPU=off']:+.1f} ms"
+            " for looking for NVML).", ""]
 
 
 def report_measured(trace, tmp, *args):
@@ -735,7 +782,7 @@ def main():
         extra = []
         if not only:
             try:
-                rprof_figures(tmp, quick, extra)
+                rprof_figures(tmp, quick, extra, python)
             except (subprocess.CalledProcessError, OSError) as e:
                 extra += [f"rprof-only figures failed: {e}", ""]
                 failed.append("rprof-only figures")

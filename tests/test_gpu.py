@@ -199,3 +199,50 @@ def test_native_process_says_the_verdict_only_when_asked(env, said, tmp_path, fa
     assert len(lines) == (1 if said else 0), proc.stderr
     marks = [m["label"] for m in report_json(trace)["rprof"]["marks"]]
     assert any(m.startswith("gpu: GPU profiling on: 1 device (Fake GPU 0)") for m in marks), marks
+
+
+def test_pprof_export_has_a_gpu_sample_type_go_tool_pprof_reads(tmp_path, fake_nvml):
+    """The pprof export's gpu_time sample type, read by the real `go tool pprof`: the busy
+    phase's function holds the GPU time the JSON charged to its line, the idle phase's
+    function (almost) none."""
+    import os
+    import re
+    import shutil
+
+    go = shutil.which("go") or "/usr/bin/go"
+    if not os.path.exists(go):
+        pytest.fail("go is missing (scripts/test-env.sh installs Debian's golang-go)")
+    run = gpu_run(tmp_path, PYTHONS["pyenv-3.11.7"], fake_nvml, devices=1, process_util=1, process_memory=1)
+    g = run.data["rprof"]["gpu"]
+    charged = 100 - g["unattributed_percent"]
+    assert charged > 50, g
+    out = tmp_path / "out.pprof"
+    r = report(run.trace, "--pprof", str(out))
+    assert r.returncode == 0, r.stderr
+
+    def top(index, unit):
+        p = subprocess.run([go, "tool", "pprof", "-top", f"-sample_index={index}", f"-unit={unit}", str(out)],
+                           capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)})
+        assert p.returncode == 0, p.stderr
+        rows = {}
+        for line in p.stdout.splitlines():
+            m = re.match(r"\s*([\d.]+)\w*\s+[\d.]+%\s+[\d.]+%\s+([\d.]+)\w*\s+[\d.]+%\s+(.+)$", line)
+            if m:
+                rows[m.group(3).strip()] = (float(m.group(1)), float(m.group(2)))
+        return p.stdout, rows
+
+    # {function: (flat, cum)}: the phases' time is in their callees (clock_gettime), so
+    # their inclusive (cum) GPU time is compared.
+    text, rows = top("gpu_time", "ms")
+    busy_ms = rows.get("busy_phase", (0.0, 0.0))[1]
+    idle_ms = rows.get("idle_phase", (0.0, 0.0))[1]
+    # gpu_time is GPU-busy ns of one fully busy GPU: the busy line's utilisation percent of
+    # the run's GPU time, times the run's GPU busy time. The JSON says the same from the
+    # model; the export must agree with it to rounding.
+    busy_line = file_lines(run.data, WORKLOAD)[BUSY_LINE]
+    total_ms = sum(flat for flat, _ in rows.values())
+    assert total_ms > 0, text
+    assert busy_ms >= 0.85 * total_ms, text
+    assert idle_ms <= 0.05 * total_ms, text
+    share = 100 * busy_ms / total_ms * charged / 100
+    assert abs(share - busy_line["n_gpu_percent"]) <= 2.0, (share, busy_line, text)

@@ -221,6 +221,8 @@ def test_python_native_split(workload, python, mem_profile, request):
 
 
 NATIVE = native_cases(NATIVE_ALLOC, MEM_NATIVE, NATIVE_ALLOC_ADAPTIVE)
+# At the default setting too: its churn grows the thread's mean past its 1 MB blocks.
+LARGE_KEPT = Workload("own-large_kept-default-rate", OWN / "large_kept.c", None)
 
 
 @pytest.mark.parametrize(("workload", "python"), NATIVE)
@@ -253,6 +255,28 @@ def test_native_function_allocations(workload, python, mem_profile, request):
         # The mean did grow: at a fixed 128 KiB it would have taken ~280,000 samples.
         mem = prof.data["rprof"]["memory"]
         assert mem["alloc_samples"] < 0.1 * mem["malloc_mb"] * MIB / mem["mem_rate"], mem
+
+
+@pytest.mark.parametrize(("workload", "python"), native_cases(LARGE_KEPT))
+def test_large_blocks_count_as_themselves(workload, python, executable, tmp_path, request):
+    """large_kept.c at the default (adaptive) rate, 5 runs: in each, `keep`'s peak (its
+    100 blocks of 1,000,000 B, kept to the exit) within 1% of their usable bytes, as the
+    program prints them.  Its churn makes the thread sample fast enough that its mean
+    grows (checked: fewer samples than a fixed 128 KiB would take), up to where a 1 MB
+    block is no longer sure to be sampled; such blocks are sampled always, as themselves
+    (docs/DESIGN.md), where the n / P weighting alone read 95.7 MiB as 95.7 to 100.0."""
+    exe = executable(workload, python)
+    for run in range(5):
+        (tmp_path / f"run{run}").mkdir()
+        prof = profiled([exe], tmp_path / f"run{run}", timeout=60)
+        want = int(re.search(r"kept_bytes (\d+)", prof.proc.stdout).group(1)) / MIB
+        funcs = {rec["line"]: rec for rec in file_entry(prof.data, workload.path)["functions"]}
+        rec = funcs["keep"]
+        record(request, f"run {run}: keep peak {rec['n_peak_mb']:7.2f} MiB, truth {want:7.2f} MiB (1%)")
+        assert within(rec["n_peak_mb"], want, 0.01), (run, rec, want)
+        mem = prof.data["rprof"]["memory"]
+        churned = funcs["churn"]["n_malloc_mb"] * MIB
+        assert mem["alloc_samples"] < 0.75 * churned / mem["mem_rate"], mem
 
 
 @pytest.mark.parametrize(("workload", "python"), [*ALLOC, *python_cases(SEED, MEM_SPLIT), *NATIVE])

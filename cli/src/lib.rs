@@ -4,6 +4,7 @@
 
 pub mod advice;
 pub mod diff;
+pub mod environment;
 pub mod launch;
 pub mod model;
 pub mod render;

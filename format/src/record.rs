@@ -265,8 +265,9 @@ pub enum Record {
     Alloc(AllocSample),
     Free(FreeSample),
     Copy(CopySample),
-    /// A named moment of the run. The shim marks [`marks::PYTHON_FINALIZING`]; programs
-    /// will add their own through the C API.
+    /// A named moment of the run. The shim marks [`marks::PYTHON_FINALIZING`], its
+    /// warnings and early stops; programs add their own through the C API
+    /// ([`marks::USER`]).
     Mark {
         t_ns: u64,
         label: u32,
@@ -290,6 +291,9 @@ pub mod marks {
     pub const TRACE_STOPPED: &str = "trace-stopped";
     /// Prefix of a warning the shim gave during the run (`warning: TEXT`).
     pub const WARNING: &str = "warning";
+    /// Prefix of a mark the program made through the C API (`mark: LABEL`,
+    /// `rprof_mark`), shown on the report's timeline.
+    pub const USER: &str = "mark";
     /// Prefix of the line saying why GPU profiling is off or what it reads
     /// (`gpu: TEXT`).
     pub const GPU: &str = "gpu";

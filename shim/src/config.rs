@@ -28,6 +28,13 @@ pub struct Config {
     pub gpu: GpuSetting,
     /// `RPROF_NVML_LIBRARY`: the NVML library to load instead of `libnvidia-ml.so.1`.
     pub nvml_library: Option<String>,
+    /// `RPROF_START=paused`: nothing is recorded until `rprof_start` (or the toggle
+    /// signal), and the trace is created only then, so `rprof_set_output` can still move it.
+    pub start_paused: bool,
+    /// `RPROF_TOGGLE_SIGNAL`: each delivery of this signal flips recording; 0 when off.
+    pub toggle_signal: libc::c_int,
+    /// `RPROF_MAX_MB`: the trace stops growing at this many bytes; 0 when unlimited.
+    pub max_bytes: u64,
 }
 
 /// `RPROF_GPU`: whether the writer looks for GPUs. Auto and on both look; on also says
@@ -83,6 +90,9 @@ impl Config {
             launched: var("RPROF_LAUNCHER").is_some_and(|v| !v.is_empty()),
             gpu: gpu_setting(),
             nvml_library: var("RPROF_NVML_LIBRARY").filter(|s| !s.is_empty()),
+            start_paused: start_paused(),
+            toggle_signal: toggle_signal(),
+            max_bytes: number("RPROF_MAX_MB", 0, 1 << 20, 0) << 20,
         }
     }
 }
@@ -134,6 +144,65 @@ fn gpu_setting() -> GpuSetting {
             default
         }
     }
+}
+
+fn start_paused() -> bool {
+    match var("RPROF_START").as_deref().map(str::trim) {
+        None | Some("" | "running") => false,
+        Some("paused") => true,
+        Some(other) => {
+            warn(&format!(
+                "RPROF_START={other:?} is not 'running' or 'paused'; using running"
+            ));
+            false
+        }
+    }
+}
+
+/// Signals the toggle may use: those a program may send itself that no C library or
+/// runtime claims, and real-time ones. (SIGSEGV, SIGBUS, SIGKILL and SIGSTOP never.)
+const TOGGLE_SIGNALS: [(&str, libc::c_int); 5] = [
+    ("SIGUSR1", libc::SIGUSR1),
+    ("SIGUSR2", libc::SIGUSR2),
+    ("SIGHUP", libc::SIGHUP),
+    ("SIGWINCH", libc::SIGWINCH),
+    ("SIGURG", libc::SIGURG),
+];
+
+/// `RPROF_TOGGLE_SIGNAL`: a name from [`TOGGLE_SIGNALS`] (with or without `SIG`), or
+/// `SIGRTMIN+N`; 0 (off) when unset or bad.
+fn toggle_signal() -> libc::c_int {
+    let Some(s) = var("RPROF_TOGGLE_SIGNAL") else {
+        return 0;
+    };
+    let name = s.trim().to_ascii_uppercase();
+    if name.is_empty() || name == "OFF" {
+        return 0;
+    }
+    let full = if name.starts_with("SIG") {
+        name.clone()
+    } else {
+        format!("SIG{name}")
+    };
+    if let Some(&(_, sig)) = TOGGLE_SIGNALS.iter().find(|(n, _)| *n == full) {
+        return sig;
+    }
+    // Real-time signals from SIGRTMIN+2 on; the sampler takes the first free one, so it
+    // searches past the one named here (it is handled by then).
+    if let Some(n) = full
+        .strip_prefix("SIGRTMIN+")
+        .and_then(|n| n.parse::<i32>().ok())
+    {
+        let sig = libc::SIGRTMIN() + n;
+        if n >= 2 && sig <= libc::SIGRTMAX() {
+            return sig;
+        }
+    }
+    warn(&format!(
+        "RPROF_TOGGLE_SIGNAL={s:?} is not one of SIGUSR1, SIGUSR2, SIGHUP, SIGWINCH, SIGURG \
+         or SIGRTMIN+N (N >= 2); the toggle is off"
+    ));
+    0
 }
 
 fn modes() -> u32 {

@@ -66,6 +66,10 @@ fn take(sig: c_int) -> bool {
 /// SIG_IGN inherited from the parent, as `nohup` sets, stays).
 pub fn install() {
     for (&sig, slot) in SIGNALS.iter().zip(&SLOTS) {
+        if crate::signals::owns(sig) {
+            // The toggle signal: the shim's own, never an ending.
+            continue;
+        }
         // SAFETY: queries the current action into a zeroed struct.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         if unsafe { real::sigaction(sig, std::ptr::null(), &mut old) } != 0 {

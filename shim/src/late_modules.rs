@@ -201,7 +201,7 @@ fn dwarf(
 }
 
 /// Rust and C++ names demangled (Rust's without its `::h<hash>` suffix); C names as they are.
-fn demangle(name: &str) -> String {
+pub(crate) fn demangle(name: &str) -> String {
     if let Ok(d) = rustc_demangle::try_demangle(name) {
         return format!("{d:#}");
     }

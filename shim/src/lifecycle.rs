@@ -1,5 +1,6 @@
 //! The profiler's life cycle: start in the library constructor, restart in a fork child,
-//! finish at exec, exit or an ending signal. The state it sets is `state.rs`.
+//! finish at exec, exit or an ending signal; and recording stopped and started at run time
+//! (the C API in `api/control.rs`, the toggle signal). The state it sets is `state.rs`.
 
 use crate::codes::CodeTable;
 use crate::config::Config;
@@ -11,6 +12,7 @@ use crate::{
     alloc_hooks, allocator, copy, counters, ending, log, memory, native_stack, output, pyalloc,
     python, real, sampler, shared, signals, thread_state, writer,
 };
+use libc::{c_int, c_void, siginfo_t};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Mutex;
 
@@ -103,6 +105,10 @@ fn set_up() {
         log::warn("cannot map the profiler's buffers; this process runs unprofiled");
         return;
     };
+    // Before the sampling signal is chosen, so a real-time toggle signal is not taken.
+    if config.toggle_signal != 0 && !signals::install_toggle(config.toggle_signal, on_toggle) {
+        log::warn("cannot install the RPROF_TOGGLE_SIGNAL handler; the toggle is off");
+    }
     let Some(signal) = signals::install_sampling(sampler::on_signal) else {
         log::warn("no free real-time signal for sampling; this process runs unprofiled");
         return;
@@ -129,6 +135,9 @@ fn set_up() {
         run,
     });
     PID.store(std::process::id(), Relaxed);
+    if !rt.config.start_paused {
+        state::set_recording(true);
+    }
     if open_trace(rt, path) {
         ending::install();
         // SAFETY: registering our own extern "C" handlers.
@@ -141,11 +150,13 @@ fn set_up() {
 
 /// Opens the trace, starts the writer and arms the calling thread's timer.
 /// The run's first process creates its trace at once, so an unwritable path is reported
-/// before the program starts; children create theirs lazily.
+/// before the program starts; children create theirs lazily, and so does a process that
+/// starts paused (`rprof_set_output` may still move it).
 fn open_trace(rt: &'static Runtime, path: String) -> bool {
     let version = rt.probe.as_ref().map_or(0, Probe::version_hex);
     let header = output::header(&rt.config, rt.signal, version);
-    let started = writer::start(rt, &path, &header, rt.root.load(Relaxed));
+    let eager = rt.root.load(Relaxed) && state::started();
+    let started = writer::start(rt, &path, &header, eager);
     if started {
         *rt.path.lock().unwrap_or_else(|e| e.into_inner()) = path;
         ACTIVE.store(true, Release);
@@ -235,4 +246,98 @@ extern "C" fn on_fork_child() {
     if !open_trace(rt, path) {
         ending::uninstall();
     }
+}
+
+/// `RPROF_TOGGLE_SIGNAL`: each delivery flips recording, then the program's own handler
+/// for the signal, if it installed one, runs. Async-signal-safe.
+extern "C" fn on_toggle(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    if this_process() && active().is_some() {
+        state::toggle_recording();
+    }
+    // SAFETY: forwarding this handler's own arguments.
+    unsafe { signals::chain_toggle(sig, info, uc) };
+}
+
+/// Whether the calling process is profiled (the C API fails, returning -1, where not).
+fn profiled() -> Option<&'static Runtime> {
+    active().filter(|_| this_process())
+}
+
+/// `rprof_start`/`rprof_stop`: records from now on, or stops. Threads keep their timers
+/// either way (see `state`).
+pub fn set_recording(on: bool) -> bool {
+    if profiled().is_none() {
+        return false;
+    }
+    state::set_recording(on);
+    true
+}
+
+/// How long `rprof_flush` waits for the writer.
+const FLUSH_WAIT_MS: u32 = 2000;
+
+/// `rprof_flush`: asks the writer to write what was recorded so far, and waits (at most
+/// `FLUSH_WAIT_MS`) until it has.
+pub fn flush() -> bool {
+    let (Some(_), Some(s)) = (profiled(), shared::get()) else {
+        return false;
+    };
+    if !state::started() {
+        // Nothing recorded yet, and the trace's path is not fixed.
+        return true;
+    }
+    let asked = s.flush_asked.fetch_add(1, AcqRel).wrapping_add(1);
+    for _ in 0..FLUSH_WAIT_MS {
+        // Served once `flushed` reached `asked` (counters that wrap: compare the distance).
+        if (s.flushed.load(Acquire).wrapping_sub(asked) as i32) >= 0 {
+            return true;
+        }
+        let nap = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: sleeps on a valid timespec.
+        unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
+    }
+    false
+}
+
+/// `rprof_mark`: a named moment on the trace's timeline, made by the calling thread.
+pub fn mark(label: &[u8]) -> bool {
+    let Some(rt) = profiled() else {
+        return false;
+    };
+    let made = thread_state::guarded(|_| {
+        let Some(mut claim) = rt.queue.claim_patiently() else {
+            return false;
+        };
+        let ev = claim.event();
+        ev.kind = crate::queue::Kind::Mark;
+        ev.t_ns = rt.elapsed_ns();
+        // SAFETY: gettid has no preconditions.
+        ev.tid = unsafe { libc::gettid() } as u32;
+        ev.depth = 0;
+        ev.native_depth = 0;
+        ev.set_label(label);
+        true
+    });
+    made == Some(true)
+}
+
+/// `rprof_set_output`: where the trace goes, while it does not exist yet: before
+/// recording ever started (`RPROF_START=paused`). Not under `rprof run`, which decides
+/// where a run's traces go and reads them from there.
+pub fn set_output(path: &str) -> bool {
+    let (Some(rt), Some(s)) = (profiled(), shared::get()) else {
+        return false;
+    };
+    if state::started() || rt.config.launched || path.is_empty() {
+        return false;
+    }
+    let path = output::trace_path(path, std::process::id(), rt.is_root());
+    if path.len() >= shared::PATH_BYTES {
+        return false;
+    }
+    s.set_output(&path);
+    true
 }

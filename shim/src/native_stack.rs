@@ -89,8 +89,9 @@ fn in_allocation_path(pc: usize) -> bool {
     in_shim(pc) || within(&ALLOCATOR_TEXT, pc)
 }
 
+/// This function's frame pointer (its caller's, once inlined).
 #[inline(always)]
-fn frame_pointer() -> usize {
+pub fn frame_pointer() -> usize {
     let fp: usize;
     #[cfg(target_arch = "x86_64")]
     unsafe {
@@ -161,7 +162,9 @@ pub fn interrupted(
     raw[0] = pc;
     let n = 1 + unsafe { rprof_fp_walk(fp, sp, stack_hi, raw[1..].as_mut_ptr(), raw.len() - 1) };
     let mut k = 0;
-    for &pc in raw[..n].iter().skip_while(|&&pc| in_shim(pc)) {
+    // Every shim frame, not only the leading ones: a sample in the allocator walks on
+    // from the wrapper's frame (`ThreadState::allocator_fp`), above the allocator's PC.
+    for &pc in raw[..n].iter().filter(|&&pc| !in_shim(pc)) {
         out[k] = pc as u64;
         k += 1;
     }

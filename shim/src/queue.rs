@@ -36,6 +36,9 @@ pub enum Kind {
     Free,
     /// Sampled copying: `weight`.
     Copy,
+    /// A mark the program made (`rprof_mark`): its label's bytes in `native`
+    /// ([`Event::set_label`]), `size` of them.
+    Mark,
 }
 
 /// One event as captured on a program thread, with its stacks still raw.
@@ -58,6 +61,31 @@ pub struct Event {
     /// Native frames (PCs), innermost first, above the innermost Python frame.
     pub native: [u64; NATIVE_DEPTH],
     pub frames: [EventFrame; MAX_DEPTH],
+}
+
+/// Longest mark label carried by an event; longer ones are cut.
+pub const LABEL_BYTES: usize = NATIVE_DEPTH * 8;
+
+impl Event {
+    /// Carries a mark's label in the native frames' room (a mark has no stack), cut to
+    /// [`LABEL_BYTES`].
+    pub fn set_label(&mut self, label: &[u8]) {
+        let n = label.len().min(LABEL_BYTES);
+        for (i, chunk) in label[..n].chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.native[i] = u64::from_ne_bytes(word);
+        }
+        self.size = n as u64;
+    }
+
+    /// The label [`Event::set_label`] stored.
+    pub fn label(&self) -> Vec<u8> {
+        let n = (self.size as usize).min(LABEL_BYTES);
+        let mut bytes: Vec<u8> = self.native.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        bytes.truncate(n);
+        bytes
+    }
 }
 
 struct Slot {

@@ -21,9 +21,17 @@ pub struct Sampled {
     nonzero: [AtomicU64; FILTER / 64],
 }
 
+/// A block's filter index (its low 16 bits are used): its address in 16-byte units, the
+/// allocators' alignment, so 1 MiB of address space spreads over the whole filter. One
+/// shift: every free computes it. Measured on alloc_heavy.py at 1/10 (callgrind, 12.5 M
+/// Python frees): the earlier (p >> 4) ^ (p >> 17) ^ (p >> 29) sent 28,500 frees to the
+/// table lookup, (p >> 4) ^ (p >> 20) 17,000, this 34,000 (0.3% of them), and it takes
+/// 6 instructions fewer than the first on every free (py_free: 12 in all): the run took
+/// 34 M instructions fewer than with the second. Blocks at one offset of many 1 MiB regions share a counter; that costs
+/// lookups, never a missed free.
 #[inline(always)]
 fn mix(p: usize) -> usize {
-    (p >> 4) ^ (p >> 17) ^ (p >> 29)
+    p >> 4
 }
 
 impl Sampled {

@@ -117,13 +117,24 @@ pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
         (*info).si_code == libc::SI_TIMER && (*info).si_value().sival_ptr as usize == COOKIE
     };
     if ours {
-        if let Some(rt) = state::active() {
+        if let Some(rt) = state::recording() {
             sample(rt, uc);
+        } else if state::active().is_some() {
+            thread_state::with(rebase);
         }
     } else {
         unsafe { signals::chain(sig, info, uc) };
     }
     unsafe { *libc::__errno_location() = errno };
+}
+
+/// A tick while recording is stopped: nothing is recorded, but the thread's readings move
+/// on, so the first sample after a start stands for one period, not the whole pause.
+fn rebase(t: &thread_state::ThreadState) {
+    let (user, sys) = thread_times();
+    t.last_cpu_ns.set(user + sys);
+    t.last_sys_ns.set(sys);
+    t.last_wall_ns.set(now(libc::CLOCK_MONOTONIC));
 }
 
 /// The interrupted thread's PC, frame pointer and stack pointer.
@@ -160,7 +171,13 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
             // In wall mode, "system" is all time not spent in user mode: kernel and waiting.
             Clock::Wall => (d_wall, d_wall.saturating_sub(d_cpu.saturating_sub(d_sys))),
         };
-        let (mut pc, fp, sp) = interrupted(uc);
+        let (mut pc, mut fp, sp) = interrupted(uc);
+        // Inside the allocator the shim's wrapper called (no frame pointers there): the
+        // chain goes on from the wrapper's frame, so the time is its caller's.
+        let allocator_fp = t.allocator_fp.get();
+        if allocator_fp != 0 && !native_stack::in_shim(pc) {
+            fp = allocator_fp;
+        }
         // Delivered as a wait wrapper unblocked the signal (in `pthread_sigmask`): the
         // time stands for the wait, so the sample is the waiting function's, called from
         // the wrapper's caller (the frame chain the unblocking call left intact).

@@ -41,6 +41,12 @@ pub struct Shared {
     /// The path the writer chose (NUL-terminated): the one asked for, unless another file
     /// was in the way.
     pub path: [AtomicU8; PATH_BYTES],
+    /// The path `rprof_set_output` asked for (NUL-terminated; empty when none), which the
+    /// writer takes when it creates a trace that was not created at start.
+    pub output: [AtomicU8; PATH_BYTES],
+    /// `rprof_flush`: the requests the program made, and the last one the writer served.
+    pub flush_asked: AtomicU32,
+    pub flushed: AtomicU32,
 }
 
 pub const PATH_BYTES: usize = 4096;
@@ -79,22 +85,20 @@ impl Outcome {
 
 impl Shared {
     pub fn set_path(&self, path: &str) {
-        let bytes = path.as_bytes();
-        let n = bytes.len().min(PATH_BYTES - 1);
-        for (slot, &b) in self.path.iter().zip(&bytes[..n]) {
-            slot.store(b, Relaxed);
-        }
-        self.path[n].store(0, Release);
+        put_str(&self.path, path);
     }
 
     pub fn path(&self) -> String {
-        let bytes: Vec<u8> = self
-            .path
-            .iter()
-            .map(|b| b.load(Acquire))
-            .take_while(|&b| b != 0)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
+        get_str(&self.path)
+    }
+
+    /// `rprof_set_output`'s path (cut at `PATH_BYTES - 1`, which the caller checks).
+    pub fn set_output(&self, path: &str) {
+        put_str(&self.output, path);
+    }
+
+    pub fn output(&self) -> Option<String> {
+        Some(get_str(&self.output)).filter(|p| !p.is_empty())
     }
 
     /// Notes how the program ends, before it tells the writer to finish. Async-signal-safe.
@@ -150,6 +154,24 @@ impl Shared {
     pub fn set_outcome(&self, outcome: Outcome) {
         self.outcome.store(outcome as u32, Release);
     }
+}
+
+fn put_str(buf: &[AtomicU8; PATH_BYTES], path: &str) {
+    let bytes = path.as_bytes();
+    let n = bytes.len().min(PATH_BYTES - 1);
+    for (slot, &b) in buf.iter().zip(&bytes[..n]) {
+        slot.store(b, Relaxed);
+    }
+    buf[n].store(0, Release);
+}
+
+fn get_str(buf: &[AtomicU8; PATH_BYTES]) -> String {
+    let bytes: Vec<u8> = buf
+        .iter()
+        .map(|b| b.load(Acquire))
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 static REGION: OnceLock<Region> = OnceLock::new();

@@ -1,5 +1,6 @@
 //! Ownership of the signals the shim depends on: the sampling signal (a real-time signal
-//! nobody handles at start) and SIGSEGV/SIGBUS (the frame probe's fault guard).
+//! nobody handles at start), SIGSEGV/SIGBUS (the frame probe's fault guard) and, when
+//! `RPROF_TOGGLE_SIGNAL` names one, the toggle signal.
 //!
 //! The program may install handlers for these later; the interposed `sigaction`/`signal`
 //! (`api/signal.rs`) record the program's handler and keep the shim's installed, and the shim's handler chains
@@ -41,19 +42,41 @@ impl Owned {
         while self.updating.swap(true, Acquire) {
             std::hint::spin_loop();
         }
+        self.publish(act);
+    }
+
+    /// Writes `act` into the buffer readers do not use, then switches them to it; the
+    /// caller holds `updating`, which this releases.
+    fn publish(&self, act: &libc::sigaction) {
         let next = 1 - self.current.load(Relaxed);
+        // SAFETY: the caller holds `updating`, so no other writer touches `next`, and
+        // readers read only `current`, which is switched to `next` after this write.
         unsafe { *self.actions[next].get() = *act };
         self.current.store(next, Release);
         self.updating.store(false, Release);
+    }
+
+    /// What the kernel does as it delivers a signal to a one-shot (`SA_RESETHAND`)
+    /// handler: the action becomes the default. Runs in a signal handler, so it does not
+    /// wait: should the interrupted code be changing this action (holding `updating`),
+    /// the action it is setting stands instead.
+    fn reset_to_default(&self) {
+        if self.updating.swap(true, Acquire) {
+            return;
+        }
+        let mut act = self.chained();
+        act.sa_sigaction = libc::SIG_DFL;
+        self.publish(&act);
     }
 }
 
 static SAMPLING: Owned = Owned::new();
 static SEGV: Owned = Owned::new();
 static BUS: Owned = Owned::new();
+static TOGGLE: Owned = Owned::new();
 
 fn owned(sig: c_int) -> Option<&'static Owned> {
-    [&SAMPLING, &SEGV, &BUS]
+    [&SAMPLING, &SEGV, &BUS, &TOGGLE]
         .into_iter()
         .find(|o| sig != 0 && o.sig.load(Acquire) == sig)
 }
@@ -113,11 +136,43 @@ pub fn install_fault_guard(handler: Handler) {
     }
 }
 
+/// Installs the toggle's handler on `sig` (`RPROF_TOGGLE_SIGNAL`), before the sampling
+/// signal is chosen (so a real-time toggle is not taken for sampling) and before `ending`
+/// stands in for the signals that end a process (the toggle is not one of them then).
+pub fn install_toggle(sig: c_int, handler: Handler) -> bool {
+    // SAFETY: installs our own extern "C" handler.
+    unsafe { take(&TOGGLE, sig, handler, 0) }
+}
+
+/// Whether the shim owns `sig` (its handler stays installed whatever the program sets).
+pub fn owns(sig: c_int) -> bool {
+    owned(sig).is_some()
+}
+
+/// The toggle signal passed on to the program's handler, if it installed one. Unlike
+/// [`chain`], a default action is not carried out: a toggle signal is the shim's, and its
+/// default (for most, ending the process) is what `RPROF_TOGGLE_SIGNAL` replaces.
+///
+/// # Safety
+/// From the toggle signal's handler, with its arguments.
+pub unsafe fn chain_toggle(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    let act = TOGGLE.chained();
+    if act.sa_sigaction != libc::SIG_DFL && act.sa_sigaction != libc::SIG_IGN {
+        // SAFETY: as the caller promises.
+        unsafe { chain(sig, info, uc) };
+    }
+}
+
 /// Passes a signal the shim does not consume to the program's handler, or, when the
 /// program has none, gives it its default action.
 pub unsafe fn chain(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
     let Some(o) = owned(sig) else { return };
     let act = o.chained();
+    // A one-shot handler runs once: the next such signal (a fault re-executed after the
+    // handler returns) gets the default, as without the shim, not the handler again.
+    if act.sa_flags & libc::SA_RESETHAND != 0 {
+        o.reset_to_default();
+    }
     match act.sa_sigaction {
         libc::SIG_IGN => {}
         libc::SIG_DFL => {
@@ -147,10 +202,10 @@ pub unsafe fn program_sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    if let Some(rc) = crate::ending::sigaction(sig, act, old) {
-        return rc;
-    }
     let Some(o) = owned(sig) else {
+        if let Some(rc) = crate::ending::sigaction(sig, act, old) {
+            return rc;
+        }
         return real::sigaction(sig, act, old);
     };
     if !old.is_null() {

@@ -1,6 +1,12 @@
 //! The profiler's process-wide state, a leaf every hot path reads: the runtime, whether
-//! this process is profiled (`active`), and the clocks. The life cycle that sets all of
-//! this is `lifecycle.rs`.
+//! this process is profiled (`active`), whether it records now (`recording`), and the
+//! clocks. The life cycle that sets all of this is `lifecycle.rs`.
+//!
+//! Two flags, not one: *active* means the process is profiled at all (its threads get
+//! timers, its sampled blocks are tracked); *recording* means new samples are taken. Stop
+//! and start (the C API, the toggle signal) flip only the second, so threads created while
+//! stopped are still armed and a later start finds them sampled, and frees of blocks
+//! recorded before a stop are still seen (live and peak memory stay right).
 
 use crate::codes::CodeTable;
 use crate::config::Config;
@@ -58,6 +64,10 @@ impl Runtime {
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 /// True while this process is being profiled.
 pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// True while new samples are recorded (see the module's comment).
+static RECORDING: AtomicBool = AtomicBool::new(false);
+/// Recording was on at some point: from then on the trace may exist, so its path is fixed.
+static STARTED: AtomicBool = AtomicBool::new(false);
 /// The pid of the process being profiled. A `vfork` child shares our memory (ACTIVE
 /// included) but is not us: what it does before it execs or `_exit`s must not touch the
 /// parent's trace.
@@ -93,6 +103,36 @@ pub fn active() -> Option<&'static Runtime> {
     } else {
         None
     }
+}
+
+/// The runtime, if this process is profiled and records now: what every new sample (CPU,
+/// allocation, copy) asks. Async-signal-safe.
+#[inline]
+pub fn recording() -> Option<&'static Runtime> {
+    if RECORDING.load(Acquire) {
+        active()
+    } else {
+        None
+    }
+}
+
+/// Starts or stops recording. Async-signal-safe.
+pub fn set_recording(on: bool) {
+    if on {
+        STARTED.store(true, Release);
+    }
+    RECORDING.store(on, Release);
+}
+
+/// Flips recording (the toggle signal). Async-signal-safe.
+pub fn toggle_recording() {
+    STARTED.store(true, Release);
+    RECORDING.fetch_xor(true, AcqRel);
+}
+
+/// Whether recording was ever on in this process (or the parent it was forked from).
+pub fn started() -> bool {
+    STARTED.load(Acquire)
 }
 
 pub fn monotonic_ns() -> u64 {

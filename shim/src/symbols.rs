@@ -6,7 +6,7 @@
 //! module with no DWARF of its own (the C library): in-process resolution would inflate
 //! its separate debug file's DWARF, the writer's largest cost (see `late_modules`).
 
-use crate::late_modules::LateModules;
+use crate::late_modules::{demangle, LateModules};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 /// A thread of the writer process that resolves PCs (the writer may have threads: only
@@ -103,8 +103,13 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
     backtrace::resolve((addr + 1) as *mut libc::c_void, |s| {
         if found.is_none() {
             found = Some(Symbol {
-                // `{:#}` demangles without Rust's `::h<hash>` suffix.
-                name: s.name().map(|n| format!("{n:#}")).unwrap_or_default(),
+                // The raw name demangled as a late module's are (C++ as well as Rust); a
+                // name that is not UTF-8 as backtrace shows it (`{:#}`: Rust's without
+                // its `::h<hash>` suffix).
+                name: s
+                    .name()
+                    .map(|n| n.as_str().map_or_else(|| format!("{n:#}"), demangle))
+                    .unwrap_or_default(),
                 file: s
                     .filename()
                     .map(|f| f.to_string_lossy().into_owned())

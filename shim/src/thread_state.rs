@@ -51,6 +51,11 @@ pub struct ThreadState {
     /// holds the sampling signal blocked, 0 otherwise: a sample delivered as the wrapper
     /// unblocks it stands for that wait.
     pub waiting: Cell<usize>,
+    /// The frame pointer of the shim's wrapper frame while it calls into the allocator
+    /// (memory mode), 0 otherwise. The C library's allocator is built without frame
+    /// pointers, so a CPU sample taken inside it walks the frame chain from this frame
+    /// instead of from its clobbered `rbp`, and is charged to the allocation's caller.
+    pub allocator_fp: Cell<usize>,
 }
 
 // Cells start zeroed, as the TLS block does.

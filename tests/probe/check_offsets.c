@@ -1,5 +1,5 @@
 /*
- * Checks include/rprof_probe.h's row for the interpreter whose headers this is compiled
+ * Checks shim/src/python/rprof_probe.h's row for the interpreter whose headers this is compiled
  * against (-DPy_BUILD_CORE, internal headers) against offsetof/sizeof of the real structs.
  * Prints every mismatch and exits 1 if there is any. Run by tests/probe/check_offsets.sh.
  *

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CPython probe checks, for each interpreter on this machine (both must be present):
-#  1. check_offsets.c: include/rprof_probe.h's table row vs offsetof/sizeof of the real
+#  1. check_offsets.c: shim/src/python/rprof_probe.h's table row vs offsetof/sizeof of the real
 #     headers (-DPy_BUILD_CORE, internal headers);
 #  2. walk_check.py: the probe (probe.c + the header + walk_test.c, one .so loaded with
 #     ctypes) walks the interpreter's own stack; every frame is compared with
@@ -34,13 +34,13 @@ for py in "${pythons[@]}"; do
         continue
     fi
 
-    gcc -std=gnu11 -Wall -Wextra -Werror -I"$inc" -I"$root/include" \
+    gcc -std=gnu11 -Wall -Wextra -Werror -I"$inc" -I"$root/shim/src/python" \
         "$root/tests/probe/check_offsets.c" -o "$build/check_offsets-$tag"
     "$build/check_offsets-$tag" || status=1
 
     so="$build/walk_test-$tag.so"
     gcc -std=gnu11 -O2 -Wall -Wextra -Werror -fPIC -shared -ftls-model=initial-exec \
-        -fno-strict-aliasing -I"$root/include" \
+        -fno-strict-aliasing -I"$root/shim/src/python" \
         "$root/shim/src/python/probe.c" "$root/tests/probe/walk_test.c" -o "$so" -lpthread
     "$py" "$root/tests/probe/walk_check.py" "$so" || status=1
 

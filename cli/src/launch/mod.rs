@@ -184,7 +184,7 @@ fn launch(args: &RunArgs) -> Result<i32, String> {
 }
 
 /// librprof.so from `--lib`, else next to this executable, else in `../lib` from it.
-fn find_lib(given: Option<&Path>) -> Result<PathBuf, String> {
+pub(crate) fn find_lib(given: Option<&Path>) -> Result<PathBuf, String> {
     let candidates: Vec<PathBuf> = match given {
         Some(p) => vec![p.to_path_buf()],
         None => {
@@ -222,6 +222,11 @@ fn set_env(cmd: &mut Command, args: &RunArgs, lib: &Path, dir: &Path, run_id: &s
         preload.push(old);
     }
     cmd.env("LD_PRELOAD", preload);
+    // So that the program can `import rprof` (the Python API) without installing it.
+    if let Some(py) = crate::environment::python_dir() {
+        let path = crate::environment::prepended(&py, std::env::var_os("PYTHONPATH"));
+        cmd.env("PYTHONPATH", path);
+    }
     // The shim replaces %p with each process's pid, so every process has a trace of its own.
     cmd.env("RPROF_OUTPUT", dir.join("rprof-%p.trace"));
     cmd.env("RPROF_RUN", run_id);

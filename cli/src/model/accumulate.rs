@@ -14,7 +14,7 @@ use super::figures::percent;
 use super::gpu::GpuAccumulator;
 use super::memory::{MemoryAccumulator, StackTotals};
 use super::types::{
-    ChargeSummary, Profile, StackFrame, StackMemory, StackProfile, StackThread, Stacks,
+    ChargeSummary, LineGpu, Profile, StackFrame, StackMemory, StackProfile, StackThread, Stacks,
     ThreadProfile, Times, UNDEFINED,
 };
 use rprof_format::marks::{self, PYTHON_FINALIZING};
@@ -199,6 +199,12 @@ impl Accumulator {
     #[inline]
     fn slot(&mut self, stack: u32) -> u32 {
         self.index.slot(stack, &mut self.slots)
+    }
+
+    /// For a merged run: the records visited next are process `p`'s (in the run's
+    /// order), and whether any of the run's traces has GPU readings.
+    pub(super) fn set_process(&mut self, p: u32, gpu: bool) {
+        self.gpu.set_process(p, gpu);
     }
 
     /// For a merged run: memory events in time order across its processes.
@@ -532,7 +538,12 @@ impl Accumulator {
             frames,
             &place,
             &thread_of,
-            &replayed.stack_live,
+            replayed
+                .stack_live
+                .iter()
+                .copied()
+                .zip(gpu.stacks)
+                .collect(),
         );
 
         Profile {
@@ -590,7 +601,8 @@ fn build_stacks(
     mut frames: FrameTable,
     place: &[usize],
     thread_of: &FxHashMap<u32, usize>,
-    live: &[(u64, u64)],
+    // Per slot: its live bytes at the peak and at exit, and its GPU.
+    live_gpu: Vec<((u64, u64), LineGpu)>,
 ) -> Stacks {
     for f in &mut frames.list {
         f.function = place[f.function];
@@ -599,9 +611,9 @@ fn build_stacks(
         .iter()
         .zip(cpu)
         .zip(stack_frames)
-        .zip(live)
+        .zip(live_gpu)
         .map(
-            |(((s, (times, threads)), (frames, undefined)), &(peak_live, exit_live))| {
+            |(((s, (times, threads)), (frames, undefined)), ((peak_live, exit_live), gpu))| {
                 let mut threads: Vec<StackThread> = threads
                     .into_iter()
                     .map(|(tid, times)| StackThread {
@@ -626,6 +638,7 @@ fn build_stacks(
                         peak_live_bytes: peak_live,
                         exit_live_bytes: exit_live,
                     },
+                    gpu,
                     threads,
                 }
             },

@@ -276,7 +276,9 @@ pub fn merge<R: Read, E>(
     let mut header = profiles[0].header.clone();
     let (mut chunks, mut bytes) = (0, 0);
     let mut end = End::default();
+    let gpu = profiles.iter().any(|p| p.gpu.is_some());
     for (i, row) in rows.iter().enumerate() {
+        acc.set_process(i as u32, gpu);
         let shift = row.start_unix_ns - start;
         let t = |t_ns: u64| t_ns.saturating_add(shift);
         let mut ids = Renumber::default();

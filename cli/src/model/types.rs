@@ -248,6 +248,16 @@ pub struct ChargeSummary {
 }
 
 impl Profile {
+    /// The marks the program made (`rprof_mark`, the shim's `mark: LABEL`): time and
+    /// label, in time order.
+    pub fn program_marks(&self) -> Vec<(u64, &str)> {
+        let prefix = format!("{}: ", rprof_format::marks::USER);
+        self.marks
+            .iter()
+            .filter_map(|(t, label)| label.strip_prefix(&prefix).map(|l| (*t, l)))
+            .collect()
+    }
+
     /// The process ended without rprof finishing its trace, and without saying why.
     pub fn killed(&self) -> bool {
         self.end.is_none() && self.stopped.is_none()
@@ -357,6 +367,8 @@ pub struct StackProfile {
     /// CPU time sampled in this stack, split as [`Times`] is.
     pub times: Times,
     pub memory: StackMemory,
+    /// The GPU readings charged to this stack (all zero without them).
+    pub gpu: LineGpu,
     /// Its CPU time per thread (an index in [`Profile::threads`]), largest first; memory
     /// is not split by thread.
     pub threads: Vec<StackThread>,

@@ -359,6 +359,10 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
             "t_sec": secs(*t),
             "label": label,
         })).collect::<Vec<_>>(),
+        "program_marks": p.program_marks().into_iter().map(|(t, label)| json!({
+            "t_sec": secs(t),
+            "label": label,
+        })).collect::<Vec<_>>(),
     });
     if advice.enabled {
         extras["advice"] = advice_json(advice);

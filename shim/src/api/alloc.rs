@@ -5,14 +5,35 @@
 
 use crate::allocator::next;
 use crate::memory::{accounting, on_alloc, on_free, on_realloc};
+use crate::native_stack::frame_pointer;
+use crate::thread_state;
 use libc::{c_int, c_void, size_t};
+
+/// Runs `call`, a call into the allocator, with this frame's frame pointer left where a
+/// CPU sample taken inside the allocator finds it (`ThreadState::allocator_fp`).
+#[inline(always)]
+fn into_allocator<R>(call: impl FnOnce() -> R) -> R {
+    let fp = frame_pointer();
+    thread_state::with(|t| t.allocator_fp.set(fp));
+    let r = call();
+    thread_state::with(|t| t.allocator_fp.set(0));
+    r
+}
 
 #[inline(always)]
 unsafe fn counted(p: *mut c_void) -> *mut c_void {
-    if !p.is_null() && accounting() {
-        on_alloc(p as usize, next::usable_size(p));
+    if accounting() {
+        count(p);
     }
     p
+}
+
+/// Counts the block `p` (null: nothing), the caller having found accounting on.
+#[inline(always)]
+unsafe fn count(p: *mut c_void) {
+    if !p.is_null() {
+        on_alloc(p as usize, next::usable_size(p));
+    }
 }
 
 #[no_mangle]
@@ -28,13 +49,17 @@ pub unsafe extern "C" fn malloc(size: size_t) -> *mut c_void {
 // tail call into the allocator.
 #[inline(never)]
 unsafe fn counted_malloc(size: size_t) -> *mut c_void {
-    counted(next::malloc(size))
+    let p = into_allocator(|| next::malloc(size));
+    count(p);
+    p
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn calloc(n: size_t, size: size_t) -> *mut c_void {
     if accounting() {
-        counted(next::calloc(n, size))
+        let p = into_allocator(|| next::calloc(n, size));
+        count(p);
+        p
     } else {
         next::calloc(n, size)
     }
@@ -53,7 +78,7 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 unsafe fn counted_free(p: *mut c_void) {
     if !p.is_null() {
         on_free(p as usize, next::usable_size(p));
-        next::free(p);
+        into_allocator(|| next::free(p));
     }
 }
 
@@ -66,7 +91,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: size_t) -> *mut c_void {
         return next::realloc(p, size);
     }
     let old = next::usable_size(p);
-    let q = next::realloc(p, size);
+    let q = into_allocator(|| next::realloc(p, size));
     if !q.is_null() {
         on_realloc(p as usize, old, q as usize, next::usable_size(q));
     } else if size == 0 {

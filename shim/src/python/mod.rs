@@ -1,6 +1,6 @@
 //! CPython frame probe: finds the calling thread's Python stack by reading interpreter memory
 //! directly, from a signal handler or a malloc hook. The per-version layouts and the readers
-//! are C (`include/rprof_probe.h`, guarded in `probe.c`); this module only wraps them, and
+//! are C (`shim/src/python/rprof_probe.h`, guarded in `probe.c`); this module only wraps them, and
 //! decodes line tables and names on the writer side.
 
 mod linetable;

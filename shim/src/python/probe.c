@@ -1,6 +1,6 @@
 /*
  * The CPython probe's init-time detection and its fault-guarded entry points (called from
- * shim/src/python/mod.rs). The readers themselves are in include/rprof_probe.h.
+ * shim/src/python/mod.rs). The readers themselves are in rprof_probe.h beside it.
  *
  * Fault guard: a guarded entry point publishes a sigjmp_buf in initial-exec TLS; the shim's
  * SIGSEGV/SIGBUS handler (installed with SA_NODEFER) calls rprof_probe_on_fault() first, which

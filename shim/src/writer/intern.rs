@@ -62,6 +62,8 @@ pub struct Writer {
     keep: bool,
     /// The GPU thread (NVML), unless `RPROF_GPU=off`.
     gpu: Option<Gpu>,
+    /// The trace reached `RPROF_MAX_MB`: nothing more is written.
+    capped: bool,
 }
 
 /// CPU time, or bytes allocated, that make a child process with no Python worth a trace of
@@ -105,6 +107,7 @@ impl Writer {
             alloc_bytes: 0,
             python_seen: false,
             keep: false,
+            capped: false,
             gpu: {
                 let c = &rt.config;
                 let start = rt.start_mono_ns();
@@ -208,6 +211,11 @@ impl Writer {
     }
 
     fn on_event(&mut self, ev: &Event) {
+        if ev.kind == Kind::Mark {
+            let label = String::from_utf8_lossy(&ev.label()).into_owned();
+            self.mark(ev.t_ns, format!("{}: {label}", marks::USER));
+            return;
+        }
         if ev.kind == Kind::Free {
             self.enc.push(&Record::Free(FreeSample {
                 t_ns: ev.t_ns,
@@ -264,7 +272,7 @@ impl Writer {
                 stack,
                 weight: ev.weight,
             }),
-            Kind::Free => unreachable!("handled above"),
+            Kind::Free | Kind::Mark => unreachable!("handled above"),
         };
         self.enc.push(&rec);
     }
@@ -421,7 +429,7 @@ impl Writer {
     }
 
     pub fn flush(&mut self) {
-        if self.sink.stopped.is_some() {
+        if self.sink.stopped.is_some() || self.capped {
             // Nothing more reaches the file; the queue is still drained.
             self.enc.clear();
             return;
@@ -432,11 +440,27 @@ impl Writer {
         }
         self.symbolized(false);
         self.counters();
+        if !self.sink.is_open() {
+            // A trace created only now (a child's, or one whose program started paused)
+            // goes where `rprof_set_output` asked, if it did.
+            if let Some(path) = shared::page().and_then(shared::Shared::output) {
+                self.sink.retarget(&path);
+            }
+        }
         self.sink.open();
         if self.sink.is_open() {
             self.marks();
         }
+        let max = self.rt.config.max_bytes;
         let written = match self.enc.finish_chunk() {
+            // A chunk that would take the trace past RPROF_MAX_MB is not written: the
+            // trace stops below the cap (a chunk holds a flush window, whose size the
+            // program's pace sets), with only the small closing chunk after it.
+            Some(chunk) if max > 0 && self.sink.good() + chunk.len() as u64 > max => {
+                self.enc.clear();
+                self.cap(max);
+                return;
+            }
             Some(chunk) => self.sink.write(chunk),
             None => true,
         };
@@ -450,6 +474,37 @@ impl Writer {
             self.samples_written = self.samples;
             oom::written_up_to(&self.sink, self.samples_written);
         }
+    }
+
+    /// `rprof_flush`: the program's first process, or a Python one, has its trace (it
+    /// would at the end), and what was recorded reaches it now.
+    pub fn flush_now(&mut self) {
+        self.keep |= self.rt.is_root() || self.rt.probe.is_some();
+        self.flush();
+    }
+
+    /// The next chunk would take the trace past `RPROF_MAX_MB`: a last small chunk names the native functions its stacks use and says why it stops,
+    /// and nothing more is written (the queue is still drained, so the program runs on as
+    /// before). Warned once.
+    fn cap(&mut self, max: u64) {
+        self.capped = true;
+        let mb = max >> 20;
+        log::warn(&format!(
+            "the trace {} reached its size cap (RPROF_MAX_MB={mb}); the rest of this run is \
+             not recorded",
+            self.sink.path
+        ));
+        self.symbolized(true);
+        let label = self.string(&format!(
+            "{}: RPROF_MAX_MB={mb} reached",
+            marks::TRACE_STOPPED
+        ));
+        let t_ns = self.rt.elapsed_ns();
+        self.enc.push(&Record::Mark { t_ns, label });
+        if let Some(chunk) = self.enc.finish_chunk() {
+            self.sink.write(chunk);
+        }
+        self.enc.clear();
     }
 
     /// A write failed: the chunk that says why replaces the torn one, and nothing more is

@@ -405,6 +405,14 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
                 Image::Gone(status) => break told(s, program).unwrap_or(Ended::Vanished(status)),
             }
         }
+        let asked = s.flush_asked.load(Acquire);
+        if asked != s.flushed.load(Relaxed) {
+            // `rprof_flush`: what the program recorded before it asked is in the queue.
+            w.drain();
+            w.flush_now();
+            last_flush = Instant::now();
+            s.flushed.store(asked, Release);
+        }
         if last_flush.elapsed() >= flush_every || w.pending_bytes() >= MAX_CHUNK {
             w.flush();
             last_flush = Instant::now();

@@ -83,6 +83,14 @@ impl Sink {
         }
     }
 
+    /// Points a sink that has not created its file yet at another path.
+    pub fn retarget(&mut self, path: &str) {
+        if self.fd < 0 {
+            self.wanted = path.to_owned();
+            self.path = path.to_owned();
+        }
+    }
+
     pub fn fd(&self) -> i32 {
         self.fd
     }

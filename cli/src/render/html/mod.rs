@@ -96,6 +96,8 @@ struct Document {
     /// A merged run's processes (empty for one trace), and the traces given but left out.
     processes: Vec<Value>,
     left_out: Vec<Value>,
+    /// The program's marks (`rprof_mark`): `{t: fraction of the run, t_s, label}`.
+    marks: Vec<Value>,
 }
 
 fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -> Document {
@@ -117,6 +119,17 @@ fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -
             .left_out
             .iter()
             .map(|(trace, why)| json!({ "trace": clean(trace), "why": clean(why) }))
+            .collect(),
+        marks: p
+            .program_marks()
+            .into_iter()
+            .map(|(t, label)| {
+                json!({
+                    "t": round(t as f64 / p.elapsed_ns.max(1) as f64, 4),
+                    "t_s": round(secs(t), 3),
+                    "label": clean(label),
+                })
+            })
             .collect(),
     }
 }

@@ -536,6 +536,8 @@
       d += " L" + x(1) + "," + y(last) + " L" + x(1) + "," + y(0) + " Z";
       c.appendChild(svg("path", { class: "area", d }));
     }
+    // The program's marks (rprof_mark) across the footprint.
+    for (const m of D.marks) c.appendChild(svg("line", { class: "mark", x1: x(m.t), y1: 10, x2: x(m.t), y2: H - B, stroke: "currentColor", "stroke-dasharray": "4 3" }));
     const end = D.run.elapsed_s || 1;
     const px = x(Math.min(1, fp.peak_s / end)), py = y(fp.peak_mib);
     c.appendChild(svg("circle", { class: "peak", cx: px, cy: py, r: 4 }));
@@ -652,9 +654,28 @@
     return s;
   }
 
+  // ------------------------------------------------------------------ marks
+  // Only with marks the program made (rprof_mark): where each falls in the run.
+  function marksSection() {
+    const s = el("section", { id: "marks" }, el("h2", {}, "Marks"));
+    const W = 900, H = 40 + 16 * D.marks.length, L = 50;
+    const c = svg("svg", { class: "chart", viewBox: "0 0 " + W + " " + H, id: "marks-timeline" });
+    const x = (t) => L + t * (W - L - 10);
+    c.appendChild(svg("line", { class: "axis", x1: L, y1: 20, x2: W - 10, y2: 20 }));
+    D.marks.forEach((m, i) => {
+      c.appendChild(svg("line", { class: "mark", x1: x(m.t), y1: 12, x2: x(m.t), y2: 28 + 16 * i, stroke: "currentColor" }));
+      const t = svg("text", { x: Math.min(x(m.t) + 4, W - 200), y: 40 + 16 * i });
+      t.textContent = m.label + " (" + secs(m.t_s) + ")";
+      c.appendChild(t);
+    });
+    s.appendChild(c);
+    return s;
+  }
+
   main.append(linesSection(), functionsSection(), flameSection(), memorySection(), adviceSection(), threadsSection());
   if (D.processes.length) main.append(processesSection());
   main.append(warningsSection());
+  if (D.marks.length) main.insertBefore(marksSection(), main.lastChild);
   if (D.gpu) main.insertBefore(gpuSection(), main.children[1]);
   window.rprof.flame.redraw();
 })();

@@ -4,9 +4,13 @@
 //! Sample values: `samples/count`, then the sampled clock's time (`cpu` or `wall`, in
 //! nanoseconds) and its Python / native / system parts, then, when memory was profiled,
 //! `alloc_objects/count`, `alloc_space/bytes`, `inuse_space/bytes` (live at the peak of the
-//! footprint) and `exit_space/bytes` (live at the exit point). Time is split by thread (a
-//! sample per stack and thread, labelled); memory is not, so memory goes in one sample per
-//! stack with no thread label. Every sample carries the process's labels.
+//! footprint) and `exit_space/bytes` (live at the exit point), then, when the trace holds
+//! GPU readings, `gpu_time/nanoseconds` (GPU busy time charged to the stack, in
+//! nanoseconds of one fully busy GPU: utilisation percent / 100 times the readings'
+//! period). GPU memory is not exported: it is a level, not a quantity that adds up over
+//! stacks as pprof adds sample values (the JSON and the page have it per line). Time is split by thread (a sample per stack and thread, labelled); memory and GPU are
+//! not, so they go in one sample per stack with no thread label. Every sample carries the
+//! process's labels.
 //!
 //! Python frames are `Function{name, filename, start_line}` with a `Line`. Native frames
 //! carry their symbol and source line; the trace holds no addresses (the shim symbolizes
@@ -80,6 +84,14 @@ fn build(p: &Profile) -> proto::Profile {
             types.push((t.0.to_string(), t.1));
         }
     }
+    let gpu = p.gpu.is_some();
+    if gpu {
+        types.push(("gpu_time".to_string(), "nanoseconds"));
+    }
+    // Where the stack-wide (memory, GPU) values sit in a sample's value list.
+    let memory_at = 5;
+    let gpu_at = memory_at + if memory { 4 } else { 0 };
+    let width = types.len();
     let sample_type = types
         .iter()
         .map(|(t, u)| proto::ValueType {
@@ -188,9 +200,7 @@ fn build(p: &Profile) -> proto::Profile {
                 t.times.native_ns as i64,
                 t.times.sys_ns as i64,
             ];
-            if memory {
-                value.extend([0; 4]);
-            }
+            value.resize(width, 0);
             let name = th.name.clone().unwrap_or_else(|| th.tid.to_string());
             let mut label = process.to_vec();
             label.push(label_num(&mut st, "tid", i64::from(th.tid)));
@@ -202,20 +212,25 @@ fn build(p: &Profile) -> proto::Profile {
             });
         }
         let m = &s.memory;
-        if memory && (m.alloc_samples > 0 || m.peak_live_bytes > 0 || m.exit_live_bytes > 0) {
-            sample.push(proto::Sample {
-                location_id,
-                value: vec![
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
+        let has_memory =
+            memory && (m.alloc_samples > 0 || m.peak_live_bytes > 0 || m.exit_live_bytes > 0);
+        let has_gpu = gpu && s.gpu.busy > 0.0;
+        if has_memory || has_gpu {
+            let mut value = vec![0; width];
+            if memory {
+                value[memory_at..memory_at + 4].copy_from_slice(&[
                     m.mallocs as i64,
                     m.malloc_bytes as i64,
                     m.peak_live_bytes as i64,
                     m.exit_live_bytes as i64,
-                ],
+                ]);
+            }
+            if gpu {
+                value[gpu_at] = (s.gpu.busy / 100.0).round() as i64;
+            }
+            sample.push(proto::Sample {
+                location_id,
+                value,
                 label: process.to_vec(),
             });
         }

@@ -6,6 +6,7 @@
 mod advice;
 mod gpu;
 pub(crate) mod layout;
+mod marks;
 mod memory;
 mod processes;
 mod sparkline;
@@ -54,6 +55,7 @@ pub fn render(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice)
         functions(&mut out, p, opts);
         threads(&mut out, p);
     }
+    marks::section(&mut out, p);
     problems(&mut out, p, src, advice);
     out.text
 }

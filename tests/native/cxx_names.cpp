@@ -1,0 +1,46 @@
+// C++ names in the report: a namespaced class's static member functions and a template
+// instance, built with -g; the report must name them demangled (ns::Worker::spin(int)),
+// never by their mangled symbols (_ZN2ns6Worker4spinEi). Prints each part's CPU share,
+// measured in the run, as "share NAME PCT".
+#include <cstdio>
+#include <ctime>
+
+namespace ns {
+struct Worker {
+    __attribute__((noinline)) static double spin(int n) {
+        volatile double x = 0;
+        for (int i = 0; i < n; i++) x = x + i * 0.5;
+        return x;
+    }
+};
+
+template <typename T>
+__attribute__((noinline)) T scaled(int n) {
+    volatile T x = 0;
+    for (int i = 0; i < n; i++) x = x + T(i) * T(3);
+    return x;
+}
+}  // namespace ns
+
+static double cpu_s() {
+    timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main() {
+    double spin = 0, scaled = 0, sink = 0;
+    double start = cpu_s();
+    for (int k = 0; k < 30; k++) {
+        double t0 = cpu_s();
+        sink += ns::Worker::spin(3000000);
+        double t1 = cpu_s();
+        sink += ns::scaled<long>(3000000);
+        double t2 = cpu_s();
+        spin += t1 - t0;
+        scaled += t2 - t1;
+    }
+    double all = cpu_s() - start;
+    std::printf("share spin %.1f\nshare scaled %.1f\nsink %g\n", 100 * spin / all, 100 * scaled / all, sink);
+    return 0;
+}
