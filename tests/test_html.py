@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from browser import Browser
-from harness import BUILD, OWN, PYTHONS, RPROF, interpreters, report_json, require
+from harness import BUILD, OWN, PYTHONS, REPORT, RPROF, interpreters, report_json, require
 
 WORKLOAD = OWN / "html_markup.py"
 SCRIPT_LINE, IMG_LINE = 14, 21   # the hot lines whose source holds markup (see the workload)
@@ -193,4 +193,41 @@ def test_advice_is_shown(tmp_path, browser):
     rows = b.js("[...document.querySelectorAll('#advice-table tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))")
     assert sorted((r[0].rsplit("/", 1)[-1], r[1]) for r in rows) == want, rows
     assert all(r[4] for r in rows), rows
+    assert b.errors == [], f"console errors: {b.errors}"
+
+
+def test_a_merged_run_lists_its_processes(tmp_path, browser):
+    """`rprof run --html` on a fork Pool: the page has a Processes table like the text
+    report's, one row per process of the run with its parent, CPU share of the whole run,
+    peak memory and how it ended, the same as the JSON report of the run's traces; a
+    one-process page has none."""
+    require(RPROF)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_") and k != "LD_PRELOAD"}
+    page = tmp_path / "run.html"
+    r = subprocess.run([str(RPROF), "run", "--hz", "1000", "--html", str(page), "--output-dir", str(tmp_path / "t"),
+                        "--", PYTHONS["system-3.11"], str(OWN / "pool.py"), "fork", "close"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    merged = subprocess.run([str(REPORT), str(tmp_path / "t"), "--json"], capture_output=True, text=True, timeout=120)
+    assert merged.returncode == 0, merged.stderr
+    procs = json.loads(merged.stdout)["rprof"]["processes"]
+    assert len(procs) == 3, procs
+    b = browser
+    b.errors.clear()
+    b.open(page)
+    head = b.js("[...document.querySelectorAll('#process-table th')].map((th) => th.dataset.col)")
+    assert head == ["PID", "Parent", "CPU %", "Peak MiB", "How it ended", "Command"], head
+    shown = b.js("[...document.querySelectorAll('#process-table tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))")
+    assert sorted((int(row[0]), int(row[1]), row[4]) for row in shown) == sorted(
+        (p["pid"], p["ppid"], p["ended"]) for p in procs), (shown, procs)
+    for row in shown:
+        p = next(p for p in procs if p["pid"] == int(row[0]))
+        assert float(row[2].rstrip("%")) == pytest.approx(p["cpu_percent"], abs=0.051), (row, p)
+        assert "pool.py" in row[5], row
+    assert sum(float(row[2].rstrip("%")) for row in shown) == pytest.approx(100, abs=0.5), shown
+    assert b.js("!!document.querySelector('nav a[href=\"#processes\"]')")
+    assert b.errors == [], f"console errors: {b.errors}"
+    (tmp_path / "one").mkdir()
+    b.open(page_of(PYTHONS["system-3.11"], tmp_path / "one"))
+    assert b.js("document.getElementById('processes') === null && !document.querySelector('nav a[href=\"#processes\"]')")
     assert b.errors == [], f"console errors: {b.errors}"

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import OWN, PYTHONS, RPROF, SHIM, require
+from harness import OWN, PYTHONS, RPROF, SHIM, build_c, require
 
 PY = PYTHONS["pyenv-3.11.7"]
 
@@ -69,11 +69,18 @@ def finish(proc):
         proc.wait(timeout=30)
         time.sleep(0.1)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_session(proc.pid)
     return proc.communicate(timeout=30)
+
+
+def kill_session(sid):
+    """Kills every process of session `sid` (the program runs in a group of its own)."""
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and os.getsid(int(d)) == sid:
+                os.kill(int(d), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -87,6 +94,19 @@ def test_signals_sent_to_rprof_reach_the_program(sig, tmp_path):
     out, err = finish(proc)
     assert proc.returncode == 40 + sig, err
     assert out == f"got {signal.Signals(sig).name}\n", out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_rprofs_group_reaches_the_program_once(sig, tmp_path):
+    """kill -SIG -PGID of the group rprof leads (a shell's job, a supervisor stopping it):
+    the program gets the signal once, not the group's copy and rprof's forwarded one."""
+    require(RPROF, SHIM)
+    proc = start_ready([RPROF, "run", "--", build_c("sig_count")], cwd=tmp_path, env=rprof_env())
+    assert os.getpgid(proc.pid) == proc.pid
+    os.killpg(proc.pid, sig)
+    out, err = finish(proc)
+    assert out == "signals 1\n", (out, err)
+    assert proc.returncode == 9, err
 
 
 def test_death_by_signal_is_128_plus_n(tmp_path):
@@ -130,6 +150,51 @@ def test_ctrl_c_in_a_terminal_reaches_the_program_once(tmp_path):
             out += chunk
     _, status = os.waitpid(pid, 0)
     assert sent, out
+    assert b"sigints 1\r\n" in out, out
+    assert os.waitstatus_to_exitcode(status) == 9, out
+
+
+def test_ctrl_z_stops_the_job_and_continuing_it_resumes_the_program(tmp_path):
+    """In a terminal, Ctrl-Z stops the program and rprof with it (the shell sees its job
+    stopped); continued, the program runs on in the foreground: a Ctrl-C then reaches it
+    once, and rprof returns its status."""
+    require(RPROF, SHIM)
+    counter = ("import signal, sys, time\nn = 0\ndef on(s, f):\n    global n\n    n += 1\n"
+               "signal.signal(signal.SIGINT, on)\nprint('ready', flush=True)\n"
+               "while not n: time.sleep(0.01)\ntime.sleep(0.5)\nprint('sigints', n, flush=True)\nsys.exit(9)\n")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execve(str(RPROF), [str(RPROF), "run", "--", PY, "-c", counter], rprof_env())
+    out = b""
+
+    def read_until(want, timeout=60):
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while want not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                out += chunk
+
+    try:
+        read_until(b"ready")
+        assert b"ready" in out, out
+        os.write(fd, b"\x1a")                # the terminal's suspend character
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status), (status, out)
+        os.kill(pid, signal.SIGCONT)          # as `fg` does (rprof kept the terminal)
+        time.sleep(0.3)
+        os.write(fd, b"\x03")
+        read_until(b"sigints")
+        read_until(b"\n", timeout=5)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        kill_session(pid)
     assert b"sigints 1\r\n" in out, out
     assert os.waitstatus_to_exitcode(status) == 9, out
 

@@ -72,6 +72,8 @@ fn set_up() {
     allocator::init();
     copy::resolve();
     real::resolve();
+    // Before anything else, even in a process left unprofiled: no zombie of ours stays.
+    writer::leftover::reap_earlier_images();
     native_stack::init();
     thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     let config = Config::from_env();

@@ -2,7 +2,9 @@
 //! made when the shim loaded, so every module loaded by then sits at the same address in
 //! both and resolves in-process (symbol tables, DWARF lines); a module the program loaded
 //! later is found in the program's /proc maps and read from its file (`late_modules`):
-//! named from its symbol tables and DWARF, else by its path and offset.
+//! named from its symbol tables and DWARF, else by its path and offset. So is a mapped
+//! module with no DWARF of its own (the C library): in-process resolution would inflate
+//! its separate debug file's DWARF, the writer's largest cost (see `late_modules`).
 
 use crate::late_modules::{demangle, LateModules};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -83,6 +85,17 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
             },
         };
     }
+    if let Some((module, bias)) = loaded_module(addr) {
+        if !late.own_dwarf(&module) {
+            if let Some(n) = late.name_at(&module, addr - bias) {
+                return Symbol {
+                    name: n.name,
+                    file: n.file.unwrap_or(module),
+                    line: n.line,
+                };
+            }
+        }
+    }
     let mut found: Option<Symbol> = None;
     // backtrace::resolve looks up the byte before the address it is given (it expects
     // return addresses): given `addr + 1`, it resolves `addr` itself, so an exact PC at a
@@ -129,6 +142,41 @@ fn mapped_here(addr: u64) -> bool {
     unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) != 0 }
 }
 
+/// The start of glibc's `struct link_map`: the module's load bias.
+#[repr(C)]
+struct LinkMap {
+    l_addr: usize,
+}
+
+const RTLD_DL_LINKMAP: libc::c_int = 2;
+
+/// The file of the loaded module holding `addr`, by absolute path, and its load bias (the
+/// file's virtual address is `addr - bias`); None for the main program (named as it was
+/// started, not by path) or an address in no module.
+fn loaded_module(addr: u64) -> Option<(String, u64)> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let mut map: *mut LinkMap = std::ptr::null_mut();
+    // SAFETY: dladdr1 fills `info` and points `map` at the module's link_map (glibc's,
+    // valid while the module stays loaded: this process never unloads what it has not
+    // loaded itself); only its first field is read.
+    unsafe {
+        if libc::dladdr1(
+            addr as *const libc::c_void,
+            &mut info,
+            (&mut map as *mut *mut LinkMap).cast(),
+            RTLD_DL_LINKMAP,
+        ) == 0
+            || map.is_null()
+            || info.dli_fname.is_null()
+        {
+            return None;
+        }
+        let path = std::ffi::CStr::from_ptr(info.dli_fname).to_str().ok()?;
+        path.starts_with('/')
+            .then(|| (path.to_owned(), (*map).l_addr as u64))
+    }
+}
+
 fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -152,4 +200,25 @@ fn module_of(program: u32, addr: u64) -> (String, u64) {
         }
     }
     ("<unknown module>".to_owned(), addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{loaded_module, resolve};
+    use crate::late_modules::LateModules;
+
+    #[test]
+    fn a_c_library_function_is_named() {
+        // SAFETY: looks up an exported symbol of the C library (not the test's PLT stub).
+        let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"getpid".as_ptr()) } as u64;
+        let (module, bias) = loaded_module(addr).expect("the C library is a loaded module");
+        assert!(module.contains("libc"), "{module}");
+        assert!(bias > 0 && addr > bias);
+        // A distribution's C library is stripped: named from its symbol tables (and its
+        // debug file's), without inflating that file's DWARF.
+        let mut late = LateModules::default();
+        let s = resolve(std::process::id(), addr, true, &mut late);
+        assert!(s.name.contains("getpid"), "{}", s.name);
+        assert!(!s.file.is_empty());
+    }
 }

@@ -1,17 +1,21 @@
 //! Waiting for the profiled program the way a shell would, and passing on the signals
 //! meant for it.
 //!
-//! The program runs in rprof's own process group, so a terminal's Ctrl-C (SIGINT), Ctrl-\
-//! (SIGQUIT) and hang-up (SIGHUP) reach it directly, as they would without rprof. rprof
-//! forwards the six signals people send to a program (SIGTERM, SIGINT, SIGHUP, SIGQUIT,
-//! SIGUSR1, SIGUSR2) when they are sent to rprof itself, `kill PID` style, and never those
-//! the terminal sent its whole foreground group (the kernel marks them `SI_KERNEL`): the
-//! program got its own copy, and a second one would be a second Ctrl-C. The signals are
-//! blocked in rprof and taken with `sigtimedwait`, so nothing runs in a signal handler, and
-//! the program starts with none of them blocked.
+//! The program runs in a process group of its own, the terminal's foreground when rprof
+//! had it (`terminal`): a terminal's Ctrl-C (SIGINT), Ctrl-\ (SIGQUIT) and hang-up
+//! (SIGHUP) reach it directly, as they would without rprof, and a signal sent to rprof's
+//! group reaches rprof alone. rprof forwards the six signals people send to a program
+//! (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) once each, whether sent to rprof
+//! or to its group, and never those the terminal sent a foreground group the program is in
+//! (the kernel marks them `SI_KERNEL`): the program got its own copy, and a second one
+//! would be a second Ctrl-C. The signals are blocked in rprof and taken with
+//! `sigtimedwait`, so nothing runs in a signal handler, and the program starts with none
+//! of them blocked.
 
+use super::terminal::Terminal;
 use std::io;
-use std::process::{Child, ExitStatus};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 
 pub const FORWARDED: [libc::c_int; 6] = [
     libc::SIGTERM,
@@ -50,12 +54,26 @@ impl Blocked {
         self.old
     }
 
-    /// Waits for `child` to end, forwarding the signals sent to rprof.
-    pub fn wait(&self, child: &mut Child) -> io::Result<ExitStatus> {
-        let pid = child.id() as libc::pid_t;
+    /// Waits for the program `pid` to end, forwarding the signals sent to rprof, and
+    /// stopping with it when it stops.
+    pub fn wait(&self, pid: libc::pid_t, terminal: &Terminal) -> io::Result<ExitStatus> {
         loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(status);
+            let mut status = 0;
+            // SAFETY: waits for our own child without blocking.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::WUNTRACED) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if r == pid {
+                if libc::WIFSTOPPED(status) {
+                    terminal.stopped(pid);
+                    continue;
+                }
+                return Ok(ExitStatus::from_raw(status));
             }
             // SAFETY: a zeroed siginfo filled in by the kernel; the set is ours. The
             // timeout only bounds how long a missed SIGCHLD could go unnoticed.

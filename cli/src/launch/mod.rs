@@ -6,6 +6,7 @@
 
 mod forward;
 mod processes;
+mod terminal;
 
 pub use forward::signal_name;
 pub use processes::is_trace_name;
@@ -21,6 +22,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
+use terminal::Terminal;
 
 const LIB_NAME: &str = "librprof.so";
 /// How long the report waits for the writers of processes that were killed to finish.
@@ -127,10 +129,13 @@ fn launch(args: &RunArgs) -> Result<i32, String> {
     let blocked = Blocked::new();
     let launcher = std::process::id() as libc::pid_t;
     let mask = blocked.original();
+    let terminal = Terminal::foreground();
+    let tty = terminal.fd();
     // SAFETY: runs in the forked child before exec, and calls only async-signal-safe
-    // functions (sigprocmask, prctl, getppid, kill).
+    // functions (setpgid, tcsetpgrp, sigprocmask, prctl, getppid, kill).
     unsafe {
         cmd.pre_exec(move || {
+            terminal::enter_own_group(tty);
             forward::restore_mask(&mask);
             // Should rprof itself be killed outright, the program is told as a terminal
             // would tell it, instead of running on with nobody waiting for it.
@@ -141,7 +146,7 @@ fn launch(args: &RunArgs) -> Result<i32, String> {
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!(
@@ -156,9 +161,11 @@ fn launch(args: &RunArgs) -> Result<i32, String> {
             });
         }
     };
+    terminal.give(child.id() as libc::pid_t);
     let status = blocked
-        .wait(&mut child)
+        .wait(child.id() as libc::pid_t, &terminal)
         .map_err(|e| format!("waiting for the command: {e}"))?;
+    drop(terminal);
     drop(blocked);
     // The run's traces are those changed since just before it started (a file system's
     // clock may lag by its timestamp granularity).

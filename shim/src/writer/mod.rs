@@ -9,6 +9,7 @@
 
 mod gpu;
 mod intern;
+pub mod leftover;
 mod oom;
 mod sink;
 
@@ -247,9 +248,11 @@ pub fn finish(end_ns: u64) -> bool {
         }
         reaped = reap(pid);
     }
+    let last = deadline.min(Instant::now() + Duration::from_secs(1));
     if !reaped {
-        reap_until(pid, deadline.min(Instant::now() + Duration::from_secs(1)));
+        reap_until(pid, last);
     }
+    leftover::reap_stragglers(last);
     true
 }
 
@@ -278,12 +281,19 @@ fn reap(pid: i32) -> bool {
 /// Reaps the writer (it exits right after `done`), so that it leaves no zombie behind a
 /// program that keeps running past its exit handlers or a parent that does not reap
 /// orphans. Gives up at `deadline`: never hangs the exit.
-fn reap_until(pid: i32, deadline: Instant) {
+/// True once it is reaped (or gone).
+fn reap_until(pid: i32, deadline: Instant) -> bool {
     let nap = libc::timespec {
         tv_sec: 0,
         tv_nsec: 1_000_000,
     };
-    while !reap(pid) && Instant::now() < deadline {
+    loop {
+        if reap(pid) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
         // SAFETY: a plain sleep.
         unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
     }

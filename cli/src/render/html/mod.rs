@@ -17,7 +17,7 @@ mod flame;
 use super::text::{command_line, layout::clean};
 use super::{scalene_json, Shown};
 use crate::advice::Advice;
-use crate::model::figures::{mib, mib_f64, python_version, secs};
+use crate::model::figures::{mib, mib_f64, percent, python_version, secs};
 use crate::model::{FileProfile, LineProfile, Memory, Profile, Times};
 use crate::report::ReportOptions;
 use crate::source::Sources;
@@ -93,6 +93,9 @@ struct Document {
     advice: Value,
     /// GPU readings, when the trace has any.
     gpu: Option<Value>,
+    /// A merged run's processes (empty for one trace), and the traces given but left out.
+    processes: Vec<Value>,
+    left_out: Vec<Value>,
     /// The program's marks (`rprof_mark`): `{t: fraction of the run, t_s, label}`.
     marks: Vec<Value>,
 }
@@ -111,6 +114,12 @@ fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -
         flame: flame::tree(p),
         advice: scalene_json::advice_json(advice),
         gpu: gpu(p),
+        processes: processes(p),
+        left_out: p
+            .left_out
+            .iter()
+            .map(|(trace, why)| json!({ "trace": clean(trace), "why": clean(why) }))
+            .collect(),
         marks: p
             .program_marks()
             .into_iter()
@@ -123,6 +132,26 @@ fn document(p: &Profile, src: &Sources, opts: &ReportOptions, advice: &Advice) -
             })
             .collect(),
     }
+}
+
+/// One row per process of a merged run, as the text report's Processes table: shares of
+/// the whole run's CPU.
+fn processes(p: &Profile) -> Vec<Value> {
+    let total = p.total.share_base();
+    p.processes
+        .iter()
+        .map(|r| {
+            json!({
+                "pid": r.pid,
+                "ppid": r.ppid,
+                "command": clean(&r.command()),
+                "cpu_pct": round(percent(r.times.total_ns(), total), 1),
+                "samples": r.times.samples,
+                "peak_mib": round(mib(r.peak_bytes), 1),
+                "ended": clean(&r.ended()),
+            })
+        })
+        .collect()
 }
 
 /// The GPU section: the devices, where the figures came from, and utilisation and memory

@@ -566,6 +566,30 @@
       sortedTable(cols, () => ({ list: rows.slice(), sortable: true, render }), { key: 4, dir: -1 }, "thread-table")));
     return s;
   }
+  // A merged run's processes, as the text report's Processes table; shares are of the
+  // whole run's CPU.
+  function processesSection() {
+    const s = el("section", { id: "processes" }, el("h2", {}, "Processes (" + D.processes.length + ")"));
+    s.appendChild(el("p", { class: "muted" }, "Merged into this report: lines, functions, threads and memory are " +
+      "summed over these processes; shares are of the whole run."));
+    const rows = D.processes.map((p, i) => ({ p, order: i }));
+    const cols = [
+      { name: "PID", key: (r) => r.p.pid, asc: true, cell: (r) => r.p.pid },
+      { name: "Parent", key: (r) => r.p.ppid, asc: true, cell: (r) => r.p.ppid },
+      { name: "CPU %", key: (r) => r.p.cpu_pct, cell: (r) => r.p.cpu_pct.toFixed(1) + "%" },
+      { name: "Peak MiB", key: (r) => r.p.peak_mib, cell: (r) => mib(r.p.peak_mib) },
+      { name: "How it ended", cls: "name", key: (r) => r.p.ended, asc: true, cell: (r) => r.p.ended },
+      { name: "Command", cls: "src", key: (r) => r.p.command, asc: true, cell: (r) => r.p.command },
+    ];
+    const render = (r) => el("tr", {}, cols.map((c) => el("td", { class: c.cls || null }, c.cell(r))));
+    s.appendChild(el("div", { class: "scroll" },
+      sortedTable(cols, () => ({ list: rows.slice(), sortable: true, render }), { key: 2, dir: -1 }, "process-table")));
+    if (D.left_out.length) {
+      s.append(el("h2", {}, "Left out (" + D.left_out.length + " traces given, not in this report)"),
+        el("ul", { id: "left-out" }, D.left_out.map((t) => el("li", {}, t.trace + ": " + t.why))));
+    }
+    return s;
+  }
   function adviceSection() {
     const s = el("section", { id: "advice" }, el("h2", {}, "Advice"));
     if (!D.advice.length) {
@@ -598,7 +622,9 @@
   window.rprof = { data: D };
   document.title = "rprof: " + D.run.command;
   const nav = el("nav", {}, [["#lines", "Lines"], ["#functions", "Functions"], ["#flame-graph", "Flame graph"],
-    ["#memory", "Memory"], ["#advice", "Advice (" + D.advice.length + ")"], ["#threads", "Threads"], ["#warnings", "Warnings (" + D.run.problems.length + ")"]]
+    ["#memory", "Memory"], ["#advice", "Advice (" + D.advice.length + ")"], ["#threads", "Threads"],
+    ...(D.processes.length ? [["#processes", "Processes (" + D.processes.length + ")"]] : []),
+    ["#warnings", "Warnings (" + D.run.problems.length + ")"]]
     .map(([href, text]) => el("a", { href }, text)));
   const main = el("main", {});
   document.body.append(el("header", {}, el("h1", {}, "rprof report", el("span", { class: "cmd" }, D.run.command)), runInfo()),
@@ -646,8 +672,9 @@
     return s;
   }
 
-  main.append(linesSection(), functionsSection(), flameSection(), memorySection(), adviceSection(), threadsSection(),
-    warningsSection());
+  main.append(linesSection(), functionsSection(), flameSection(), memorySection(), adviceSection(), threadsSection());
+  if (D.processes.length) main.append(processesSection());
+  main.append(warningsSection());
   if (D.marks.length) main.insertBefore(marksSection(), main.lastChild);
   if (D.gpu) main.insertBefore(gpuSection(), main.children[1]);
   window.rprof.flame.redraw();
