@@ -290,7 +290,7 @@ Likely leaks: none
 Functions by self time (top 2 of 2)
     Self   Total   Alloc    Peak  Function                          Defined at
   100.0%  100.0%    15.0    10.0  f                                 main.py:1
-           75.0%                  ext_alloc [native]                /usr/lib/ext.so:0
+           75.0%                  ext_alloc [native]                /usr/lib/ext.so
 
 Threads
        TID   Share  Samples  Name
@@ -460,7 +460,7 @@ fn native_stacks_report_c_functions_per_line() {
     );
     let functions = &text[text.find("Functions by self time").unwrap()..];
     assert!(functions.contains(
-        "\n   71.4%   71.4%     2.0     2.0  small_pairs [native]              native_alloc.c:0\n"
+        "\n   71.4%   71.4%     2.0     2.0  small_pairs [native]              native_alloc.c\n"
     ));
     assert!(
         text.contains("\nnative_alloc.c: 90.5% of the time"),

@@ -56,6 +56,7 @@ fuzz_target!(|input: &[u8]| {
         profile_all: false,
         profile_only: Vec::new(),
         profile_exclude: Vec::new(),
+        width: None,
     };
     let advice = opts.advice(&p, &src);
     let t = text::render(&p, &src, &opts, &advice);

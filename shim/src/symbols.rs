@@ -85,12 +85,13 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
             },
         };
     }
-    if let Some((module, bias)) = loaded_module(addr) {
-        if !late.own_dwarf(&module) {
-            if let Some(n) = late.name_at(&module, addr - bias) {
+    let loaded = loaded_module(addr);
+    if let Some((module, bias)) = &loaded {
+        if !late.own_dwarf(module) {
+            if let Some(n) = late.name_at(module, addr - bias) {
                 return Symbol {
                     name: n.name,
-                    file: n.file.unwrap_or(module),
+                    file: n.file.unwrap_or_else(|| module.clone()),
                     line: n.line,
                 };
             }
@@ -124,7 +125,11 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
         line: 0,
     });
     if sym.file.is_empty() || sym.name.is_empty() {
-        let (module, offset) = module_of(program, addr);
+        let (mapped, offset) = module_of(program, addr);
+        // The module as the loader names it, as its named functions have it (the maps'
+        // path can be another spelling of the same file: /lib vs /usr/lib, a versioned
+        // name), so that one module is one file in the report and one pprof mapping.
+        let module = loaded.map_or(mapped, |(path, _)| path);
         if sym.name.is_empty() {
             sym.name = format!("{}+0x{offset:x}", basename(&module));
         }
@@ -138,7 +143,10 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
 /// Whether a module containing `addr` is loaded in this process (as it was in the program
 /// when the writer was forked).
 fn mapped_here(addr: u64) -> bool {
+    // SAFETY: an all-zero Dl_info is a valid buffer; dladdr only writes into it and reads
+    // the loader's own tables, never the address itself.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
     unsafe { libc::dladdr(addr as *const libc::c_void, &mut info) != 0 }
 }
 
@@ -154,6 +162,7 @@ const RTLD_DL_LINKMAP: libc::c_int = 2;
 /// file's virtual address is `addr - bias`); None for the main program (named as it was
 /// started, not by path) or an address in no module.
 fn loaded_module(addr: u64) -> Option<(String, u64)> {
+    // SAFETY: an all-zero Dl_info is a valid buffer for dladdr1 to fill.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let mut map: *mut LinkMap = std::ptr::null_mut();
     // SAFETY: dladdr1 fills `info` and points `map` at the module's link_map (glibc's,

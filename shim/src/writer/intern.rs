@@ -5,11 +5,11 @@
 use super::gpu::{self, Gpu, Msg};
 use super::oom;
 use super::sink::{self, Sink};
+use super::Input;
 use crate::codes::Span;
 use crate::config::GpuSetting;
 use crate::log;
 use crate::queue::{Event, Kind, UNKNOWN_CODE};
-use crate::state::Runtime;
 use crate::{counters, python, shared, symbols};
 use rprof_format::{
     marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Ending, Exec, Exit, Frame,
@@ -26,7 +26,7 @@ struct Code {
 }
 
 pub struct Writer {
-    rt: &'static Runtime,
+    input: Input,
     /// The program's pid (this process is its writer).
     program: u32,
     pub sink: Sink,
@@ -79,9 +79,9 @@ const FEW_ALLOC_BYTES: u64 = 16 << 20;
 const GPU_VERDICT_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Writer {
-    pub fn new(rt: &'static Runtime, sink: Sink, program: u32) -> Writer {
+    pub fn new(input: Input, sink: Sink, program: u32) -> Writer {
         Writer {
-            rt,
+            input,
             program,
             sink,
             enc: Encoder::new(),
@@ -109,8 +109,8 @@ impl Writer {
             keep: false,
             capped: false,
             gpu: {
-                let c = &rt.config;
-                let start = rt.start_mono_ns();
+                let c = input.config;
+                let start = input.start_mono_ns;
                 Gpu::start(c.gpu, c.nvml_library.clone(), program, c.hz, move || {
                     crate::state::monotonic_ns().saturating_sub(start)
                 })
@@ -122,8 +122,8 @@ impl Writer {
     /// The trace's first record: which run the process belongs to, and whether it started
     /// it.
     fn with_process_record(mut self) -> Writer {
-        let run = self.string(&self.rt.run);
-        let root = self.rt.is_root();
+        let run = self.string(self.input.run);
+        let root = self.input.root;
         self.enc.push(&Record::Process(Process { run, root }));
         self
     }
@@ -133,7 +133,7 @@ impl Writer {
     /// and any Python process, unless it exec'd (then it was a launcher script, or a fork
     /// on its way to another program, and the program it ran writes its own trace).
     pub fn worth_keeping(&mut self, execd: bool) -> bool {
-        let chosen = self.rt.is_root() || self.rt.probe.is_some();
+        let chosen = self.input.root || self.input.python.is_some();
         self.keep |= self.worth_now() || (chosen && !execd);
         self.keep
     }
@@ -149,7 +149,7 @@ impl Writer {
     }
 
     pub fn elapsed_ns(&self) -> u64 {
-        self.rt.elapsed_ns()
+        self.input.elapsed_ns()
     }
 
     /// Records how the process ended.
@@ -182,18 +182,18 @@ impl Writer {
     /// The GPU verdict, marked in the trace; said on stderr by Python processes and where
     /// `RPROF_GPU=on` asked for it (not by every shell and launcher a run execs through).
     fn gpu_said(&mut self, text: String) {
-        if self.rt.probe.is_some() || self.rt.config.gpu == GpuSetting::On {
+        if self.input.python.is_some() || self.input.config.gpu == GpuSetting::On {
             log::info(&text);
         }
-        let t = self.rt.elapsed_ns();
+        let t = self.input.elapsed_ns();
         self.mark(t, format!("{}: {text}", marks::GPU));
     }
 
     /// Processes every published event; returns how many there were.
     pub fn drain(&mut self) -> usize {
-        let rt = self.rt;
+        let queue = self.input.queue;
         let mut n = 0;
-        while rt.queue.pop(|ev| self.on_event(ev)) {
+        while queue.pop(|ev| self.on_event(ev)) {
             n += 1;
         }
         if let Some(msgs) = self.gpu.as_mut().map(Gpu::ready) {
@@ -372,8 +372,8 @@ impl Writer {
             return Frame { func, line: 0 };
         };
         let (func, first_line, table) = (c.func, c.first_line, c.table);
-        let version = self.rt.probe.as_ref().map_or(0, |p| p.version_hex());
-        let line = python::charged_line(version, self.rt.codes.bytes(table), first_line, addrq);
+        let version = self.input.python.unwrap_or(0);
+        let line = python::charged_line(version, self.input.codes.bytes(table), first_line, addrq);
         Frame {
             func,
             line: line.unwrap_or(0),
@@ -387,7 +387,7 @@ impl Writer {
         }
         let i = id as usize;
         if self.codes.get(i).is_none_or(Option::is_none) {
-            let codes = &self.rt.codes;
+            let codes = &self.input.codes;
             let e = codes.get(id)?;
             let name = python::decode_str(e.qualname.1, codes.bytes(e.qualname.0));
             let file = python::decode_str(e.filename.1, codes.bytes(e.filename.0));
@@ -423,7 +423,7 @@ impl Writer {
 
     fn counters(&mut self) {
         if let Some(s) = shared::page() {
-            let c = counters::snapshot(s, self.rt.elapsed_ns());
+            let c = counters::snapshot(s, self.input.elapsed_ns());
             self.enc.push(&Record::Counters(c));
         }
     }
@@ -451,7 +451,7 @@ impl Writer {
         if self.sink.is_open() {
             self.marks();
         }
-        let max = self.rt.config.max_bytes;
+        let max = self.input.config.max_bytes;
         let written = match self.enc.finish_chunk() {
             // A chunk that would take the trace past RPROF_MAX_MB is not written: the
             // trace stops below the cap (a chunk holds a flush window, whose size the
@@ -479,7 +479,7 @@ impl Writer {
     /// `rprof_flush`: the program's first process, or a Python one, has its trace (it
     /// would at the end), and what was recorded reaches it now.
     pub fn flush_now(&mut self) {
-        self.keep |= self.rt.is_root() || self.rt.probe.is_some();
+        self.keep |= self.input.root || self.input.python.is_some();
         self.flush();
     }
 
@@ -499,7 +499,7 @@ impl Writer {
             "{}: RPROF_MAX_MB={mb} reached",
             marks::TRACE_STOPPED
         ));
-        let t_ns = self.rt.elapsed_ns();
+        let t_ns = self.input.elapsed_ns();
         self.enc.push(&Record::Mark { t_ns, label });
         if let Some(chunk) = self.enc.finish_chunk() {
             self.sink.write(chunk);
@@ -515,7 +515,7 @@ impl Writer {
             _ => return,
         };
         let label = self.string(&format!("{}: {why}", marks::TRACE_STOPPED));
-        let t_ns = self.rt.elapsed_ns();
+        let t_ns = self.input.elapsed_ns();
         self.enc.push(&Record::Mark { t_ns, label });
         if let Some(chunk) = self.enc.finish_chunk() {
             self.sink.write_last(chunk);
@@ -552,7 +552,7 @@ impl Writer {
             if undecided {
                 self.gpu_said(format!(
                     "GPU profiling off: NVML ({}) did not start within {} ms",
-                    self.rt
+                    self.input
                         .config
                         .nvml_library
                         .as_deref()
@@ -565,7 +565,7 @@ impl Writer {
         self.enc.push(&Record::End(End {
             t_ns: end_ns,
             samples: taken,
-            dropped: self.rt.queue.dropped(),
+            dropped: self.input.queue.dropped(),
             truncated: self.truncated,
         }));
         self.flush();

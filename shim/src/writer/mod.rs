@@ -13,10 +13,13 @@ pub mod leftover;
 mod oom;
 mod sink;
 
+use crate::codes::CodeTable;
+use crate::config::Config;
 use crate::log;
+use crate::queue::Queue;
 use crate::shared::{self, Outcome, Shared};
-use crate::state::Runtime;
-use crate::{state, thread_state};
+use crate::state::{self, Runtime};
+use crate::thread_state;
 use intern::Writer;
 pub use oom::on_alloc_failure;
 use rprof_format::{encode_header, marks, Ending, Header};
@@ -67,6 +70,7 @@ fn take_link() -> Option<i32> {
 /// atfork handlers. The program reaps it at exit. It learns that the program ended from
 /// the pipe: the program's end closes it, whether by exit, kill or exec.
 pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> bool {
+    let input = Input::of(rt);
     let mut sink = Sink::new(path, encode_header(header));
     if eager && !sink.open() {
         return false;
@@ -94,7 +98,7 @@ pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> 
         )
     };
     let start = Box::new(Start {
-        rt,
+        input,
         sink,
         link: fds[0],
         program,
@@ -131,8 +135,43 @@ pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> 
     true
 }
 
+/// What the writer process uses of the program's runtime, and nothing more: the queue it
+/// drains, the code table whose line tables it reads, the settings, when the trace's clock
+/// started, whether this is the run's first process, the run's identity, and the
+/// interpreter's version (None: not Python). The writer is a process of its own, cloned
+/// after the runtime is set up, so these are what they were at its start.
+#[derive(Clone, Copy)]
+pub struct Input {
+    pub queue: &'static Queue,
+    pub codes: &'static CodeTable,
+    pub config: &'static Config,
+    pub start_mono_ns: u64,
+    pub root: bool,
+    pub run: &'static str,
+    pub python: Option<u32>,
+}
+
+impl Input {
+    fn of(rt: &'static Runtime) -> Input {
+        Input {
+            queue: &rt.queue,
+            codes: &rt.codes,
+            config: &rt.config,
+            start_mono_ns: rt.start_mono_ns(),
+            root: rt.is_root(),
+            run: &rt.run,
+            python: rt.probe.as_ref().map(|p| p.version_hex()),
+        }
+    }
+
+    /// Nanoseconds since the trace's clock started.
+    pub fn elapsed_ns(&self) -> u64 {
+        state::monotonic_ns().saturating_sub(self.start_mono_ns)
+    }
+}
+
 struct Start {
-    rt: &'static Runtime,
+    input: Input,
     sink: Sink,
     link: i32,
     program: u32,
@@ -143,12 +182,12 @@ extern "C" fn writer_entry(arg: *mut libc::c_void) -> i32 {
     let s = unsafe { Box::from_raw(arg as *mut Start) };
     close_inherited([s.link, s.sink.fd()]);
     let Start {
-        rt,
+        input,
         sink,
         link,
         program,
     } = *s;
-    writer_main(rt, sink, link, program)
+    writer_main(input, sink, link, program)
 }
 
 /// Closes every descriptor the writer inherited from the program except `keep` and stderr
@@ -351,7 +390,7 @@ fn told(s: &Shared, program: u32) -> Option<Ended> {
     }
 }
 
-fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
+fn writer_main(input: Input, sink: Sink, link: i32, program: u32) -> ! {
     // SAFETY: process-wide settings of the writer process itself.
     unsafe {
         libc::setsid();
@@ -369,9 +408,9 @@ fn writer_main(rt: &'static Runtime, sink: Sink, link: i32, program: u32) -> ! {
         // SAFETY: nothing to write without the page; end the process.
         unsafe { libc::_exit(0) }
     };
-    let mut w = Writer::new(rt, sink, program);
+    let mut w = Writer::new(input, sink, program);
     oom::written_up_to(&w.sink, 0);
-    let flush_every = Duration::from_millis(rt.config.flush_ms);
+    let flush_every = Duration::from_millis(input.config.flush_ms);
     let mut last_flush = Instant::now();
     let mut quiet = 0u32;
     let ended = loop {

@@ -336,7 +336,12 @@ fn functions(out: &mut Out, p: &Profile, opts: &ReportOptions) {
         if mem {
             cells.push_str(&memory::function_cells(&f.memory));
         }
-        let at = format!("{}:{}", clean(&f.file), f.first_line);
+        // A native function's first line is unknown (0) where its debug info gives only
+        // the lines it was sampled at: its file alone, not a made-up ":0".
+        let at = match f.first_line {
+            0 => clean(&f.file),
+            n => format!("{}:{n}", clean(&f.file)),
+        };
         let room = out.width.saturating_sub(cells.chars().count() + 36).max(12);
         let at = fit_left(&at, room);
         out.line(&format!("{cells}  {name:<32}  {at}"));
