@@ -17,7 +17,7 @@ profiler. Imported without the library, it imports, and every call raises
     rprof.start(); ...; rprof.stop()
     rprof.mark("warm-up done")     # a mark on the report's timeline
 
-Run with ``RPROF_START=paused`` (``rprof run`` and ``rprof env --start paused`` set it) so
+Run with ``RPROF_START=paused`` (set it yourself, or print it with ``rprof env --start paused``) so
 that nothing is recorded until the program starts recording.
 
 Recording is per process, not per thread: ``profile()`` blocks count how deeply they are
@@ -106,7 +106,8 @@ _looked = False
 # Whether recording is on, as far as this module knows: off when the process started
 # paused, then as this module's own calls left it (a toggle signal or C code calling the
 # library directly is not seen).
-_recording = os.environ.get("RPROF_START", "").strip().lower() != "paused"
+# As the shim reads it: exactly "paused" (anything else is a warning and `running`).
+_recording = os.environ.get("RPROF_START", "") != "paused"
 # How many profile() blocks are open, in all threads, and whether the outermost one
 # turned recording on (and so turns it off as the count returns to 0).
 _depth = 0

@@ -210,7 +210,9 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
         let who = if ev.profiler { native[0] as usize } else { pc };
         ev.python = depth > 0 && rt.probe.as_ref().is_some_and(|p| p.is_interpreter_pc(who));
         stack::capture(rt, ev, &native[..depth]);
-        ev.python = ev.python && !long_c_call(rt, t, ev, who);
+        // Called for every sample, so that a native one ends a streak too.
+        let long = long_c_call(rt, t, ev, who);
+        ev.python = ev.python && !long;
         if let Some(s) = shared::get() {
             s.samples.fetch_add(1, Relaxed);
         }

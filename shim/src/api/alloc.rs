@@ -14,9 +14,11 @@ use libc::{c_int, c_void, size_t};
 #[inline(always)]
 fn into_allocator<R>(call: impl FnOnce() -> R) -> R {
     let fp = frame_pointer();
-    thread_state::with(|t| t.allocator_fp.set(fp));
+    // Put back what was there: a handler of the program's that allocates while the thread
+    // is inside the allocator must not clear the outer call's frame.
+    let outer = thread_state::with(|t| t.allocator_fp.replace(fp));
     let r = call();
-    thread_state::with(|t| t.allocator_fp.set(0));
+    thread_state::with(|t| t.allocator_fp.set(outer));
     r
 }
 
@@ -115,7 +117,7 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: size_t, size: size_t) -
 
 #[no_mangle]
 pub unsafe extern "C" fn memalign(align: size_t, size: size_t) -> *mut c_void {
-    counted(next::memalign(align, size))
+    counted(into_allocator(|| next::memalign(align, size)))
 }
 
 #[no_mangle]

@@ -225,7 +225,9 @@ unsafe fn wait_for_signal(
     let Some(sig) = sampling().filter(|&s| libc::sigismember(set, s) == 1) else {
         return wait(set, info, timeout);
     };
-    let deadline = (!timeout.is_null()).then(|| monotonic_ns().saturating_add(ns(&*timeout)));
+    // SAFETY: a non-null `timeout` points to a timespec (the caller's contract).
+    let deadline =
+        (!timeout.is_null()).then(|| crate::state::monotonic_ns().saturating_add(ns(&*timeout)));
     let mut left: timespec = std::mem::zeroed();
     // A zero timeout still polls once.
     let mut first = true;
@@ -234,7 +236,7 @@ unsafe fn wait_for_signal(
         let mut got: libc::siginfo_t = std::mem::zeroed();
         let limit = match deadline {
             Some(d) => {
-                let now = monotonic_ns();
+                let now = crate::state::monotonic_ns();
                 if now >= d && !first {
                     *libc::__errno_location() = libc::EAGAIN;
                     return -1;
@@ -252,6 +254,7 @@ unsafe fn wait_for_signal(
             continue;
         }
         if r > 0 && !info.is_null() {
+            // SAFETY: a non-null `info` points to a siginfo_t (the caller's contract).
             *info = got;
         }
         return r;
@@ -262,13 +265,6 @@ fn ns(t: &timespec) -> u64 {
     (t.tv_sec.max(0) as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec.max(0) as u64)
-}
-
-fn monotonic_ns() -> u64 {
-    // SAFETY: clock_gettime writes only into `t`.
-    let mut t: timespec = unsafe { std::mem::zeroed() };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    ns(&t)
 }
 
 /// What a wrapper returns, errno-style, when the C library lacks the function.
