@@ -51,9 +51,10 @@ RPROF_API
 int rprof_stop(void);
 
 /**
- * Writes what was recorded so far to the trace file, and waits (up to 2 s) until it is
- * there. Returns 0, or -1 when this process is not profiled or the writer did not
- * answer in time.
+ * Writes what was recorded so far to the trace file (creating it if it was not yet),
+ * and waits (up to 2 s) until it is there. A trace stopped by `RPROF_MAX_MB` or a
+ * failed write takes nothing more, and the call still returns 0. Returns 0, or -1 when
+ * this process is not profiled or the writer did not answer in time.
  */
 RPROF_API
 int rprof_flush(void);

@@ -33,9 +33,10 @@ pub extern "C" fn rprof_stop() -> c_int {
     status(lifecycle::set_recording(false))
 }
 
-/// Writes what was recorded so far to the trace file, and waits (up to 2 s) until it is
-/// there. Returns 0, or -1 when this process is not profiled or the writer did not
-/// answer in time.
+/// Writes what was recorded so far to the trace file (creating it if it was not yet),
+/// and waits (up to 2 s) until it is there. A trace stopped by `RPROF_MAX_MB` or a
+/// failed write takes nothing more, and the call still returns 0. Returns 0, or -1 when
+/// this process is not profiled or the writer did not answer in time.
 #[no_mangle]
 pub extern "C" fn rprof_flush() -> c_int {
     status(lifecycle::flush())

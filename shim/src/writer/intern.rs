@@ -476,14 +476,15 @@ impl Writer {
         }
     }
 
-    /// `rprof_flush`: the program's first process, or a Python one, has its trace (it
-    /// would at the end), and what was recorded reaches it now.
+    /// `rprof_flush`: the program asked for its trace, so it has one (whatever it
+    /// recorded), and what was recorded reaches it now.
     pub fn flush_now(&mut self) {
-        self.keep |= self.input.root || self.input.python.is_some();
+        self.keep = true;
         self.flush();
     }
 
-    /// The next chunk would take the trace past `RPROF_MAX_MB`: a last small chunk names the native functions its stacks use and says why it stops,
+    /// The next chunk would take the trace past `RPROF_MAX_MB`: a last small chunk names
+    /// the native functions its stacks use and says why it stops,
     /// and nothing more is written (the queue is still drained, so the program runs on as
     /// before). Warned once.
     fn cap(&mut self, max: u64) {
