@@ -109,8 +109,9 @@ def test_cxx_functions_are_named_demangled(tmp_path):
 def test_time_in_the_c_librarys_allocator_goes_to_its_caller(tmp_path):
     """A C program whose churn() spends most of its time inside glibc's malloc and free
     (built without frame pointers): at the default memory mode that time is charged to
-    churn()'s line and function, within 5 points of the share the program measured in
-    the run, and no line of malloc.c is charged."""
+    churn()'s line and function, its share within 5 points of what the program measured
+    in the run (with or without rprof's own hooks' time, which the report keeps apart), and
+    no line of malloc.c is charged."""
     exe = build_c("alloc_caller")
     prof = profiled([exe], tmp_path, RPROF_CPU_HZ=PROFILE_HZ)
     truth = {m[1]: float(m[2]) for m in re.finditer(r"^share (\w+) ([\d.]+)$", prof.proc.stdout, re.M)}
@@ -120,14 +121,17 @@ def test_time_in_the_c_librarys_allocator_goes_to_its_caller(tmp_path):
     funcs = {rec["line"]: rec for rec in entry["functions"]}
     # The report keeps the time in rprof's own hooks apart (charged to no line) and gives
     # shares of the rest; the program's measurement includes it, all of it in churn()
-    # (spin() calls nothing). So the truth, in the report's terms, leaves it out of both.
+    # (spin() calls nothing). The hooks' time is itself an estimate from samples, so each
+    # share is held between the truth with the estimated hooks' time taken out and the
+    # truth as measured, 5 points either side.
     r = prof.data["rprof"]
     cpu, hooks = r["cpu_time_sec"], r["profiler_overhead_sec"]
-    want = {"churn": (truth["churn"] / 100 * (cpu + hooks) - hooks) / cpu * 100}
-    want["spin"] = truth["spin"] / 100 * (cpu + hooks) / cpu * 100
+    without = {"churn": (truth["churn"] / 100 * (cpu + hooks) - hooks) / cpu * 100,
+               "spin": truth["spin"] / 100 * (cpu + hooks) / cpu * 100}
     for name in ("churn", "spin"):
         assert name in funcs, sorted(funcs)
         got = funcs[name]["n_cpu_percent_c"] + funcs[name]["n_cpu_percent_python"] + funcs[name]["n_sys_percent"]
-        assert abs(got - want[name]) <= 5, (name, got, want, truth, r)
+        lo, hi = sorted((without[name], truth[name]))
+        assert lo - 5 <= got <= hi + 5, (name, got, without, truth, r)
     charged_malloc = [f for f in prof.data["files"] if f.endswith("malloc.c")]
     assert not charged_malloc, charged_malloc
