@@ -325,10 +325,30 @@ impl Accumulator {
         }
         // A function not defined (yet) counts as Python, as the charging has it.
         let native = |f: &Frame| matches!(self.functions.get(&f.func), Some(d) if d.kind == rprof_format::FuncKind::Native);
-        if frames.iter().all(native) {
-            Shape::Native
+        if !frames.iter().all(native) {
+            return Shape::Python;
+        }
+        // Only the C library and the loader, with no line where it runs (the dynamic
+        // loader before the program runs, a stripped libc): nothing to charge it to, so
+        // its time is frameless time. (With a line, libc's debug info, it is that line's.)
+        let system = |f: &Frame| {
+            self.functions.get(&f.func).is_some_and(|d| {
+                self.strings
+                    .get(&d.file)
+                    .is_some_and(|file| super::charge::is_system_file(file))
+            })
+        };
+        let line = match frames[0].line {
+            0 => self
+                .functions
+                .get(&frames[0].func)
+                .map_or(0, |d| d.first_line),
+            l => l,
+        };
+        if line == 0 && frames.iter().all(system) {
+            Shape::Empty
         } else {
-            Shape::Python
+            Shape::Native
         }
     }
 
@@ -914,6 +934,29 @@ mod tests {
             id: 2,
             frames: vec![frame(2, 6)],
         });
+        // The dynamic loader, stripped (no line), before the first Python frame: start-up,
+        // not a line 0 of ld.so that no output could show.
+        records.extend([
+            Record::String {
+                id: 10,
+                text: "/lib64/ld-linux-x86-64.so.2".into(),
+            },
+            Record::String {
+                id: 11,
+                text: "_dl_relocate_object".into(),
+            },
+            Record::Function {
+                id: 3,
+                kind: FuncKind::Native,
+                name: 11,
+                file: 10,
+                first_line: 0,
+            },
+            Record::Stack {
+                id: 3,
+                frames: vec![frame(3, 0)],
+            },
+        ]);
         let at = |t_ns, tid, stack, ms: u64| {
             Record::Cpu(CpuSample {
                 t_ns,
@@ -925,6 +968,7 @@ mod tests {
             })
         };
         records.extend([
+            at(0, 1, 3, 4),
             at(1, 1, 0, 10),
             at(2, 1, 1, 20),
             at(3, 1, 2, 30),
@@ -938,7 +982,8 @@ mod tests {
             let f = p.files.iter().find(|f| f.path == path);
             f.map_or(0, |f| f.times.total_ns() / 1_000_000)
         };
-        assert_eq!(ms(START_UP), 10);
+        assert_eq!(ms(START_UP), 14);
+        assert_eq!(ms("/lib64/ld-linux-x86-64.so.2"), 0);
         assert_eq!(ms("a.py"), 50);
         assert_eq!(ms(NATIVE_THREADS), 5);
         assert_eq!(ms(NO_PYTHON_FRAME), 7);

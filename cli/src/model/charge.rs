@@ -7,7 +7,8 @@
 //! land on the user's line that called them; a stack with no such frame goes to its
 //! innermost Python frame. Native frames come first when native code was running, as in
 //! an extension module's allocation. A stack with no Python frame is charged to its
-//! innermost native frame outside the C library and the loader. The charged frame's
+//! innermost native frame outside the C library and the loader (with none, its innermost
+//! frame where that has a line, else the frameless time's label). The charged frame's
 //! file (source file or module) and line are the sample's line; the stacks themselves
 //! keep every frame.
 
@@ -16,6 +17,30 @@ use super::types::{
 };
 use rprof_format::{Frame, FuncKind};
 use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Whether a native function's file (source file or module) is the C library's, the
+/// loader's or the kernel's vDSO: installed libraries, or glibc's own build paths.
+pub(super) fn is_system_file(file: &str) -> bool {
+    const SYSTEM: [&str; 6] = [
+        "/lib/",
+        "/lib64/",
+        "/usr/lib/",
+        "/usr/include/",
+        "./",
+        "[vdso]",
+    ];
+    SYSTEM.iter().any(|p| file.starts_with(p))
+}
+
+/// The line a frame runs: its own, or where it has none its function's first line (a
+/// native PC's line is its function record's; a Python frame's, in a trace written before
+/// the shim charged line-less instructions to the line before them, its function's).
+pub(super) fn frame_line(f: &Frame, defs: &FxHashMap<u32, FunctionDef>) -> u32 {
+    match (f.line, defs.get(&f.func)) {
+        (0, Some(d)) => d.first_line,
+        (line, _) => line,
+    }
+}
 
 /// Where a stack's samples are charged: a line slot and a function slot.
 #[derive(Debug, Clone, Copy)]
@@ -303,16 +328,7 @@ impl Resolver<'_> {
         if d.kind != FuncKind::Native {
             return false;
         }
-        let file = self.names.get(d.file);
-        const SYSTEM: [&str; 6] = [
-            "/lib/",
-            "/lib64/",
-            "/usr/lib/",
-            "/usr/include/",
-            "./",
-            "[vdso]",
-        ];
-        SYSTEM.iter().any(|p| file.starts_with(p))
+        is_system_file(&self.names.get(d.file))
     }
 
     /// Whether Python function `id` is in the program's own code ([`Charging`]).
@@ -348,7 +364,13 @@ impl Resolver<'_> {
         let charged = own
             .or(python)
             .or_else(|| frames.iter().position(|f| !self.is_system(f.func)));
-        let Some(frame) = frames.get(charged.unwrap_or(0)) else {
+        // No Python frame and none outside the C library and the loader: the innermost
+        // frame, if it has a line (libc's debug info); else the time has no line of its
+        // own (the dynamic loader at start, a stripped libc) and goes with the frameless
+        // time.
+        let charged =
+            charged.or_else(|| (frame_line(frames.first()?, self.defs) != 0).then_some(0));
+        let Some(frame) = charged.and_then(|i| frames.get(i)) else {
             return Some(Site {
                 line: self.files.slot(NO_PYTHON_FRAME, 0, false),
                 func: None,
@@ -359,14 +381,8 @@ impl Resolver<'_> {
         let func = self.function(frame.func);
         let f = &self.funcs.list[func];
         let (file, native) = (f.file.clone(), f.kind == FuncKind::Native);
-        // A frame without a line: a native PC's line is its record's first line; a Python
-        // frame's (a trace written before the shim charged line-less instructions to the
-        // line before them, or a corrupt line table) is its function's first line, so that
-        // no sample is left on a line of its own that no output can show.
-        let line = match (frame.line, self.defs.get(&frame.func)) {
-            (0, Some(d)) => d.first_line,
-            (line, _) => line,
-        };
+        // No sample is left on a line of its own (0) that no output can show.
+        let line = frame_line(frame, self.defs);
         Some(Site {
             line: self.files.slot(&file, line, native),
             func: Some(func),
