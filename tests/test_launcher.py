@@ -122,17 +122,27 @@ def test_death_by_signal_is_128_plus_n(tmp_path):
     assert "was ended by SIGTERM (15)" in err and "killed (or crashed)" not in err, err
 
 
+# A program that counts its SIGINTs (it says "ready", waits for one, then half a second
+# for more, prints the count and exits 9), run by `rprof run` on a new pty.
+SIGINT_COUNTER = ("import signal, sys, time\nn = 0\ndef on(s, f):\n    global n\n    n += 1\n"
+                  "signal.signal(signal.SIGINT, on)\nprint('ready', flush=True)\n"
+                  "while not n: time.sleep(0.01)\ntime.sleep(0.5)\nprint('sigints', n, flush=True)\nsys.exit(9)\n")
+
+
+def counter_in_a_terminal(tmp_path):
+    """(pid of rprof run, the pty's fd) for SIGINT_COUNTER."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.execve(str(RPROF), [str(RPROF), "run", "--", PY, "-c", SIGINT_COUNTER], rprof_env())
+    return pid, fd
+
+
 def test_ctrl_c_in_a_terminal_reaches_the_program_once(tmp_path):
     """In a terminal, Ctrl-C goes to the whole foreground group, rprof and the program: the
     program gets exactly one SIGINT, as without rprof, and rprof returns its status."""
     require(RPROF, SHIM)
-    counter = ("import signal, sys, time\nn = 0\ndef on(s, f):\n    global n\n    n += 1\n"
-               "signal.signal(signal.SIGINT, on)\nprint('ready', flush=True)\n"
-               "while not n: time.sleep(0.01)\ntime.sleep(0.5)\nprint('sigints', n, flush=True)\nsys.exit(9)\n")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(tmp_path)
-        os.execve(str(RPROF), [str(RPROF), "run", "--", PY, "-c", counter], rprof_env())
+    pid, fd = counter_in_a_terminal(tmp_path)
     out = b""
     deadline = time.monotonic() + 60
     sent = False
@@ -160,13 +170,7 @@ def test_ctrl_z_stops_the_job_and_continuing_it_resumes_the_program(tmp_path):
     stopped); continued, the program runs on in the foreground: a Ctrl-C then reaches it
     once, and rprof returns its status."""
     require(RPROF, SHIM)
-    counter = ("import signal, sys, time\nn = 0\ndef on(s, f):\n    global n\n    n += 1\n"
-               "signal.signal(signal.SIGINT, on)\nprint('ready', flush=True)\n"
-               "while not n: time.sleep(0.01)\ntime.sleep(0.5)\nprint('sigints', n, flush=True)\nsys.exit(9)\n")
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.chdir(tmp_path)
-        os.execve(str(RPROF), [str(RPROF), "run", "--", PY, "-c", counter], rprof_env())
+    pid, fd = counter_in_a_terminal(tmp_path)
     out = b""
 
     def read_until(want, timeout=60):

@@ -133,24 +133,26 @@ impl GpuAccumulator {
             let mut own_part = Part::default();
             let mut wide_part = Part::default();
             for &(_, r) in group.iter() {
-                let util = if r.source & gpu_source::PROCESS_UTIL != 0 {
-                    own_part.util = Some(own_part.util.unwrap_or(0) + r.util);
-                    Some(r.util)
-                } else if wide_util.get(&r.device) == Some(&p) {
-                    wide_part.util = Some(wide_part.util.unwrap_or(0) + r.util);
-                    Some(r.util)
-                } else {
-                    None
+                // Which part a figure of this reading adds to: the process's own (true), the
+                // device-wide one when this process stands for the device (false), or
+                // neither (another process's copy of a device-wide figure).
+                let part = |own: u8, wide: &FxHashMap<u32, u32>| {
+                    if r.source & own != 0 {
+                        Some(true)
+                    } else {
+                        (wide.get(&r.device) == Some(&p)).then_some(false)
+                    }
                 };
-                let memory = if r.source & gpu_source::PROCESS_MEMORY != 0 {
-                    own_part.memory = Some(own_part.memory.unwrap_or(0) + r.memory);
-                    Some(r.memory)
-                } else if wide_memory.get(&r.device) == Some(&p) {
-                    wide_part.memory = Some(wide_part.memory.unwrap_or(0) + r.memory);
-                    Some(r.memory)
-                } else {
-                    None
-                };
+                let util = part(gpu_source::PROCESS_UTIL, &wide_util).map(|own| {
+                    let to = if own { &mut own_part } else { &mut wide_part };
+                    to.util = Some(to.util.unwrap_or(0) + r.util);
+                    r.util
+                });
+                let memory = part(gpu_source::PROCESS_MEMORY, &wide_memory).map(|own| {
+                    let to = if own { &mut own_part } else { &mut wide_part };
+                    to.memory = Some(to.memory.unwrap_or(0) + r.memory);
+                    r.memory
+                });
                 let l = latest.entry((p, r.device)).or_default();
                 *l = Latest {
                     t_ns: t,
