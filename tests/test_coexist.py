@@ -1,6 +1,6 @@
 """Programs with timers and signal handlers of their own keep their behaviour under rprof
 (issue 11, item 5). rprof samples on a real-time signal of its own (the first free one
-from SIGRTMIN+2, shim/src/signals.rs) driven by per-thread POSIX timers, owns SIGSEGV and
+from SIGRTMIN+2, shim/src/sys/signals.rs) driven by per-thread POSIX timers, owns SIGSEGV and
 SIGBUS for its stack walker's fault guard, and stands in for the default action of the
 quiet-ending signals (SIGALRM, SIGTERM, ...; shim/src/ending.rs). Each program here runs
 plain and profiled in the same test, and what it prints (tick counts, which depend on the

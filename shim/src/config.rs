@@ -1,7 +1,7 @@
 //! Settings from the environment. A bad value gives one warning line and the default; the
 //! program always runs.
 
-use crate::log::warn;
+use crate::sys::log::warn;
 use rprof_format::{mode, Clock};
 
 #[derive(Debug, Clone)]

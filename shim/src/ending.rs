@@ -12,8 +12,8 @@
 //! default itself. A `vfork` child (our memory, not our process) is passed straight to the
 //! kernel, so it never changes what the parent's view holds.
 
-use crate::signals::{Handler, Owned};
-use crate::{lifecycle, real, state};
+use crate::sys::signals::{Handler, Owned};
+use crate::{lifecycle, state, sys::real};
 use libc::{c_int, c_void, siginfo_t};
 use std::sync::atomic::{AtomicBool, Ordering::*};
 
@@ -66,7 +66,7 @@ fn take(sig: c_int) -> bool {
 /// SIG_IGN inherited from the parent, as `nohup` sets, stays).
 pub fn install() {
     for (&sig, slot) in SIGNALS.iter().zip(&SLOTS) {
-        if crate::signals::owns(sig) {
+        if crate::sys::signals::owns(sig) {
             // The toggle signal: the shim's own, never an ending.
             continue;
         }

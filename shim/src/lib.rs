@@ -10,38 +10,20 @@
 // which leaves the start-up path unreachable there.
 #![cfg_attr(test, allow(dead_code))]
 
-mod alloc_hooks;
-mod allocator;
 mod api;
-mod codes;
 mod config;
-mod copy;
-mod counters;
 mod ending;
-mod global_alloc;
-mod late_modules;
 mod lifecycle;
-mod log;
-mod memory;
-mod native_stack;
 mod output;
-mod pyalloc;
 pub mod python;
-mod queue;
-mod real;
-mod sampled;
-mod sampler;
+mod record;
 mod shared;
-mod shm;
-mod signals;
-mod stack;
 mod state;
-mod symbols;
-mod thread_state;
+mod sys;
 mod writer;
 
 #[global_allocator]
-static HEAP: global_alloc::LibcHeap = global_alloc::LibcHeap;
+static HEAP: sys::global_alloc::LibcHeap = sys::global_alloc::LibcHeap;
 
 /// Runs when the library is loaded, before the program's `main`.
 extern "C" fn on_load() {

@@ -2,15 +2,16 @@
 //! finish at exec, exit or an ending signal; and recording stopped and started at run time
 //! (the C API in `api/control.rs`, the toggle signal). The state it sets is `state.rs`.
 
-use crate::codes::CodeTable;
 use crate::config::Config;
 use crate::python::{DetectError, Probe};
-use crate::queue::Queue;
+use crate::shared::codes::CodeTable;
+use crate::shared::queue::Queue;
 use crate::shared::Outcome;
 use crate::state::{self, active, monotonic_ns, this_process, Runtime, ACTIVE, PID};
 use crate::{
-    alloc_hooks, allocator, copy, counters, ending, log, memory, native_stack, output, pyalloc,
-    python, real, sampler, shared, signals, thread_state, writer,
+    ending, output, python, record::alloc_hooks, record::copy, record::memory,
+    record::native_stack, record::pyalloc, record::sampler, record::thread_state, shared,
+    shared::counters, sys::allocator, sys::log, sys::real, sys::signals, writer,
 };
 use libc::{c_int, c_void, siginfo_t};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
@@ -312,7 +313,7 @@ pub fn mark(label: &[u8]) -> bool {
             return false;
         };
         let ev = claim.event();
-        ev.kind = crate::queue::Kind::Mark;
+        ev.kind = crate::shared::queue::Kind::Mark;
         ev.t_ns = rt.elapsed_ns();
         // SAFETY: gettid has no preconditions.
         ev.tid = unsafe { libc::gettid() } as u32;

@@ -8,11 +8,11 @@
 //! stopped are still armed and a later start finds them sampled, and frees of blocks
 //! recorded before a stop are still seen (live and peak memory stay right).
 
-use crate::codes::CodeTable;
 use crate::config::Config;
 use crate::python::Probe;
-use crate::queue::Queue;
 use crate::shared;
+use crate::shared::codes::CodeTable;
+use crate::shared::queue::Queue;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 

@@ -1,12 +1,12 @@
 //! The interposed malloc family. Each entry point forwards to the allocator that follows
 //! the shim (`allocator::next`: glibc's, or a tcmalloc or jemalloc preloaded after rprof)
-//! and counts (`memory.rs`); the fast path is a few thread-local adds and one branch, with
+//! and counts (`record/memory.rs`); the fast path is a few thread-local adds and one branch, with
 //! no lock, no allocation and no shared write. Without memory mode it only forwards.
 
-use crate::allocator::next;
-use crate::memory::{accounting, on_alloc, on_free, on_realloc};
-use crate::native_stack::frame_pointer;
-use crate::thread_state;
+use crate::record::memory::{accounting, on_alloc, on_free, on_realloc};
+use crate::record::native_stack::frame_pointer;
+use crate::record::thread_state;
+use crate::sys::allocator::next;
 use libc::{c_int, c_void, size_t};
 
 /// Runs `call`, a call into the allocator, with this frame's frame pointer left where a

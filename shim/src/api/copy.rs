@@ -1,7 +1,7 @@
 //! memcpy, memmove and their `_chk` forms, interposed (the sampling and forwarding is
 //! `copy.rs`).
 
-use crate::copy::{forward, forward_chk, MEMCPY, MEMCPY_CHK, MEMMOVE, MEMMOVE_CHK};
+use crate::record::copy::{forward, forward_chk, MEMCPY, MEMCPY_CHK, MEMMOVE, MEMMOVE_CHK};
 use libc::{c_void, size_t};
 
 #[no_mangle]

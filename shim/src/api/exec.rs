@@ -5,7 +5,7 @@
 //! interposed; the variadic `execl`, `execlp` and `execle` are in execl.c.
 
 use crate::lifecycle;
-use crate::real::next;
+use crate::sys::real::next;
 use libc::{c_char, c_int};
 use std::sync::atomic::AtomicUsize;
 

@@ -1,7 +1,7 @@
 //! `sigaction` and `signal`, interposed so the program's handlers for the shim's signals
-//! are recorded and chained rather than installed (`signals.rs`).
+//! are recorded and chained rather than installed (`sys/signals.rs`).
 
-use crate::signals;
+use crate::sys::signals;
 use libc::c_int;
 
 /// `sigaction` as the program sees it.

@@ -1,6 +1,6 @@
-//! `pthread_create`, interposed so every thread gets its sampling timer (`sampler.rs`).
+//! `pthread_create`, interposed so every thread gets its sampling timer (`record/sampler.rs`).
 
-use crate::sampler;
+use crate::record::sampler;
 use libc::{c_int, c_void};
 
 #[no_mangle]

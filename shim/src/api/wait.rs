@@ -16,7 +16,7 @@
 //! `__sigtimedwait`), so each exported one is wrapped. Only a thread with a sampling timer
 //! does anything but forward: the others never receive the signal.
 
-use crate::{signals, thread_state};
+use crate::{record::thread_state, sys::signals};
 use libc::{c_int, c_uint, nfds_t, pollfd, sigset_t, size_t, timespec};
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -250,7 +250,7 @@ unsafe fn wait_for_signal(
         };
         first = false;
         let r = wait(set, &mut got, limit);
-        if r == sig && crate::sampler::is_ours(&got) {
+        if r == sig && crate::record::sampler::is_ours(&got) {
             continue;
         }
         if r > 0 && !info.is_null() {

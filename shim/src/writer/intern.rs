@@ -6,11 +6,11 @@ use super::gpu::{self, Gpu, Msg};
 use super::oom;
 use super::sink::{self, Sink};
 use super::Input;
-use crate::codes::Span;
 use crate::config::GpuSetting;
-use crate::log;
-use crate::queue::{Event, Kind, UNKNOWN_CODE};
-use crate::{counters, python, shared, symbols};
+use crate::shared::codes::Span;
+use crate::shared::queue::{Event, Kind, UNKNOWN_CODE};
+use crate::sys::log;
+use crate::{python, shared, shared::counters, writer::symbols};
 use rprof_format::{
     marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Ending, Exec, Exit, Frame,
     FreeSample, FuncKind, GpuDevice, Process, Record,

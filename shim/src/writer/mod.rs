@@ -9,17 +9,19 @@
 
 mod gpu;
 mod intern;
+pub(crate) mod late_modules;
 pub mod leftover;
 mod oom;
 mod sink;
+pub(crate) mod symbols;
 
-use crate::codes::CodeTable;
 use crate::config::Config;
-use crate::log;
-use crate::queue::Queue;
+use crate::record::thread_state;
+use crate::shared::codes::CodeTable;
+use crate::shared::queue::Queue;
 use crate::shared::{self, Outcome, Shared};
 use crate::state::{self, Runtime};
-use crate::thread_state;
+use crate::sys::log;
 use intern::Writer;
 pub use oom::on_alloc_failure;
 use rprof_format::{encode_header, marks, Ending, Header};

@@ -12,7 +12,7 @@
 //! written stays readable, and a last small chunk saying why is written over the torn
 //! one, into space reserved for it ahead (`fallocate`).
 
-use crate::log;
+use crate::sys::log;
 use std::ffi::CString;
 use std::io;
 

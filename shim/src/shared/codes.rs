@@ -6,7 +6,7 @@
 //! filled by another thread reports the frame as unknown rather than wait.
 
 use crate::python::{CodeRef, Probe, StrRef};
-use crate::shm::Region;
+use crate::shared::shm::Region;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::*};
 
 const CAPACITY: usize = 1 << 16;
@@ -66,7 +66,7 @@ impl CodeTable {
     pub fn new() -> Option<CodeTable> {
         Some(CodeTable {
             table: Region::new(BY_ID_AT + CAPACITY * 4)?,
-            arena: Region::new(crate::shm::reservation(ARENA_BYTES).max(1 << 20))?,
+            arena: Region::new(crate::shared::shm::reservation(ARENA_BYTES).max(1 << 20))?,
         })
     }
 

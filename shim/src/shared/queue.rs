@@ -6,8 +6,8 @@
 //! counts it), and a producer interrupted mid-fill by a nested producer on the same thread
 //! only makes the consumer wait at that slot until the outer one resumes.
 
-use crate::native_stack::NATIVE_DEPTH;
-use crate::shm::Region;
+use crate::record::native_stack::NATIVE_DEPTH;
+use crate::shared::shm::Region;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 

@@ -6,7 +6,7 @@
 //! module with no DWARF of its own (the C library): in-process resolution would inflate
 //! its separate debug file's DWARF, the writer's largest cost (see `late_modules`).
 
-use crate::late_modules::{demangle, LateModules};
+use crate::writer::late_modules::{demangle, LateModules};
 use std::sync::mpsc::{channel, Receiver, Sender};
 
 /// A thread of the writer process that resolves PCs (the writer may have threads: only
@@ -214,7 +214,7 @@ fn module_of(program: u32, addr: u64) -> (String, u64) {
 #[cfg(test)]
 mod tests {
     use super::{loaded_module, resolve};
-    use crate::late_modules::LateModules;
+    use crate::writer::late_modules::LateModules;
 
     #[test]
     fn a_c_library_function_is_named() {

@@ -2,7 +2,7 @@
 //! (`memory::on_copy`), then the copy is forwarded to the C library's own (IFUNC-selected)
 //! implementations.
 
-use crate::memory::on_copy;
+use crate::record::memory::on_copy;
 use libc::{c_void, size_t};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 

@@ -9,11 +9,11 @@
 //! P = 1 − e^(−n/M), and a sample stands for n / P bytes, an unbiased estimate of its
 //! bytes that is exact for a block much larger than M (docs/DESIGN.md).
 
-use crate::queue::Kind;
-use crate::sampled::Sampled;
+use crate::record::sampled::Sampled;
+use crate::record::thread_state::{self, ThreadState};
+use crate::shared::queue::Kind;
 use crate::state::{self as runtime, Runtime};
-use crate::thread_state::{self, ThreadState};
-use crate::{alloc_hooks, counters, native_stack, stack};
+use crate::{record::alloc_hooks, record::native_stack, record::stack, shared::counters};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 

@@ -4,7 +4,7 @@
 //! allocation in the writer stops it quietly (`writer::oom`) instead of printing Rust's
 //! allocation-failure message into the program's stderr.
 
-use crate::allocator::libc_heap;
+use crate::sys::allocator::libc_heap;
 use std::alloc::{GlobalAlloc, Layout};
 
 pub struct LibcHeap;

@@ -1,9 +1,9 @@
 //! Exact process-wide allocator counters. Each thread counts in its own cells (see
-//! `memory.rs`) and folds them into the shared page in batches, so the malloc fast path
+//! `record/memory.rs`) and folds them into the shared page in batches, so the malloc fast path
 //! touches no shared cache line.
 
+use crate::record::thread_state::ThreadState;
 use crate::shared;
-use crate::thread_state::ThreadState;
 use rprof_format::Counters;
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -1,9 +1,9 @@
 //! Captures the stacks of an event being recorded on a program thread: the Python frames
 //! (interning their code objects) and the native frames above the interpreter.
 
-use crate::native_stack::NATIVE_DEPTH;
 use crate::python::RawFrame;
-use crate::queue::{Event, EventFrame, MAX_DEPTH, UNKNOWN_CODE};
+use crate::record::native_stack::NATIVE_DEPTH;
+use crate::shared::queue::{Event, EventFrame, MAX_DEPTH, UNKNOWN_CODE};
 use crate::state::Runtime;
 
 /// Fills `ev` with the calling thread's Python stack and the given native frames, keeping

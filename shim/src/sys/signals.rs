@@ -6,7 +6,7 @@
 //! (`api/signal.rs`) record the program's handler and keep the shim's installed, and the shim's handler chains
 //! to the program's for every signal that is not its own.
 
-use crate::real;
+use crate::sys::real;
 use libc::{c_int, c_void, siginfo_t};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::*};

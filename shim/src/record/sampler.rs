@@ -2,11 +2,14 @@
 //! monotonic clock in wall mode), delivering the sampling signal to that very thread. The
 //! handler records where the thread is and how much time the sample stands for.
 
-use crate::allocator::libc_heap;
-use crate::native_stack::{self, NATIVE_DEPTH};
-use crate::queue::{Event, Kind};
+use crate::record::native_stack::{self, NATIVE_DEPTH};
+use crate::shared::queue::{Event, Kind};
 use crate::state::{self, Runtime};
-use crate::{counters, memory, real, shared, signals, stack, thread_state};
+use crate::sys::allocator::libc_heap;
+use crate::{
+    record::memory, record::stack, record::thread_state, shared, shared::counters, sys::real,
+    sys::signals,
+};
 use libc::{c_int, c_void, siginfo_t};
 use rprof_format::Clock;
 use std::sync::atomic::Ordering::Relaxed;

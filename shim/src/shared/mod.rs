@@ -1,7 +1,16 @@
 //! The page the program shares with its writer process: the exact allocator counters and
 //! the hand-shake that ends a run.
+//!
+//! The submodules are the rest of what the two processes share: the mappings themselves
+//! (`shm`), the event queue (`queue`), the code-object arena (`codes`) and the exact
+//! counters' cells (`counters`).
 
-use crate::shm::Region;
+pub(crate) mod codes;
+pub(crate) mod counters;
+pub(crate) mod queue;
+pub(crate) mod shm;
+
+use crate::shared::shm::Region;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::sync::OnceLock;
 

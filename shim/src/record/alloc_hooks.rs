@@ -9,7 +9,7 @@
 //! same paths as the shim's entry points (`memory.rs`), and skip everything while the
 //! thread is inside the shim (its own slow paths call libc functions that allocate).
 
-use crate::{log, memory, native_stack, thread_state};
+use crate::{record::memory, record::native_stack, record::thread_state, sys::log};
 use libc::{c_char, c_int, c_void, size_t};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering::Relaxed};
 
@@ -48,12 +48,12 @@ pub fn attach(memory: bool) -> Served {
     let name = if native_stack::in_shim(first) {
         "a malloc replacement outside the lookup order (a tool such as valgrind)".to_string()
     } else {
-        crate::allocator::object_name(first)
+        crate::sys::allocator::object_name(first)
     };
     // The first allocator's own symbols, looked up in the object that defines its malloc.
     // (`first` may be a PLT stub in the executable, which dlopen does not find by name:
     // then the global scope, whose first definitions are the allocator's.)
-    let handle = match crate::allocator::loaded_handle(first as *const c_void) {
+    let handle = match crate::sys::allocator::loaded_handle(first as *const c_void) {
         h if h.is_null() => libc::RTLD_DEFAULT,
         h => h,
     };
@@ -70,7 +70,7 @@ pub fn attach(memory: bool) -> Served {
     }
     // The allocator is the object that defines the usable-size call found above (`first`
     // may be the executable's PLT stub).
-    let name = crate::allocator::object_name(usable as usize);
+    let name = crate::sys::allocator::object_name(usable as usize);
     native_stack::skip_object(usable as usize);
     HOOKED.store(true, Relaxed);
     // The entry points stop counting: nothing reaches them but strays, and the hooks count.

@@ -6,7 +6,7 @@
 //! Installed from the library constructor, before the interpreter starts: CPython keeps
 //! allocators set before `Py_Initialize` unless `PYTHONMALLOC` asks for others.
 
-use crate::{counters, memory, thread_state};
+use crate::{record::memory, record::thread_state, shared::counters};
 use libc::{c_int, c_void, size_t};
 use std::cell::UnsafeCell;
 
