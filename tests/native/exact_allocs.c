@@ -4,8 +4,11 @@
 //   exact_allocs threads T N SIZE the same in each of T threads (joined before exit)
 //   exact_allocs big MIB          one malloc of MIB MiB (the program's only allocation)
 //   exact_allocs blocks K MIB     K mallocs of MIB MiB each
-// Prints "usable U" (malloc_usable_size of one block) with write(2): stdio would allocate
-// its buffer and spoil the count.
+// Prints "usable U" (malloc_usable_size of one block) and "total T" (the sum of every
+// block's malloc_usable_size: glibc may hand out a chunk up to 16 bytes larger than the
+// request's size class when splitting it would leave less than its minimum chunk, so the
+// blocks of one size need not all be alike) with write(2): stdio would allocate its buffer
+// and spoil the count.
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
@@ -17,6 +20,7 @@
 static long n;
 static size_t size;
 static size_t usable;
+static size_t total; // every block's usable size, summed (atomically: threads add theirs)
 static inline void escape(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
 
 static void say(const char *what, size_t v) {
@@ -30,7 +34,9 @@ static void *many_small(void *arg) {
     for (long i = 0; i < n; i++) {
         void *p = malloc(size);
         escape(p);
-        if (i == 0) usable = malloc_usable_size(p);
+        size_t u = malloc_usable_size(p);
+        if (i == 0) usable = u;
+        __atomic_fetch_add(&total, u, __ATOMIC_RELAXED);
     }
     return NULL;
 }
@@ -63,7 +69,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < t; i++) pthread_join(th[i], NULL);
     } else if (!strcmp(argv[1], "big")) {
         void *p = one_big((size_t)atol(argv[2]) << 20);
-        usable = malloc_usable_size(p);
+        usable = total = malloc_usable_size(p);
         free(p);
     } else if (!strcmp(argv[1], "blocks") && argc == 4) {
         int k = atoi(argv[2]);
@@ -71,10 +77,12 @@ int main(int argc, char **argv) {
         if (k < 1 || k > 64) return 1;
         for (int i = 0; i < k; i++) keep[i] = blocks((size_t)atol(argv[3]) << 20);
         usable = malloc_usable_size(keep[0]);
+        for (int i = 0; i < k; i++) total += malloc_usable_size(keep[i]);
         for (int i = 0; i < k; i++) free(keep[i]);
     } else {
         return 1;
     }
     say("usable", usable);
+    say("total", total);
     return 0;
 }
