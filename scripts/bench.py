@@ -384,7 +384,7 @@ def median_of(f, n):
     return statistics.median(f() for _ in range(n))
 
 
-def rprof_figures(tmp, quick, lines, python):
+def rprof_figures(tmp, quick, lines, python, figs):
     reps = 1 if quick else 3
     exe = tmp / "malloc_pairs"
     subprocess.run(["gcc", "-O2", "-pthread", "-o", exe, REPO / "tests/native/malloc_pairs.c"], check=True)
@@ -405,6 +405,7 @@ def rprof_figures(tmp, quick, lines, python):
             b.append(ns(dict(plain_env, LD_PRELOAD=str(SHIM), RPROF_OUTPUT=str(tmp / "mp-%p.trace"))))
         a, b = statistics.median(a), statistics.median(b)
         lines.append(f"| {threads} | {pairs:,} | {a:.1f} ns | {b:.1f} ns | {b - a:+.1f} ns |")
+        figs[f"pair_ns_{threads}"] = b - a
         print(lines[-1], flush=True)
     for t in tmp.glob("mp-*.trace"):
         t.unlink()
@@ -422,6 +423,7 @@ def rprof_figures(tmp, quick, lines, python):
               " 2 threads, each building small dicts, strings and lists for 5 ms, then idle for 5 ms):"
               f" {mb:.2f} MB in {wall:.1f} s of wall time = **{mb / wall * 3600:.0f} MB per hour**.", ""]
     print(lines[-2], flush=True)
+    figs["service_mb_h"] = mb / wall * 3600
     service.unlink()
 
     mb = 50 if quick else 200
@@ -666,8 +668,91 @@ def trace_per_cpu_minute(results):
     if not cpus:
         return []
     per_min = sum(sizes) / sum(cpus) * 60
+    GOAL_FIGS["cpu_trace_kib_min"] = per_min / 1024
     return [f"Trace size in CPU-only mode (`RPROF_MODE=cpu`, 100 Hz), over the Python workloads above:"
             f" {sum(sizes) / 1024:.0f} KiB for {sum(cpus):.1f} CPU-s = **{per_min / 1024:.0f} KiB per CPU-minute**.", ""]
+
+
+# ---------------------------------------------------------------- the speed issue's goals
+# Figures other parts of the run measured, for `goals`.
+GOAL_FIGS = {}
+# rprof full runs per memory workload for the memory goal (each of them must be within 5 %).
+MEM_RUNS = 5
+
+
+def memory_runs(python, mem_workloads, tmp, n):
+    """The kept line's peak error (%) in each of n runs of rprof full at its defaults, per
+    memory workload ({name: (path, truth)}): the goal asks for every run, not a median."""
+    errors = {}
+    for name, (path, t) in mem_workloads.items():
+        errs = errors[name] = []
+        plain_env = {k: v for k, v in os.environ.items() if not k.startswith("RPROF_") and k != "LD_PRELOAD"}
+        for _ in range(n):
+            out = tmp / "memruns"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            argv, extra = PROFILERS["rprof full"][1]([python, str(path)], out)
+            try:
+                run_measured(argv, plain_env, extra, out)
+                m = memory("rprof full", out, path, t)
+            except (RuntimeError, OSError, subprocess.CalledProcessError, ValueError, KeyError) as e:
+                print(f"{name}: memory run failed: {str(e)[:200]}", flush=True)
+                continue
+            errs.append(100 * (m["peak"] - t.keep_bytes) / t.keep_bytes)
+        print(f"{name}: kept line peak error over {len(errs)} runs: {', '.join(f'{e:+.1f}%' for e in errs)}",
+              flush=True)
+    shutil.rmtree(tmp / "memruns", ignore_errors=True)
+    return errors
+
+
+def goals(results, mem_errors):
+    """Each goal of the speed issue beside what this run measured, met or not."""
+    def median_of_wl(p, pick):
+        return {wl: statistics.median(res[p]["ratios"]) for wl, (_, res) in results.items()
+                if pick(wl) and p in res and res[p]["ratios"]}
+    is_py = lambda wl: wl.endswith(".py")
+    rows = []
+    def row(goal, target, got, met):
+        verdict = "n/a" if met is None else ("met" if met else "**not met**")
+        rows.append(f"| {goal} | {target} | {got} | {verdict} |")
+    cpu = median_of_wl("rprof cpu", is_py)
+    if cpu:
+        worst = max(cpu, key=cpu.get)
+        row("CPU-only, every Python workload", "≤ 1.02x", f"worst {cpu[worst]:.2f}x ({worst})",
+            cpu[worst] <= 1.02)
+    full = median_of_wl("rprof full", is_py)
+    if full:
+        m = statistics.median(full.values())
+        row("full mode, median over the Python workloads", "≤ 1.05x", f"{m:.2f}x over {len(full)}", m <= 1.05)
+    for wl_name, target in (("alloc_heavy.py", 1.08), ("native_alloc.c", 1.30)):
+        got = median_of_wl("rprof full", lambda wl: wl.endswith("/" + wl_name))
+        for wl, v in got.items():
+            row(f"full mode, `{wl_name}`", f"≤ {target:.2f}x", f"{v:.2f}x", v <= target)
+    if "pair_ns_1" in GOAL_FIGS:
+        one = GOAL_FIGS["pair_ns_1"]
+        row("malloc+free pair, 1 thread", "≤ +3 ns", f"{one:+.1f} ns", one <= 3)
+    if "pair_ns_4" in GOAL_FIGS:
+        # 4 threads on 2 cores: the whole run's wall per pair and thread is about twice
+        # one call's cost, so "no worse per thread" is twice the 1-thread target.
+        four = GOAL_FIGS["pair_ns_4"]
+        row("malloc+free pair, 4 threads (2 cores: wall per pair and thread, ~2 calls' time)",
+            "≤ +6 ns", f"{four:+.1f} ns", four <= 6)
+    for wl, errs in mem_errors.items():
+        if errs:
+            worst = max(errs, key=abs)
+            row(f"kept line's peak in each of {len(errs)} runs, `{wl}`", "within 5 %",
+                ", ".join(f"{e:+.1f}%" for e in errs), abs(worst) <= 5)
+    if "cpu_trace_kib_min" in GOAL_FIGS:
+        v = GOAL_FIGS["cpu_trace_kib_min"]
+        row("trace, CPU-only mode", "≤ 1 MB per CPU-minute", f"{v:.0f} KiB per CPU-minute", v * 1024 <= 1e6)
+    if "service_mb_h" in GOAL_FIGS:
+        v = GOAL_FIGS["service_mb_h"]
+        row("trace, steady service in full mode", "≤ 20 MB per hour", f"{v:.0f} MB per hour", v <= 20)
+    if not rows:
+        return []
+    return ["### The speed issue's goals", "",
+            "Each goal beside this run's figure (ratios: medians of the interleaved pairs above).", "",
+            "| goal | target | measured | verdict |", "|---|---|---|---|", *rows, ""]
 
 
 def svg_chart(results, profs_seen):
@@ -736,7 +821,7 @@ def main():
     skipped = {p: why for p in PROFILERS if (why := available(p))}
     for p, why in skipped.items():
         print(f"skipping {p}: {why}", flush=True)
-    results, failed, mem_truths, no_cpu_truth = {}, [], {}, []
+    results, failed, mem_truths, no_cpu_truth, mem_workloads = {}, [], {}, [], {}
     with tempfile.TemporaryDirectory(prefix="rprof-bench-") as tmp:
         tmp = Path(tmp)
         for name, argv, path in workloads(python, tmp):
@@ -759,6 +844,7 @@ def main():
             if path.name in MEM_TRUTH and any(p in MEM_PROFILERS for p in profs):
                 try:
                     mem_truth = mem_truths[name] = MEM_TRUTH[path.name](path, python)
+                    mem_workloads[name] = (path, mem_truth)
                 except memory_truth.TruthError as e:
                     print(f"{name}: no memory truth ({e})", flush=True)
             print(f"{name}: {', '.join(profs)}", flush=True)
@@ -782,11 +868,14 @@ def main():
         extra = []
         if not only:
             try:
-                rprof_figures(tmp, quick, extra, python)
+                rprof_figures(tmp, quick, extra, python, GOAL_FIGS)
             except (subprocess.CalledProcessError, OSError) as e:
                 extra += [f"rprof-only figures failed: {e}", ""]
                 failed.append("rprof-only figures")
         extra += trace_per_cpu_minute(results)
+        mem_errors = memory_runs(python, mem_workloads, tmp, 1 if quick else MEM_RUNS) if not only or any(
+            "rprof full" in res for _, res in results.values()) else {}
+        goal_t = goals(results, mem_errors)
     svg_chart(results, profs_seen)
     notes = [f"Not run: {p} ({why})." for p, why in skipped.items()]
     c_note = (f"`native_alloc.c` runs as `native_alloc {' '.join(C_ARGS)}` (1/10 of its work) for every profiler"
@@ -795,9 +884,9 @@ def main():
               " and gperftools are run on it only.")
     lines = [*environment(python, pairs, time.time() - t_start), "", *notes, c_note, "",
              f"![overhead chart]({SVG.relative_to(REPO)})", "",
-             *main_t, "", *acc_t, "", *mem_t, "", *extra, *detail_t]
+             *goal_t, *main_t, "", *acc_t, "", *mem_t, "", *extra, *detail_t]
     write_benchmarks(lines)
-    print("\n".join(main_t + [""] + acc_t + [""] + mem_t + [""] + extra))
+    print("\n".join(goal_t + main_t + [""] + acc_t + [""] + mem_t + [""] + extra))
     print(f"wrote {REPO / 'BENCHMARKS.md'} and {SVG} in {(time.time() - t_start) / 60:.1f} min")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
