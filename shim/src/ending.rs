@@ -72,6 +72,7 @@ pub fn install() {
         }
         // SAFETY: queries the current action into a zeroed struct.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: queries the action (null new action) into the local above.
         if unsafe { real::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
             continue;
         }

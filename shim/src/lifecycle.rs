@@ -169,6 +169,7 @@ fn open_trace(rt: &'static Runtime, path: String) -> bool {
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
     python::on_fault();
+    // SAFETY: a SIGSEGV/SIGBUS handler passes on its own arguments, as chain requires.
     unsafe { signals::chain(sig, info, uc) };
 }
 

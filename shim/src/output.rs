@@ -7,13 +7,20 @@ use rprof_format::Header;
 /// this very library loaded. (An environment marker would not do: shells pass their
 /// children the environment they were started with, not the one our constructor edits.)
 pub fn is_root() -> bool {
+    // SAFETY: a zeroed Dl_info is a valid value (null pointers) for dladdr to fill.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     let here = is_root as *const libc::c_void;
+    // SAFETY: dladdr reads the address of one of our functions and fills `info`.
     if unsafe { libc::dladdr(here, &mut info) } == 0 || info.dli_fname.is_null() {
         return true;
     }
+    // SAFETY: dladdr set dli_fname (checked non-null) to the loaded object's path, a
+    // NUL-terminated string that lives as long as the object stays loaded (ours does).
     let me = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy();
-    let maps = std::fs::read_to_string(format!("/proc/{}/maps", unsafe { libc::getppid() }));
+    let maps = std::fs::read_to_string(format!(
+        "/proc/{}/maps",
+        std::os::unix::process::parent_id()
+    ));
     !maps.is_ok_and(|m| m.lines().any(|l| l.ends_with(me.as_ref())))
 }
 
@@ -75,7 +82,7 @@ pub fn header(config: &Config, signal: i32, python_version: u32) -> Header {
     };
     Header {
         pid: std::process::id(),
-        ppid: unsafe { libc::getppid() } as u32,
+        ppid: std::os::unix::process::parent_id(),
         start_unix_ns: now,
         clock: config.clock as u8,
         sample_hz: config.hz,

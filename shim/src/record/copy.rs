@@ -24,6 +24,8 @@ pub fn resolve() {
         (&MEMMOVE_CHK, c"__memmove_chk"),
     ] {
         slot.store(
+            // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name; a null result is kept as
+            // 0 (no next definition).
             unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize,
             Relaxed,
         );

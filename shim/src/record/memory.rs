@@ -441,6 +441,7 @@ fn slow_copy(t: &ThreadState) {
 
 fn tid(t: &ThreadState) -> u32 {
     if t.tid.get() == 0 {
+        // SAFETY: gettid has no preconditions and cannot fail.
         t.tid.set(unsafe { libc::gettid() } as u32);
     }
     t.tid.get()

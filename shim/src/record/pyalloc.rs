@@ -33,6 +33,8 @@ const PYMEM_DOMAIN_OBJ: c_int = 2;
 
 /// The interpreter's original allocators, written once at init, then only read.
 struct Saved<T>(UnsafeCell<Option<T>>);
+// SAFETY: a Saved is written only by `install`, once, at init, before any hook that reads it
+// is installed; afterwards it is only read.
 unsafe impl<T> Sync for Saved<T> {}
 
 static MEM: Saved<PyMemAllocatorEx> = Saved(UnsafeCell::new(None));
@@ -48,6 +50,10 @@ unsafe fn sym<T>(name: &std::ffi::CStr) -> Option<T> {
 pub fn install() -> bool {
     type GetSet = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
     type ArenaGetSet = unsafe extern "C" fn(*mut PyObjectArenaAllocator);
+    // SAFETY: the four functions are CPython's own, found by name in the loaded interpreter,
+    // with the signatures of its C API; `install` runs once, at init, before the hooks it sets
+    // can run, so writing the Saved cells races with nobody; the getters fill the MaybeUninit
+    // structs they are given.
     unsafe {
         let (Some(get), Some(set), Some(aget), Some(aset)) = (
             sym::<GetSet>(c"PyMem_GetAllocator"),

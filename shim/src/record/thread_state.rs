@@ -73,6 +73,10 @@ const _: () = assert!(std::mem::size_of::<ThreadState>() <= 256);
 #[inline(always)]
 pub fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
     let p: usize;
+    // SAFETY: fs:[0] is the thread pointer on x86-64 Linux, and the GOTTPOFF entry is the
+    // initial-exec offset of tls.c's block, which is a ThreadState-sized, zero-initialised,
+    // suitably aligned block of this thread; the reference does not outlive the call, and the
+    // thread's own code is the only writer of its cells.
     unsafe {
         std::arch::asm!(
             "mov {p}, qword ptr fs:[0]",

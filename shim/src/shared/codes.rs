@@ -71,18 +71,26 @@ impl CodeTable {
     }
 
     fn header(&self) -> &Header {
+        // SAFETY: the table region starts with the Header (it is BY_ID_AT + CAPACITY * 4
+        // bytes, page-aligned) and lives as long as the table; the header's fields are
+        // atomics.
         unsafe { &*(self.table.ptr() as *const Header) }
     }
 
     fn entries(&self) -> *mut Entry {
+        // SAFETY: ENTRIES_AT lies inside the table region (the entries follow the header).
         unsafe { self.table.ptr().add(ENTRIES_AT) }.cast()
     }
 
     fn by_id(&self, id: u32) -> &AtomicU32 {
+        // SAFETY: callers pass id < CAPACITY (`fill` checks it, `get` bounds it by `len`), and
+        // the by-id array of CAPACITY atomics ends the region.
         unsafe { &*(self.table.ptr().add(BY_ID_AT) as *const AtomicU32).add(id as usize) }
     }
 
     fn entry(&self, i: usize) -> &Entry {
+        // SAFETY: the index is masked to CAPACITY - 1, inside the entries array; readers go by
+        // its atomic state.
         unsafe { &*self.entries().add(i & (CAPACITY - 1)) }
     }
 
@@ -111,6 +119,8 @@ impl CodeTable {
     }
 
     fn fill(&self, probe: &Probe, idx: usize, r: &CodeRef) -> Option<u32> {
+        // SAFETY: this thread moved the entry from EMPTY to BUSY (`intern`), so it alone
+        // writes it until the READY store publishes it; readers skip a BUSY entry.
         let e = unsafe { &mut *self.entries().add(idx) };
         e.key = r.key;
         e.first_line = r.first_line;
@@ -142,6 +152,8 @@ impl CodeTable {
         if len == 0 || off + len > self.arena.len() {
             return Span::default();
         }
+        // SAFETY: off + len fits the arena (checked above), and the fetch_add gave this thread
+        // that range alone.
         let dst = unsafe { std::slice::from_raw_parts_mut(self.arena.ptr().add(off), len) };
         if probe.copy_guarded(src, dst) {
             Span { off, len }
@@ -166,6 +178,8 @@ impl CodeTable {
     }
 
     pub fn bytes(&self, s: Span) -> &[u8] {
+        // SAFETY: a Span comes only from `copy`, whose range lies inside the arena and was
+        // filled before its entry was published.
         unsafe { std::slice::from_raw_parts(self.arena.ptr().add(s.off), s.len) }
     }
 

@@ -199,6 +199,8 @@ pub fn init() -> bool {
 
 #[inline]
 pub fn get() -> Option<&'static Shared> {
+    // SAFETY: SHARED is null or points into REGION's page, which is mapped once and never
+    // unmapped, holding a Shared (its fields are atomics).
     unsafe { SHARED.load(Acquire).as_ref() }
 }
 
@@ -206,6 +208,8 @@ pub fn get() -> Option<&'static Shared> {
 pub fn page() -> Option<&'static Shared> {
     REGION
         .get()
+        // SAFETY: the region is at least a page, holds a Shared at its start, and lives for
+        // the process (a static OnceLock).
         .map(|r| unsafe { &*(r.ptr() as *const Shared) })
 }
 

@@ -108,9 +108,11 @@ pub struct Queue {
     region: Region,
 }
 
-// The ring's protocol makes shared access sound: a slot is written only by the producer
-// that claimed it and read only by the single consumer after publication.
+// SAFETY: the ring's protocol makes shared access sound: a slot's event is written
+// only by the producer that claimed it, read only by the single consumer after its sequence
+// publishes it.
 unsafe impl Sync for Queue {}
+// SAFETY: the queue holds only a mapping of shared memory, valid in any thread.
 unsafe impl Send for Queue {}
 
 /// A claimed slot; dropping it publishes the event.
@@ -122,6 +124,8 @@ pub struct Claim<'a> {
 impl Claim<'_> {
     #[allow(clippy::mut_from_ref)]
     pub fn event(&mut self) -> &mut Event {
+        // SAFETY: this claim owns the slot until it is dropped: no producer can claim it (its
+        // sequence says taken) and the consumer reads it only after the drop publishes it.
         unsafe { &mut *self.slot.event.get() }
     }
 }
@@ -144,11 +148,17 @@ impl Queue {
     }
 
     fn header(&self) -> &Header {
+        // SAFETY: the region is at least a Header plus CAPACITY slots, page-aligned, and lives
+        // as long as the queue; the header's fields are atomics or owned by the consumer
+        // alone.
         unsafe { &*(self.region.ptr() as *const Header) }
     }
 
     fn slot(&self, pos: usize) -> &Slot {
+        // SAFETY: the slots start right after the header, inside the region (`new` sized it
+        // so).
         let slots = unsafe { self.region.ptr().add(std::mem::size_of::<Header>()) } as *const Slot;
+        // SAFETY: the index is masked to CAPACITY - 1, so the slot lies inside the region.
         unsafe { &*slots.add(pos & (CAPACITY - 1)) }
     }
 
@@ -203,12 +213,15 @@ impl Queue {
                 return Some(c);
             }
             if i < 16 {
+                // SAFETY: sched_yield has no preconditions.
                 unsafe { libc::sched_yield() };
             } else {
                 let nap = libc::timespec {
                     tv_sec: 0,
                     tv_nsec: 20_000,
                 };
+                // SAFETY: nanosleep reads the timespec on this stack and takes a null
+                // remainder.
                 unsafe { libc::nanosleep(&nap, std::ptr::null_mut()) };
             }
         }
@@ -225,11 +238,15 @@ impl Queue {
 
     /// Hands the next published event to `f`. Only the writer process calls this.
     pub fn pop(&self, f: impl FnOnce(&Event)) -> bool {
+        // SAFETY: only the writer process pops, from one thread: the tail is its own.
         let tail = unsafe { &mut *self.header().tail.get() };
         let slot = self.slot(*tail);
         if slot.seq.load(Acquire) != *tail + 1 {
             return false;
         }
+        // SAFETY: the slot's sequence says its producer published it (the Release of
+        // Claim::drop pairs with the Acquire above), and no producer touches it again until
+        // the sequence below frees it.
         f(unsafe { &*slot.event.get() });
         slot.seq.store(*tail + CAPACITY, Release);
         *tail += 1;

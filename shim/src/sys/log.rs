@@ -24,8 +24,8 @@ const MAX_PENDING: usize = 32;
 
 fn dest() -> &'static Dest {
     DEST.get_or_init(|| match std::env::var_os("RPROF_LOG") {
-        // SAFETY: isatty only inspects the descriptor.
         None => {
+            // SAFETY: isatty only inspects the descriptor.
             if unsafe { libc::isatty(2) } == 1 {
                 Dest::Stderr
             } else {

@@ -27,6 +27,8 @@ pub fn resolve() {
 pub fn next(slot: &AtomicUsize, name: &std::ffi::CStr) -> usize {
     let mut f = slot.load(Ordering::Acquire);
     if f == 0 {
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name; a null result is stored as 0
+        // (not found).
         f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
         slot.store(f, Ordering::Release);
     }

@@ -22,12 +22,15 @@ pub(crate) struct Owned {
     updating: AtomicBool,
 }
 
+// SAFETY: every field is an atomic but `actions`, whose buffers are written only by the holder
+// of `updating` and read by the double-buffer protocol of `publish`.
 unsafe impl Sync for Owned {}
 
 impl Owned {
     pub(crate) const fn new() -> Owned {
         Owned {
             sig: AtomicI32::new(0),
+            // SAFETY: a zeroed sigaction is a valid value (SIG_DFL, empty mask, no flags).
             actions: unsafe { std::mem::zeroed() },
             current: AtomicUsize::new(0),
             updating: AtomicBool::new(false),
@@ -35,6 +38,9 @@ impl Owned {
     }
 
     pub(crate) fn chained(&self) -> libc::sigaction {
+        // SAFETY: readers copy only the buffer `current` names; a writer fills the other one
+        // before switching. (A reader would see a torn copy only if two updates both finished
+        // during its copy of a few words; the program changes these actions rarely.)
         unsafe { *self.actions[self.current.load(Acquire)].get() }
     }
 
@@ -101,10 +107,14 @@ unsafe fn take(o: &Owned, sig: c_int, handler: Handler, extra_flags: c_int) -> b
 /// libraries use the lowest ones), and installs the sampler's handler on it.
 pub fn install_sampling(handler: Handler) -> Option<c_int> {
     for sig in libc::SIGRTMIN() + 2..=libc::SIGRTMAX() {
+        // SAFETY: a zeroed sigaction is a valid value to query into.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: queries the current action (null new action) into a local.
         if unsafe { real::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
             continue;
         }
+        // SAFETY: `handler` is an extern "C" handler of the SA_SIGINFO form, and the signal
+        // has no handler (SIG_DFL), so installing ours takes nothing from the program.
         if old.sa_sigaction == libc::SIG_DFL && unsafe { take(&SAMPLING, sig, handler, 0) } {
             return Some(sig);
         }
@@ -120,6 +130,8 @@ pub fn sampling_signal() -> c_int {
 /// Installs the fault guard's handler. SA_NODEFER: the guard jumps out of the handler, and
 /// the signal must not stay blocked after it does.
 pub fn install_fault_guard(handler: Handler) {
+    // SAFETY: the handler is of the SA_SIGINFO form; the program's previous actions are kept
+    // and chained.
     unsafe {
         take(
             &SEGV,

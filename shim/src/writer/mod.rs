@@ -53,6 +53,7 @@ const WRITER_STACK: usize = 8 << 20;
 fn inode(fd: i32) -> Option<u64> {
     // SAFETY: fstat into a zeroed struct; a closed descriptor only fails.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes only the struct above.
     (unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO)
         .then_some(st.st_ino)
 }
@@ -239,6 +240,7 @@ fn close_range(first: u32, last: u32) {
     }
     // SAFETY: getrlimit writes the struct we pass.
     let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit writes only the struct above.
     let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
         lim.rlim_cur.min(1 << 16) as u32
     } else {

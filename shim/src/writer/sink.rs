@@ -239,6 +239,7 @@ impl Sink {
         }
         // SAFETY: fstat on our own descriptor into a zeroed struct.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes only the struct above.
         (unsafe { libc::fstat(self.fd, &mut st) }) == 0 && st.st_nlink == 0
     }
 }
