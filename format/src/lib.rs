@@ -4,11 +4,13 @@
 //! A trace is a header followed by chunks. Each chunk carries its length and a CRC32, so a
 //! trace whose process was killed mid-write is readable up to its last whole chunk.
 
+mod codec;
 mod decode;
 mod encode;
 mod record;
 mod varint;
 
+pub use codec::tag;
 pub use decode::{
     read_trace, read_trace_from, Damage, Trace, TraceError, MAX_DAMAGE, MAX_HEADER_LEN,
 };

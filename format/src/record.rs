@@ -126,8 +126,9 @@ pub enum Domain {
 
 /// A sampled allocation. Allocations are sampled by bytes (a Poisson process over the
 /// allocated bytes with mean `Header::mem_rate`, or a power-of-two multiple of it while the
-/// thread samples too fast), so `weight` (the bytes this sample stands for: the sample
-/// points that fell inside it times the mean in force) is an unbiased estimate.
+/// thread samples too fast), so `weight` (the bytes this sample stands for: its size over
+/// its chance of being sampled, P = 1 − e^(−size/mean), with the mean in force; a block
+/// large enough to be sampled always weighs its size) is an unbiased estimate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocSample {
     pub t_ns: u64,
@@ -297,23 +298,4 @@ pub mod marks {
     /// Prefix of the line saying why GPU profiling is off or what it reads
     /// (`gpu: TEXT`).
     pub const GPU: &str = "gpu";
-}
-
-/// Record tags on disk. Never reuse a number.
-pub mod tag {
-    pub const STRING: u8 = 1;
-    pub const FUNCTION: u8 = 2;
-    pub const STACK: u8 = 3;
-    pub const THREAD: u8 = 4;
-    pub const CPU: u8 = 5;
-    pub const COUNTERS: u8 = 6;
-    pub const END: u8 = 7;
-    pub const ALLOC: u8 = 8;
-    pub const FREE: u8 = 9;
-    pub const COPY: u8 = 10;
-    pub const MARK: u8 = 11;
-    pub const PROCESS: u8 = 12;
-    pub const EXIT: u8 = 13;
-    pub const GPU_DEVICE: u8 = 14;
-    pub const GPU: u8 = 15;
 }

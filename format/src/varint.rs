@@ -35,6 +35,11 @@ impl<'a> Cursor<'a> {
         self.pos
     }
 
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
