@@ -333,13 +333,14 @@ pub fn set_output(path: &str) -> bool {
     let (Some(rt), Some(s)) = (profiled(), shared::get()) else {
         return false;
     };
-    if state::started() || rt.config.launched || path.is_empty() {
+    if rt.config.launched || path.is_empty() {
         return false;
     }
     let path = output::trace_path(path, std::process::id(), rt.is_root());
     if path.len() >= shared::PATH_BYTES {
         return false;
     }
-    s.set_output(&path);
-    true
+    // Asked while the path is held, so that a start on another thread either comes
+    // before (refused) or finds the new path in place when its trace is created.
+    s.try_set_output(&path, || !state::started())
 }

@@ -56,7 +56,15 @@ pub struct Shared {
     /// `rprof_flush`: the requests the program made, and the last one the writer served.
     pub flush_asked: AtomicU32,
     pub flushed: AtomicU32,
+    /// Who holds `output`: OUTPUT_OPEN (nobody: `rprof_set_output` may change it),
+    /// OUTPUT_SETTING (a `rprof_set_output` call is writing it) or OUTPUT_FIXED (the
+    /// writer took it to create the trace; it never changes again).
+    output_state: AtomicU32,
 }
+
+const OUTPUT_OPEN: u32 = 0;
+const OUTPUT_SETTING: u32 = 1;
+const OUTPUT_FIXED: u32 = 2;
 
 pub const PATH_BYTES: usize = 4096;
 pub const EXEC_BYTES: usize = 1024;
@@ -101,13 +109,45 @@ impl Shared {
         get_str(&self.path)
     }
 
-    /// `rprof_set_output`'s path (cut at `PATH_BYTES - 1`, which the caller checks).
-    pub fn set_output(&self, path: &str) {
-        put_str(&self.output, path);
+    /// In the program (`rprof_set_output`): sets the output path (cut at `PATH_BYTES - 1`,
+    /// which the caller checks) if the writer has not
+    /// taken it yet and `allowed`, asked while the path is held, says the change may still
+    /// happen. The writer cannot create the trace in between, so a path set here is the
+    /// trace's, and one refused leaves the path as it was, never half-written.
+    pub fn try_set_output(&self, path: &str, allowed: impl FnOnce() -> bool) -> bool {
+        if self
+            .output_state
+            .compare_exchange(OUTPUT_OPEN, OUTPUT_SETTING, Acquire, Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let ok = allowed();
+        if ok {
+            put_str(&self.output, path);
+        }
+        self.output_state.store(OUTPUT_OPEN, Release);
+        ok
     }
 
-    pub fn output(&self) -> Option<String> {
-        Some(get_str(&self.output)).filter(|p| !p.is_empty())
+    /// In the writer, as it creates the trace: fixes the output path (no later
+    /// `rprof_set_output` changes it) and returns it, None when none was set. A call
+    /// writing it at that moment is waited for (it copies at most 4 KiB); should it not
+    /// finish within 200 ms, the trace goes to the configured path and the path stays
+    /// open, to be taken at the next flush.
+    pub fn take_output(&self) -> Option<String> {
+        for _ in 0..200 {
+            match self
+                .output_state
+                .compare_exchange(OUTPUT_OPEN, OUTPUT_FIXED, Acquire, Acquire)
+            {
+                Ok(_) | Err(OUTPUT_FIXED) => {
+                    return Some(get_str(&self.output)).filter(|p| !p.is_empty())
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            }
+        }
+        None
     }
 
     /// Notes how the program ends, before it tells the writer to finish. Async-signal-safe.
@@ -221,4 +261,43 @@ pub fn detach() {
 /// In a fork child: a fresh page of its own, counters from zero.
 pub fn renew() -> bool {
     REGION.get().is_some_and(Region::renew)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shared;
+    use std::time::Duration;
+
+    fn page() -> Box<Shared> {
+        // SAFETY: every field of Shared is an atomic or an array of atomics, for which
+        // all-zero bytes are a valid value (the state of a fresh page).
+        unsafe { Box::<Shared>::new_zeroed().assume_init() }
+    }
+
+    #[test]
+    fn the_writer_takes_the_path_a_setter_is_writing_not_a_torn_one() {
+        let s: &'static Shared = Box::leak(page());
+        assert!(s.try_set_output("/tmp/first.trace", || true));
+        // The setter holds the path (its check takes 50 ms) while the writer comes to
+        // create the trace: the writer waits, and takes the new path whole.
+        let setter = std::thread::spawn(move || {
+            s.try_set_output("/tmp/second.trace", || {
+                std::thread::sleep(Duration::from_millis(50));
+                true
+            })
+        });
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(s.take_output().as_deref(), Some("/tmp/second.trace"));
+        assert!(setter.join().unwrap());
+        // Taken: no later call moves it, and the writer keeps finding the same path.
+        assert!(!s.try_set_output("/tmp/third.trace", || true));
+        assert_eq!(s.take_output().as_deref(), Some("/tmp/second.trace"));
+    }
+
+    #[test]
+    fn a_refused_change_leaves_the_path_as_it_was() {
+        let s = page();
+        assert!(!s.try_set_output("/tmp/late.trace", || false));
+        assert_eq!(s.take_output(), None);
+    }
 }

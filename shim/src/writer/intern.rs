@@ -443,7 +443,7 @@ impl Writer {
         if !self.sink.is_open() {
             // A trace created only now (a child's, or one whose program started paused)
             // goes where `rprof_set_output` asked, if it did.
-            if let Some(path) = shared::page().and_then(shared::Shared::output) {
+            if let Some(path) = shared::page().and_then(shared::Shared::take_output) {
                 self.sink.retarget(&path);
             }
         }
