@@ -48,6 +48,8 @@ for l in (lib, lib_gil):
     l.wt_walk.argtypes = [ctypes.POINTER(Frame), ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
     l.wt_message.restype = ctypes.c_char_p
 lib.wt_version.restype = ctypes.c_uint32
+lib.wt_thread_name.restype = ctypes.c_size_t
+lib.wt_thread_name.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint8)]
 lib.wt_is_interpreter_pc.argtypes = [ctypes.c_void_p]
 lib.wt_bench_walk.restype = ctypes.c_double
 lib.wt_bench_walk.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
@@ -219,6 +221,56 @@ def in_thread(fn):
     expect(not errors, "thread scenario failed")
 
 
+def probed_name(cap=120):
+    buf = ctypes.create_string_buffer(cap)
+    kind = ctypes.c_uint8()
+    n = lib.wt_thread_name(buf, cap, ctypes.byref(kind))
+    return read_str(ctypes.addressof(buf), n // max(kind.value, 1), kind.value) if n else None
+
+
+def thread_names():
+    """The probe's threading name of each thread equals Thread.name: default and given names,
+    a non-ASCII one, a rename, a subclass, an instance whose __dict__ was materialised, and
+    none for the main thread (no Thread._bootstrap frame) or a bare _thread thread."""
+    import _thread
+    got = {}
+
+    def report(key):
+        got[key] = (probed_name(), threading.current_thread().name)
+
+    def cut():
+        got["cut"] = (probed_name(cap=6), "函")  # kind 4: one whole code point fits
+
+    def renamed():
+        threading.current_thread().name = "renamed-ü"
+        report("renamed")
+
+    def with_dict():
+        vars(threading.current_thread())
+        report("dict")
+
+    class Sub(threading.Thread):
+        def run(self):
+            rec(5, report, "sub")
+
+    threads = [threading.Thread(target=report, args=("default",)),
+               threading.Thread(target=report, args=("given",), name="worker-a"),
+               threading.Thread(target=report, args=("wide",), name="函数-𝔘"),
+               threading.Thread(target=cut, name="函数-𝔘"), threading.Thread(target=renamed), threading.Thread(target=with_dict),
+               Sub(name="sub-x")]
+    for t in threads:
+        t.start()
+        t.join()
+    done = threading.Event()
+    _thread.start_new_thread(lambda: (report("bare"), done.set()), ())
+    done.wait()
+    report("main")
+    for key, (probed, truth) in got.items():
+        want = None if key in ("main", "bare") else truth
+        expect(probed == want, f"thread name {key}: probe {probed!r}, want {want!r}")
+    print(f"thread names: {sorted(v[0] or '-' for v in got.values())}")
+
+
 def main():
     expect(lib.wt_detect() == 0, f"detect: {lib.wt_message()}")
     expect(lib.wt_version() == sys.hexversion, f"version {lib.wt_version():#x}")
@@ -244,6 +296,7 @@ def main():
     rec(40, check, "truncated", 16)
     rec(5, in_thread, lambda: rec(7, check, "thread"))
     rec(300, check, "deep", 512)
+    thread_names()
 
     expect(lib.wt_walk_native_thread() == 0, "native thread has Python frames")
 

@@ -26,6 +26,8 @@ int rprof_probe_code_ref(const struct rprof_py_probe *p, uintptr_t code,
                          struct rprof_py_code_ref *out);
 int rprof_probe_copy(uintptr_t src, void *dst, size_t len);
 void rprof_probe_on_fault(void);
+size_t rprof_probe_thread_name(const struct rprof_py_probe *p, uint8_t *out, size_t cap,
+                               uint8_t *kind);
 
 static struct rprof_py_probe probe;
 static char message[192];
@@ -46,6 +48,12 @@ int wt_detect(void) { return rprof_probe_detect(&probe, sizeof probe, message, s
 const char *wt_message(void) { return message; }
 uint32_t wt_version(void) { return probe.version_hex; }
 int wt_is_interpreter_pc(uintptr_t pc) { return rprof_probe_is_interpreter_pc(&probe, pc); }
+
+/* The calling thread's threading name as the probe reads it: bytes copied, *kind set. */
+size_t wt_thread_name(uint8_t *out, size_t cap, uint8_t *kind)
+{
+    return rprof_probe_thread_name(&probe, out, cap, kind);
+}
 
 int wt_walk(struct wt_frame *out, int cap, int *truncated)
 {
