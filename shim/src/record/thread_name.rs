@@ -10,7 +10,7 @@ use crate::shared::thread_names::NAME_BYTES;
 use crate::state::Runtime;
 
 /// How often a thread's name is read again, so a thread the program renames after it
-/// started is reported by its new name (a read costs a few microseconds); and how soon
+/// started is reported by its new name (a read costs well under a microsecond); and how soon
 /// after a read that found none (a sample as the thread starts, before its first Python
 /// frame; or a thread threading did not start, which costs one walk per interval).
 const REREAD_NS: u64 = 1_000_000_000;
