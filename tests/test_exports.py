@@ -121,7 +121,7 @@ def test_go_tool_pprof_traces_show_the_call_chain_with_labels(before):
     out = before.pprof("-traces")
     assert re.search(r"\bleaf\n\s+middle\n\s+outer\n", out), out
     assert "<module>" in out
-    assert re.search(r"thread:\s+python3\.11", out) and re.search(r"pid:\s+\d+", out), out
+    assert re.search(r"thread:\s+MainThread", out) and re.search(r"pid:\s+\d+", out), out
     raw = before.pprof("-raw")
     for t in ("cpu/nanoseconds", "cpu_python/nanoseconds", "alloc_space/bytes", "inuse_space/bytes",
               "alloc_objects/count"):

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::python::{DetectError, Probe};
 use crate::shared::codes::CodeTable;
 use crate::shared::queue::Queue;
+use crate::shared::thread_names::ThreadNames;
 use crate::shared::Outcome;
 use crate::state::{self, active, monotonic_ns, this_process, Runtime, ACTIVE, PID};
 use crate::{
@@ -102,7 +103,12 @@ fn set_up() {
         Err(DetectError::NotPython) => (None, Some("not a Python process".to_owned())),
         Err(DetectError::Unsupported(why)) => (None, Some(why)),
     };
-    let (Some(queue), Some(codes), true) = (Queue::new(), CodeTable::new(), shared::init()) else {
+    let (Some(queue), Some(codes), Some(thread_names), true) = (
+        Queue::new(),
+        CodeTable::new(),
+        ThreadNames::new(),
+        shared::init(),
+    ) else {
         log::warn("cannot map the profiler's buffers; this process runs unprofiled");
         return;
     };
@@ -128,6 +134,7 @@ fn set_up() {
         probe,
         queue,
         codes,
+        thread_names,
         signal,
         start_mono_ns: AtomicU64::new(monotonic_ns()),
         path: Mutex::new(String::new()),
@@ -236,7 +243,7 @@ extern "C" fn on_fork_child() {
         ending::uninstall();
         return;
     }
-    if !(rt.queue.renew() && rt.codes.renew() && shared::renew()) {
+    if !(rt.queue.renew() && rt.codes.renew() && rt.thread_names.renew() && shared::renew()) {
         ending::uninstall();
         log::warn("cannot map the profiler's buffers in a forked child; it runs unprofiled");
         return;

@@ -13,6 +13,7 @@ use crate::python::Probe;
 use crate::shared;
 use crate::shared::codes::CodeTable;
 use crate::shared::queue::Queue;
+use crate::shared::thread_names::ThreadNames;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::sync::{Mutex, OnceLock};
 
@@ -21,6 +22,7 @@ pub struct Runtime {
     pub probe: Option<Probe>,
     pub queue: Queue,
     pub codes: CodeTable,
+    pub thread_names: ThreadNames,
     pub signal: libc::c_int,
     pub(crate) start_mono_ns: AtomicU64,
     pub(crate) path: Mutex<String>,

@@ -11,6 +11,11 @@
 #include <stdio.h>
 
 #if PY_VERSION_HEX >= 0x030B0000
+/* 3.13's pycore_object.h (pulled in by pycore_dict.h) has unused parameters. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "internal/pycore_dict.h"
+#pragma GCC diagnostic pop
 #include "internal/pycore_frame.h"
 #else
 #include <frameobject.h>
@@ -65,6 +70,41 @@ int main(void)
     CHECK("Py_tss_t._is_initialized", 0, offsetof(Py_tss_t, _is_initialized));
     CHECK("Py_tss_t._key", RPROF_PY_TSS_KEY, offsetof(Py_tss_t, _key));
     CHECK("sizeof(Py_tss_t._key)", 4, sizeof(((Py_tss_t *)0)->_key));
+
+    /* Thread names: the type and dict fields rprof_py_instance_attr reads. */
+    CHECK("tp_basicsize", RPROF_PY_TP_BASICSIZE, offsetof(PyTypeObject, tp_basicsize));
+    CHECK("tp_flags", RPROF_PY_TP_FLAGS, offsetof(PyTypeObject, tp_flags));
+    CHECK("tp_dictoffset", RPROF_PY_TP_DICTOFFSET, offsetof(PyTypeObject, tp_dictoffset));
+    CHECK("ma_keys", RPROF_PY_MA_KEYS, offsetof(PyDictObject, ma_keys));
+    CHECK("ma_values", RPROF_PY_MA_VALUES, offsetof(PyDictObject, ma_values));
+#if PY_VERSION_HEX >= 0x030B0000
+    CHECK("Py_TPFLAGS_MANAGED_DICT", RPROF_PY_TPFLAGS_MANAGED_DICT, Py_TPFLAGS_MANAGED_DICT);
+    CHECK("ht_cached_keys", l->ht_cached_keys, offsetof(PyHeapTypeObject, ht_cached_keys));
+    CHECK("frame.localsplus", l->fr_localsplus, offsetof(_PyInterpreterFrame, localsplus));
+    CHECK("dk_log2_index_bytes", 9, offsetof(PyDictKeysObject, dk_log2_index_bytes));
+    CHECK("dk_kind", 10, offsetof(PyDictKeysObject, dk_kind));
+    CHECK("dk_nentries", 24, offsetof(PyDictKeysObject, dk_nentries));
+    CHECK("dk_indices", 32, offsetof(PyDictKeysObject, dk_indices));
+    CHECK("sizeof(PyDictKeyEntry)", 24, sizeof(PyDictKeyEntry));
+    CHECK("PyDictKeyEntry.me_key", 8, offsetof(PyDictKeyEntry, me_key));
+    CHECK("PyDictKeyEntry.me_value", 16, offsetof(PyDictKeyEntry, me_value));
+    CHECK("sizeof(PyDictUnicodeEntry)", 16, sizeof(PyDictUnicodeEntry));
+    CHECK("PyDictUnicodeEntry.me_value", 8, offsetof(PyDictUnicodeEntry, me_value));
+    CHECK("PyDictValues.values", l->values_at, offsetof(PyDictValues, values));
+#if PY_VERSION_HEX >= 0x030D0000
+    CHECK("Py_TPFLAGS_INLINE_VALUES", RPROF_PY_TPFLAGS_INLINE_VALUES, Py_TPFLAGS_INLINE_VALUES);
+    CHECK("PyDictValues.valid", RPROF_PY_VALUES_VALID, offsetof(PyDictValues, valid));
+    CHECK("obj_dict", l->obj_dict, RPROF_PY_MANAGED_313);
+    CHECK("MANAGED_DICT_OFFSET", -3 * (long)sizeof(PyObject *), MANAGED_DICT_OFFSET);
+#elif PY_VERSION_HEX >= 0x030C0000
+    CHECK("obj_dict", l->obj_dict, RPROF_PY_MANAGED_312);
+#else
+    CHECK("obj_dict", l->obj_dict, RPROF_PY_MANAGED_311);
+#endif
+#else
+    CHECK("f_localsplus", l->fr_localsplus, offsetof(PyFrameObject, f_localsplus));
+    CHECK("obj_dict", l->obj_dict, RPROF_PY_DICT_AT_OFFSET);
+#endif
 
     CHECK("co_firstlineno", l->co_firstlineno, offsetof(PyCodeObject, co_firstlineno));
     CHECK("co_filename", l->co_filename, offsetof(PyCodeObject, co_filename));

@@ -4,6 +4,7 @@ frame against what Python itself reports. Usage: python walk_check.py path/to/wa
 Exits non-zero on the first mismatch. Run by tests/probe/check_offsets.sh for each interpreter.
 """
 import ctypes
+import re
 import sys
 import threading
 
@@ -41,6 +42,8 @@ class Sample(ctypes.Structure):
         ("depth", ctypes.c_int32),
         ("truncated", ctypes.c_int32),
         ("code_ref_failed", ctypes.c_int32),
+        ("name_len", ctypes.c_int32),
+        ("name", ctypes.c_char * 16),
     ]
 
 
@@ -48,10 +51,14 @@ for l in (lib, lib_gil):
     l.wt_walk.argtypes = [ctypes.POINTER(Frame), ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
     l.wt_message.restype = ctypes.c_char_p
 lib.wt_version.restype = ctypes.c_uint32
+lib.wt_thread_name.restype = ctypes.c_size_t
+lib.wt_thread_name.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint8)]
 lib.wt_is_interpreter_pc.argtypes = [ctypes.c_void_p]
 lib.wt_bench_walk.restype = ctypes.c_double
 lib.wt_bench_walk.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
 lib.wt_bench_walk_code_ref.restype = ctypes.c_double
+lib.wt_bench_thread_name.restype = ctypes.c_double
+lib.wt_bench_thread_name.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
 lib.wt_prof_samples.restype = ctypes.POINTER(Sample)
 
 checked_frames = 0
@@ -219,6 +226,56 @@ def in_thread(fn):
     expect(not errors, "thread scenario failed")
 
 
+def probed_name(cap=120):
+    buf = ctypes.create_string_buffer(cap)
+    kind = ctypes.c_uint8()
+    n = lib.wt_thread_name(buf, cap, ctypes.byref(kind))
+    return read_str(ctypes.addressof(buf), n // max(kind.value, 1), kind.value) if n else None
+
+
+def thread_names():
+    """The probe's threading name of each thread equals Thread.name: default and given names,
+    a non-ASCII one, a rename, a subclass, an instance whose __dict__ was materialised, and
+    none for the main thread (no Thread._bootstrap frame) or a bare _thread thread."""
+    import _thread
+    got = {}
+
+    def report(key):
+        got[key] = (probed_name(), threading.current_thread().name)
+
+    def cut():
+        got["cut"] = (probed_name(cap=6), "函")  # kind 4: one whole code point fits
+
+    def renamed():
+        threading.current_thread().name = "renamed-ü"
+        report("renamed")
+
+    def with_dict():
+        vars(threading.current_thread())
+        report("dict")
+
+    class Sub(threading.Thread):
+        def run(self):
+            rec(5, report, "sub")
+
+    threads = [threading.Thread(target=report, args=("default",)),
+               threading.Thread(target=report, args=("given",), name="worker-a"),
+               threading.Thread(target=report, args=("wide",), name="函数-𝔘"),
+               threading.Thread(target=cut, name="函数-𝔘"), threading.Thread(target=renamed), threading.Thread(target=with_dict),
+               Sub(name="sub-x")]
+    for t in threads:
+        t.start()
+        t.join()
+    done = threading.Event()
+    _thread.start_new_thread(lambda: (report("bare"), done.set()), ())
+    done.wait()
+    report("main")
+    for key, (probed, truth) in got.items():
+        want = None if key in ("main", "bare") else truth
+        expect(probed == want, f"thread name {key}: probe {probed!r}, want {want!r}")
+    print(f"thread names: {sorted(v[0] or '-' for v in got.values())}")
+
+
 def main():
     expect(lib.wt_detect() == 0, f"detect: {lib.wt_message()}")
     expect(lib.wt_version() == sys.hexversion, f"version {lib.wt_version():#x}")
@@ -244,6 +301,7 @@ def main():
     rec(40, check, "truncated", 16)
     rec(5, in_thread, lambda: rec(7, check, "thread"))
     rec(300, check, "deep", 512)
+    thread_names()
 
     expect(lib.wt_walk_native_thread() == 0, "native thread has Python frames")
 
@@ -255,8 +313,20 @@ def main():
     ns_code = rec(7, lib.wt_bench_walk_code_ref, 200_000)
     expect(depth.value == len(frames_of(sys._getframe())) + 8, f"bench depth {depth.value}")
     print(f"walk at depth {depth.value}: {ns_walk:.0f} ns; with code_ref per frame: {ns_code:.0f} ns")
+    got = {}
+
+    def bench_name():
+        n = ctypes.c_int()
+        got["ns"] = rec(7, lib.wt_bench_thread_name, 100_000, ctypes.byref(n))
+        got["len"] = n.value
+    t = threading.Thread(target=bench_name, name="bench-name")
+    t.start()
+    t.join()
+    expect(got["len"] == len("bench-name"), f"bench thread name read {got['len']} bytes")
+    print(f"thread name read at depth {depth.value - 1}: {got['ns']:.0f} ns")
 
     sampler_stress()
+    name_stress()
     lib.wt_remove_fault_handler()
     print(f"ok: {sys.version.split()[0]}: {checked_frames} frames checked")
 
@@ -308,6 +378,36 @@ def sampler_stress():
     expect(all(line_of(hot_code, s.addrq) in lines for s in in_hot), "hot() sample off its lines")
     print(f"sigprof: {n} samples, {len(in_hot)} in hot(), "
           f"{sum(s.depth == 0 for s in samples)} without Python frames, 0 code_ref failures")
+
+
+def name_stress():
+    """Thread names read from the handler at arbitrary points of short-lived named threads
+    (their start, their frames' pushes and pops, their exit), while the main thread only
+    waits, so the samples land on them: never a wrong or torn name, and most samples of a
+    thread that is running Python find its name."""
+    import time
+
+    def work():
+        churn()
+        threading.current_thread().name = "r-" + threading.current_thread().name
+        hot(20000)
+
+    lib.wt_prof_start(1000)
+    end, i = time.monotonic() + 1.5, 0
+    while time.monotonic() < end:
+        batch = [threading.Thread(target=work, name=f"n-{i + k}") for k in range(3)]
+        i += 3
+        for t in batch:
+            t.start()
+        for t in batch:
+            t.join()
+    n = lib.wt_prof_stop()
+    samples = lib.wt_prof_samples()[:n]
+    named = [s.name[:s.name_len] for s in samples if s.name_len]
+    bad = {b for b in named if not re.fullmatch(rb"(r-)?n-\d+", b)}
+    expect(not bad, f"thread names read in the handler: {bad}")
+    expect(len(named) > 0.5 * n, f"only {len(named)} of {n} samples read a thread name")
+    print(f"names: {len(named)} of {n} samples read a thread name, {i} threads")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ int rprof_probe_code_ref(const struct rprof_py_probe *p, uintptr_t code,
                          struct rprof_py_code_ref *out);
 int rprof_probe_copy(uintptr_t src, void *dst, size_t len);
 void rprof_probe_on_fault(void);
+size_t rprof_probe_thread_name(const struct rprof_py_probe *p, uint8_t *out, size_t cap,
+                               uint8_t *kind);
 
 static struct rprof_py_probe probe;
 static char message[192];
@@ -46,6 +48,12 @@ int wt_detect(void) { return rprof_probe_detect(&probe, sizeof probe, message, s
 const char *wt_message(void) { return message; }
 uint32_t wt_version(void) { return probe.version_hex; }
 int wt_is_interpreter_pc(uintptr_t pc) { return rprof_probe_is_interpreter_pc(&probe, pc); }
+
+/* The calling thread's threading name as the probe reads it: bytes copied, *kind set. */
+size_t wt_thread_name(uint8_t *out, size_t cap, uint8_t *kind)
+{
+    return rprof_probe_thread_name(&probe, out, cap, kind);
+}
 
 int wt_walk(struct wt_frame *out, int cap, int *truncated)
 {
@@ -184,6 +192,18 @@ double wt_bench_walk_code_ref(int iters)
     return (now_ns() - t0) / iters;
 }
 
+/* ns per thread-name read from the calling thread; *len: the bytes the last one read. */
+double wt_bench_thread_name(int iters, int *len)
+{
+    uint8_t name[120], kind;
+    size_t n = 0;
+    double t0 = now_ns();
+    for (int i = 0; i < iters; i++)
+        n = rprof_probe_thread_name(&probe, name, sizeof name, &kind);
+    *len = (int)n;
+    return (now_ns() - t0) / iters;
+}
+
 /* SIGPROF sampler: each sample walks the interrupted thread and keeps its leaf frame. */
 #define WT_SAMPLES (1 << 16)
 struct wt_sample {
@@ -192,6 +212,8 @@ struct wt_sample {
     int32_t depth;
     int32_t truncated;
     int32_t code_ref_failed;
+    int32_t name_len; /* the thread name read at this sample (bytes; 0 none) */
+    char name[16];    /* its first bytes */
 };
 static struct wt_sample samples[WT_SAMPLES];
 static unsigned nsamples;
@@ -217,6 +239,10 @@ static void on_prof(int sig, siginfo_t *info, void *uc)
     samples[i].depth = (int32_t)n;
     samples[i].truncated = truncated;
     samples[i].code_ref_failed = failed;
+    uint8_t name[120], kind = 0;
+    size_t len = rprof_probe_thread_name(&probe, name, sizeof name, &kind);
+    samples[i].name_len = (int32_t)len;
+    memcpy(samples[i].name, name, len < sizeof samples[i].name ? len : sizeof samples[i].name);
 }
 
 void wt_prof_start(int interval_us)

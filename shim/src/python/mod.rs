@@ -94,6 +94,12 @@ extern "C" {
     fn rprof_probe_copy(src: usize, dst: *mut u8, len: usize) -> c_int;
     fn rprof_probe_on_fault();
     fn rprof_probe_finalizing(state: *const State) -> c_int;
+    fn rprof_probe_thread_name(
+        state: *const State,
+        out: *mut u8,
+        cap: usize,
+        kind: *mut u8,
+    ) -> usize;
 }
 
 impl Probe {
@@ -177,6 +183,19 @@ impl Probe {
     /// has ended; what it frees from now on is the interpreter tearing down).
     pub fn finalizing(&self) -> bool {
         unsafe { rprof_probe_finalizing(&self.state) != 0 }
+    }
+
+    /// Async-signal-safe, bounded, fault-guarded: the calling thread's `threading` name
+    /// (`Thread._name`, read from the `self` of its outermost frame, `Thread._bootstrap`),
+    /// copied into `out` and cut to whole code points: (bytes, bytes per code point). None
+    /// when the thread runs no `threading.Thread` or a read did not validate.
+    pub fn thread_name(&self, out: &mut [u8]) -> Option<(usize, u8)> {
+        let mut kind = 0u8;
+        // SAFETY: the C reader writes at most `out.len()` bytes into `out` and one byte
+        // into `kind`; its reads of interpreter memory are validated and fault-guarded.
+        let n =
+            unsafe { rprof_probe_thread_name(&self.state, out.as_mut_ptr(), out.len(), &mut kind) };
+        (n > 0).then_some((n, kind))
     }
 
     pub fn copy_guarded(&self, src: usize, dst: &mut [u8]) -> bool {

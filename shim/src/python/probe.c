@@ -197,6 +197,35 @@ int rprof_probe_code_ref(const struct rprof_py_probe *p, uintptr_t code,
     return ok;
 }
 
+/*
+ * Async-signal-safe, bounded, fault-guarded: copies the calling thread's threading name
+ * (Thread._name) into out[0..cap), cut to whole code points, and sets *kind (bytes per code
+ * point). Returns the bytes copied; 0 when the thread runs no threading.Thread, the version
+ * is not covered, or a read failed validation or faulted.
+ */
+size_t rprof_probe_thread_name(const struct rprof_py_probe *p, uint8_t *out, size_t cap,
+                               uint8_t *kind)
+{
+    sigjmp_buf env;
+    sigjmp_buf *prev = rprof_guard;
+    if (sigsetjmp(env, 0)) {
+        rprof_guard = prev;
+        return 0;
+    }
+    rprof_guard = &env;
+    RPROF_FENCE();
+    size_t n = 0;
+    struct rprof_py_str name;
+    if (rprof_py_thread_name(p, &name)) {
+        n = (name.len < cap / name.kind ? name.len : cap / name.kind) * name.kind;
+        memcpy(out, (const void *)name.ptr, n);
+        *kind = name.kind;
+    }
+    RPROF_FENCE();
+    rprof_guard = prev;
+    return n;
+}
+
 /* Async-signal-safe memcpy from possibly unmapped memory; 0 if it faulted. */
 int rprof_probe_copy(uintptr_t src, void *dst, size_t len)
 {

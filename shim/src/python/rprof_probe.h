@@ -39,6 +39,25 @@
 #define RPROF_PY_MAX_TABLE (1u << 24)    /* bytes of line table / bytecode */
 #define RPROF_PY_MAX_SKIPPED 256         /* frames skipped (shim, incomplete) per walk */
 
+/* How an instance of a plain Python class finds its attributes. */
+enum rprof_py_obj_dict {
+    RPROF_PY_DICT_AT_OFFSET = 1, /* <=3.10: a dict at tp_dictoffset */
+    RPROF_PY_MANAGED_311 = 2,    /* values pointer at -4 words, dict at -3 words */
+    RPROF_PY_MANAGED_312 = 3,    /* one word at -3: dict, or values - 1 (low bit set) */
+    RPROF_PY_MANAGED_313 = 4,    /* dict at -3 words; else values inline at tp_basicsize */
+};
+
+/* Type and dict facts shared by 3.8-3.13 (tests/probe/check_offsets.c). */
+#define RPROF_PY_TP_BASICSIZE 32
+#define RPROF_PY_TP_FLAGS 168
+#define RPROF_PY_TP_DICTOFFSET 288
+#define RPROF_PY_TPFLAGS_INLINE_VALUES (1ul << 2) /* 3.13 */
+#define RPROF_PY_TPFLAGS_MANAGED_DICT (1ul << 4)  /* 3.11+ */
+#define RPROF_PY_MA_KEYS 32
+#define RPROF_PY_MA_VALUES 40
+#define RPROF_PY_VALUES_VALID 3 /* 3.13 PyDictValues.valid (u8) */
+#define RPROF_PY_MAX_ATTRS 512  /* dict entries scanned for one attribute */
+
 enum rprof_py_chain {
     RPROF_PY_FRAME_OBJECTS = 1, /* <=3.10: PyFrameObject via tstate->frame, f_back */
     RPROF_PY_INTERP_FRAMES = 2, /* 3.11+: _PyInterpreterFrame via previous */
@@ -70,6 +89,12 @@ struct rprof_py_layout {
     uint32_t co_code; /* 3.11+: inline co_code_adaptive; <=3.10: the co_code bytes object */
     uint32_t str_ascii_size;   /* sizeof(PyASCIIObject): compact ASCII data follows */
     uint32_t str_compact_size; /* sizeof(PyCompactUnicodeObject): other compact data */
+    /* Thread names (rprof_py_thread_name). fr_localsplus 0: not read (3.14 gives the OS thread
+     * threading's name itself, which /proc shows). */
+    uint32_t fr_localsplus;  /* f_localsplus / localsplus: the frame's first local */
+    uint32_t obj_dict;       /* enum rprof_py_obj_dict: where an instance keeps its attributes */
+    uint32_t ht_cached_keys; /* PyHeapTypeObject.ht_cached_keys (3.11+: shared keys) */
+    uint32_t values_at;      /* PyDictValues: bytes before values[] (3.13 header) */
     const struct rprof_py_debug_check *debug;
     uint32_t ndebug;
 };
@@ -100,27 +125,34 @@ static const struct rprof_py_layout rprof_py_layouts[] = {
     {.minor = 8, .chain = RPROF_PY_FRAME_OBJECTS, .lasti_scale = 1, .rt_autotss = 1392,
      .ts_frame = 24, .fr_code = 32, .fr_back = 24, .fr_ip = 104,
      .co_firstlineno = 40, .co_filename = 104, .co_qualname = 112, .co_linetable = 120,
-     .co_code = 48, .str_ascii_size = 48, .str_compact_size = 72},
+     .co_code = 48, .str_ascii_size = 48, .str_compact_size = 72,
+     .fr_localsplus = 360, .obj_dict = RPROF_PY_DICT_AT_OFFSET},
     {.minor = 9, .chain = RPROF_PY_FRAME_OBJECTS, .lasti_scale = 1, .rt_autotss = 584,
      .ts_frame = 24, .fr_code = 32, .fr_back = 24, .fr_ip = 104,
      .co_firstlineno = 40, .co_filename = 104, .co_qualname = 112, .co_linetable = 120,
-     .co_code = 48, .str_ascii_size = 48, .str_compact_size = 72},
+     .co_code = 48, .str_ascii_size = 48, .str_compact_size = 72,
+     .fr_localsplus = 360, .obj_dict = RPROF_PY_DICT_AT_OFFSET},
     {.minor = 10, .chain = RPROF_PY_FRAME_OBJECTS, .lasti_scale = 2, .rt_autotss = 584,
      .ts_frame = 24, .fr_code = 32, .fr_back = 24, .fr_ip = 96,
      .co_firstlineno = 40, .co_filename = 104, .co_qualname = 112, .co_linetable = 120,
-     .co_code = 48, .str_ascii_size = 48, .str_compact_size = 72},
+     .co_code = 48, .str_ascii_size = 48, .str_compact_size = 72,
+     .fr_localsplus = 352, .obj_dict = RPROF_PY_DICT_AT_OFFSET},
     {.minor = 11, .chain = RPROF_PY_INTERP_FRAMES, .rt_autotss = 592, .ts_cframe = 56,
      .ts_frame = 8, .fr_code = 32, .fr_back = 48, .fr_ip = 56, .fr_owner = 69,
      .co_firstlineno = 72, .co_filename = 112, .co_qualname = 128, .co_linetable = 136,
-     .co_firsttraceable = 168, .co_code = 184, .str_ascii_size = 48, .str_compact_size = 72},
+     .co_firsttraceable = 168, .co_code = 184, .str_ascii_size = 48, .str_compact_size = 72,
+     .fr_localsplus = 72, .obj_dict = RPROF_PY_MANAGED_311, .ht_cached_keys = 872},
     {.minor = 12, .chain = RPROF_PY_INTERP_FRAMES, .rt_autotss = 1544, .ts_cframe = 56,
      .ts_frame = 0, .fr_code = 0, .fr_back = 8, .fr_ip = 56, .fr_owner = 70,
      .co_firstlineno = 68, .co_filename = 112, .co_qualname = 128, .co_linetable = 136,
-     .co_firsttraceable = 176, .co_code = 192, .str_ascii_size = 40, .str_compact_size = 56},
+     .co_firsttraceable = 176, .co_code = 192, .str_ascii_size = 40, .str_compact_size = 56,
+     .fr_localsplus = 72, .obj_dict = RPROF_PY_MANAGED_312, .ht_cached_keys = 880},
     {.minor = 13, .chain = RPROF_PY_INTERP_FRAMES, .rt_autotss = 2160, .ts_frame = 72,
      .fr_code = 0, .fr_back = 8, .fr_ip = 56, .fr_owner = 70,
      .co_firstlineno = 68, .co_filename = 112, .co_qualname = 128, .co_linetable = 136,
      .co_firsttraceable = 184, .co_code = 200, .str_ascii_size = 40, .str_compact_size = 56,
+     .fr_localsplus = 72, .obj_dict = RPROF_PY_MANAGED_313, .ht_cached_keys = 880,
+     .values_at = 8,
      .debug = rprof_py_debug_313, .ndebug = RPROF_PY_NDEBUG(rprof_py_debug_313)},
     {.minor = 14, .chain = RPROF_PY_INTERP_FRAMES, .rt_autotss = 2336, .ts_frame = 72,
      .fr_code = 0, .fr_back = 8, .fr_ip = 56, .fr_owner = 74, .fr_code_tag = 3,
@@ -406,6 +438,192 @@ static inline int rprof_py_code_ref(const struct rprof_py_probe *p, uintptr_t co
     out->linetable_len = table_len;
     out->first_line = rprof_py_ld_i32(code + l->co_firstlineno);
     return 1;
+}
+
+/* Does str `s` hold exactly the ASCII text lit[0..n)? */
+static inline int rprof_py_str_is(const struct rprof_py_probe *p, uintptr_t s, const char *lit,
+                                  size_t n)
+{
+    struct rprof_py_str v;
+    if (!rprof_py_str(p, s, &v) || v.kind != 1 || v.len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (rprof_py_ld_u8(v.ptr + i) != (uint8_t)lit[i])
+            return 0;
+    return 1;
+}
+
+/* Does str `s` end with the ASCII text lit[0..n)? */
+static inline int rprof_py_str_ends(const struct rprof_py_probe *p, uintptr_t s, const char *lit,
+                                    size_t n)
+{
+    struct rprof_py_str v;
+    if (!rprof_py_str(p, s, &v) || v.kind != 1 || v.len < n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (rprof_py_ld_u8(v.ptr + v.len - n + i) != (uint8_t)lit[i])
+            return 0;
+    return 1;
+}
+
+#define RPROF_PY_LIT(s) s, sizeof(s) - 1
+
+/*
+ * The value stored under the str key `name` in a dict's keys object, values taken from
+ * `values` (split tables and instance values) when non-zero. 0 when absent or torn. Bounded:
+ * at most RPROF_PY_MAX_ATTRS entries are looked at.
+ */
+static inline uintptr_t rprof_py_keys_get(const struct rprof_py_probe *p, uintptr_t keys,
+                                          uintptr_t values, const char *name, size_t n)
+{
+    if (!rprof_py_ptr_ok(keys))
+        return 0;
+    uintptr_t nentries = rprof_py_ld(keys + 24), entries, esize, key_at, value_at;
+    if (p->layout.obj_dict == RPROF_PY_DICT_AT_OFFSET) {
+        /* 3.8-3.10: dk_size @8, dk_nentries @32, dk_indices @40 sized by dk_size. */
+        uintptr_t size = rprof_py_ld(keys + 8);
+        nentries = rprof_py_ld(keys + 32);
+        if (size == 0 || size > (1ul << 30) || (size & (size - 1)))
+            return 0;
+        uintptr_t ix = size <= 0xff ? 1 : size <= 0xffff ? 2 : size <= 0xffffffffu ? 4 : 8;
+        entries = keys + 40 + size * ix;
+        esize = 24, key_at = 8, value_at = 16;
+    } else {
+        /* 3.11+: dk_log2_index_bytes @9, dk_kind @10 (0 general: hash, key, value; else
+         * unicode: key, value), dk_nentries @24, dk_indices @32. */
+        uint8_t log2_index = rprof_py_ld_u8(keys + 9), kind = rprof_py_ld_u8(keys + 10);
+        if (log2_index > 32 || kind > 2)
+            return 0;
+        entries = keys + 32 + (1ul << log2_index);
+        if (kind == 0)
+            esize = 24, key_at = 8, value_at = 16;
+        else
+            esize = 16, key_at = 0, value_at = 8;
+    }
+    if (nentries > RPROF_PY_MAX_ATTRS)
+        return 0;
+    for (uintptr_t i = 0; i < nentries; i++) {
+        uintptr_t e = entries + i * esize;
+        if (!rprof_py_str_is(p, rprof_py_ld(e + key_at), name, n))
+            continue;
+        return values ? rprof_py_ld(values + 8 * i) : rprof_py_ld(e + value_at);
+    }
+    return 0;
+}
+
+static inline uintptr_t rprof_py_dict_get(const struct rprof_py_probe *p, uintptr_t dict,
+                                          const char *name, size_t n)
+{
+    if (!rprof_py_ptr_ok(dict))
+        return 0;
+    uintptr_t values = rprof_py_ld(dict + RPROF_PY_MA_VALUES);
+    if (values && p->layout.values_at) /* 3.13 values[] follow a small header */
+        values += p->layout.values_at;
+    if (values && !rprof_py_ptr_ok(values))
+        return 0;
+    return rprof_py_keys_get(p, rprof_py_ld(dict + RPROF_PY_MA_KEYS), values, name, n);
+}
+
+/*
+ * Attribute `name` of an instance of a plain (heap) Python class, as stored in its instance
+ * attributes, not through the type (no descriptors, no __getattr__): what CPython's own
+ * generic getattr finds there. 0 when absent or torn.
+ */
+static inline uintptr_t rprof_py_instance_attr(const struct rprof_py_probe *p, uintptr_t obj,
+                                               const char *name, size_t n)
+{
+    const struct rprof_py_layout *l = &p->layout;
+    if (!rprof_py_ptr_ok(obj))
+        return 0;
+    uintptr_t type = rprof_py_ld(obj + RPROF_PY_OB_TYPE);
+    if (!rprof_py_ptr_ok(type))
+        return 0;
+    uintptr_t flags = rprof_py_ld(type + RPROF_PY_TP_FLAGS);
+    if (l->obj_dict == RPROF_PY_DICT_AT_OFFSET || !(flags & RPROF_PY_TPFLAGS_MANAGED_DICT)) {
+        intptr_t off = (intptr_t)rprof_py_ld(type + RPROF_PY_TP_DICTOFFSET);
+        if (off <= 0 || off > 4096)
+            return 0;
+        return rprof_py_dict_get(p, rprof_py_ld(obj + (uintptr_t)off), name, n);
+    }
+    uintptr_t keys = rprof_py_ld(type + l->ht_cached_keys);
+    uintptr_t word = rprof_py_ld(obj - 3 * sizeof(uintptr_t));
+    switch (l->obj_dict) {
+    case RPROF_PY_MANAGED_311: {
+        uintptr_t values = rprof_py_ld(obj - 4 * sizeof(uintptr_t));
+        if (values)
+            return rprof_py_ptr_ok(values) ? rprof_py_keys_get(p, keys, values, name, n) : 0;
+        return rprof_py_dict_get(p, word, name, n);
+    }
+    case RPROF_PY_MANAGED_312:
+        if (word & 1) {
+            uintptr_t values = word + 1;
+            return rprof_py_ptr_ok(values) ? rprof_py_keys_get(p, keys, values, name, n) : 0;
+        }
+        return rprof_py_dict_get(p, word, name, n);
+    case RPROF_PY_MANAGED_313:
+        if (word)
+            return rprof_py_dict_get(p, word, name, n);
+        if (flags & RPROF_PY_TPFLAGS_INLINE_VALUES) {
+            uintptr_t basic = rprof_py_ld(type + RPROF_PY_TP_BASICSIZE);
+            if (basic < 16 || basic > 4096 || (basic & 7))
+                return 0;
+            uintptr_t values = obj + basic;
+            if (!rprof_py_ld_u8(values + RPROF_PY_VALUES_VALID))
+                return 0;
+            return rprof_py_keys_get(p, keys, values + l->values_at, name, n);
+        }
+        return 0;
+    }
+    return 0;
+}
+
+/*
+ * The threading.Thread object the calling thread runs, 0 if it runs none: threading starts
+ * every thread in Thread._bootstrap(self), which calls _bootstrap_inner(self); both are the
+ * outermost Python frames of the thread, and their first local is `self`.
+ */
+static inline uintptr_t rprof_py_thread_object(const struct rprof_py_probe *p, uintptr_t tstate)
+{
+    const struct rprof_py_layout *l = &p->layout;
+    if (!tstate || !l->fr_localsplus)
+        return 0;
+    uintptr_t holder = tstate;
+    if (l->ts_cframe) {
+        holder = rprof_py_ld(tstate + l->ts_cframe);
+        if (!rprof_py_ptr_ok(holder))
+            return 0;
+    }
+    uintptr_t outer = 0, outer_code = 0;
+    size_t budget = 4 * RPROF_PY_MAX_SKIPPED;
+    for (uintptr_t fp = rprof_py_ld(holder + l->ts_frame); fp; fp = rprof_py_ld(fp + l->fr_back)) {
+        if (!rprof_py_ptr_ok(fp) || budget-- == 0)
+            return 0;
+        uintptr_t code;
+        int32_t addrq;
+        if (rprof_py_frame(p, fp, &code, &addrq))
+            outer = fp, outer_code = code;
+    }
+    if (!outer)
+        return 0;
+    uintptr_t qname = rprof_py_ld(outer_code + l->co_qualname);
+    /* co_qualname from 3.11, co_name before. */
+    if (!rprof_py_str_is(p, qname, RPROF_PY_LIT("Thread._bootstrap")) &&
+        !rprof_py_str_is(p, qname, RPROF_PY_LIT("_bootstrap")))
+        return 0;
+    if (!rprof_py_str_ends(p, rprof_py_ld(outer_code + l->co_filename),
+                           RPROF_PY_LIT("threading.py")))
+        return 0;
+    uintptr_t self = rprof_py_ld(outer + l->fr_localsplus);
+    return rprof_py_ptr_ok(self) ? self : 0;
+}
+
+/* The calling thread's threading name (Thread._name) as a str, if it has one. */
+static inline int rprof_py_thread_name(const struct rprof_py_probe *p, struct rprof_py_str *out)
+{
+    uintptr_t self = rprof_py_thread_object(p, rprof_py_tstate(p));
+    if (!self)
+        return 0;
+    return rprof_py_str(p, rprof_py_instance_attr(p, self, RPROF_PY_LIT("_name")), out);
 }
 
 #endif /* RPROF_PROBE_H */

@@ -10,4 +10,5 @@ pub(crate) mod pyalloc;
 pub(crate) mod sampled;
 pub(crate) mod sampler;
 pub(crate) mod stack;
+pub(crate) mod thread_name;
 pub(crate) mod thread_state;

@@ -7,8 +7,8 @@ use crate::shared::queue::{Event, Kind};
 use crate::state::{self, Runtime};
 use crate::sys::allocator::libc_heap;
 use crate::{
-    record::memory, record::stack, record::thread_state, shared, shared::counters, sys::real,
-    sys::signals,
+    record::memory, record::stack, record::thread_name, record::thread_state, shared,
+    shared::counters, sys::real, sys::signals,
 };
 use libc::{c_int, c_void, siginfo_t};
 use rprof_format::Clock;
@@ -197,6 +197,8 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
         }
         let mut native = [0u64; NATIVE_DEPTH];
         let depth = native_stack::interrupted(pc, fp, sp, t.stack_hi.get(), &mut native);
+        // Before the sample is queued, so the writer names the thread at its first sample.
+        thread_name::note(rt, t, wall);
         let Some(mut claim) = rt.queue.claim() else {
             return;
         };

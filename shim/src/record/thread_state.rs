@@ -63,6 +63,9 @@ pub struct ThreadState {
     pub last_code: Cell<u32>,
     pub last_addrq: Cell<i32>,
     pub c_streak: Cell<u32>,
+    /// When this thread's Python thread name is next to be read (`record::thread_name`),
+    /// monotonic ns; 0 at once.
+    pub name_read_ns: Cell<u64>,
 }
 
 // Cells start zeroed, as the TLS block does.

@@ -9,6 +9,7 @@ pub(crate) mod codes;
 pub(crate) mod counters;
 pub(crate) mod queue;
 pub(crate) mod shm;
+pub(crate) mod thread_names;
 
 use crate::shared::shm::Region;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering::*};

@@ -15,7 +15,7 @@ use rprof_format::{
     marks, AllocSample, CopySample, CpuSample, Domain, Encoder, End, Ending, Exec, Exit, Frame,
     FreeSample, FuncKind, GpuDevice, Process, Record,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// What the writer knows about one interned code object.
@@ -41,7 +41,9 @@ pub struct Writer {
     symbolizer: symbols::Symbolizer,
     unknown_func: Option<u32>,
     stacks: HashMap<Vec<Frame>, u32>,
-    threads: HashSet<u32>,
+    /// The threads named so far, with the sequence count of the Python name they were
+    /// named by (0: the OS name).
+    threads: HashMap<u32, u32>,
     frames: Vec<Frame>,
     pub samples: u64,
     truncated: u64,
@@ -65,6 +67,9 @@ pub struct Writer {
     /// The trace reached `RPROF_MAX_MB`: nothing more is written.
     capped: bool,
 }
+
+/// threading's name for the main thread.
+const MAIN_THREAD: &str = "MainThread";
 
 /// CPU time, or bytes allocated, that make a child process with no Python worth a trace of
 /// its own: the shells, launcher scripts and compiler drivers a program runs take less
@@ -93,7 +98,7 @@ impl Writer {
             symbolizer: symbols::Symbolizer::start(program),
             unknown_func: None,
             stacks: HashMap::new(),
-            threads: HashSet::new(),
+            threads: HashMap::new(),
             frames: Vec::with_capacity(64),
             samples: 0,
             truncated: 0,
@@ -223,13 +228,7 @@ impl Writer {
             }));
             return;
         }
-        if !self.threads.contains(&ev.tid) {
-            self.threads.insert(ev.tid);
-            let comm =
-                std::fs::read_to_string(format!("/proc/{}/task/{}/comm", self.program, ev.tid));
-            let name = self.string(comm.as_deref().unwrap_or("").trim_end());
-            self.enc.push(&Record::Thread { tid: ev.tid, name });
-        }
+        self.name_thread(ev.tid);
         let stack = self.stack_of(ev);
         let rec = match ev.kind {
             Kind::Cpu => {
@@ -275,6 +274,40 @@ impl Writer {
             Kind::Free | Kind::Mark => unreachable!("handled above"),
         };
         self.enc.push(&rec);
+    }
+
+    /// Writes a Thread record at a thread's first event, and again when the sampler
+    /// published a new Python name for it (the report keeps the last). The Python name
+    /// (`threading.Thread.name`) when there is one; else the main thread of a Python
+    /// process is threading's "MainThread" (it runs no `Thread._bootstrap` frame to read
+    /// a name from); else the OS name.
+    fn name_thread(&mut self, tid: u32) {
+        let seq = self.input.thread_names.seq(tid);
+        let named = self.threads.get(&tid).copied();
+        if named.is_some_and(|n| n == seq || seq == 0) {
+            return;
+        }
+        let python = self
+            .input
+            .thread_names
+            .get(tid)
+            .filter(|n| n.seq == seq && seq != 0);
+        let (text, seq) = match python {
+            Some(n) => (python::decode_str(n.kind, &n.bytes), n.seq),
+            // Being rewritten: the next event reads it.
+            None if named.is_some() => return,
+            None if self.input.python.is_some() && tid == self.program => {
+                (MAIN_THREAD.to_owned(), 0)
+            }
+            None => {
+                let comm =
+                    std::fs::read_to_string(format!("/proc/{}/task/{tid}/comm", self.program));
+                (comm.as_deref().unwrap_or("").trim_end().to_owned(), 0)
+            }
+        };
+        self.threads.insert(tid, seq);
+        let name = self.string(&text);
+        self.enc.push(&Record::Thread { tid, name });
     }
 
     /// Native frames first (innermost first), then the Python frames.

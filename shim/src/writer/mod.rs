@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::record::thread_state;
 use crate::shared::codes::CodeTable;
 use crate::shared::queue::Queue;
+use crate::shared::thread_names::ThreadNames;
 use crate::shared::{self, Outcome, Shared};
 use crate::state::{self, Runtime};
 use crate::sys::log;
@@ -147,6 +148,7 @@ pub fn start(rt: &'static Runtime, path: &str, header: &Header, eager: bool) -> 
 pub struct Input {
     pub queue: &'static Queue,
     pub codes: &'static CodeTable,
+    pub thread_names: &'static ThreadNames,
     pub config: &'static Config,
     pub start_mono_ns: u64,
     pub root: bool,
@@ -159,6 +161,7 @@ impl Input {
         Input {
             queue: &rt.queue,
             codes: &rt.codes,
+            thread_names: &rt.thread_names,
             config: &rt.config,
             start_mono_ns: rt.start_mono_ns(),
             root: rt.is_root(),
