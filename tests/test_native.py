@@ -135,3 +135,39 @@ def test_time_in_the_c_librarys_allocator_goes_to_its_caller(tmp_path):
         assert lo - 5 <= got <= hi + 5, (name, got, without, truth, r)
     charged_malloc = [f for f in prof.data["files"] if f.endswith("malloc.c")]
     assert not charged_malloc, charged_malloc
+
+
+@pytest.mark.parametrize("mode", ["cpu", "full"])
+def test_time_in_the_c_library_goes_to_its_caller_by_its_cfi(mode, tmp_path):
+    """A C program whose copy() spends most of its time in glibc's memcpy (a leaf that
+    leaves rbp alone: a frame-pointer walk finds the caller's caller) and churn() in its
+    malloc and free (no frame pointers), profiled CPU-only (no wrapper frame to walk from)
+    and in full mode: the samples are stepped out of the C library by its CFI, so each
+    function gets its share within 5 points of what the program measured in the run (in
+    full mode with or without rprof's own hooks' time, as above), and no stack's innermost
+    frame outside the C library is main()."""
+    exe = build_c("libc_caller")
+    env = {"RPROF_CPU_HZ": PROFILE_HZ}
+    if mode == "cpu":
+        env["RPROF_MODE"] = "cpu"
+    prof = profiled([exe], tmp_path, **env)
+    truth = {m[1]: float(m[2]) for m in re.finditer(r"^share (\w+) ([\d.]+)$", prof.proc.stdout, re.M)}
+    assert set(truth) == {"copy", "churn", "spin"}, prof.proc.stdout
+    entry = prof.data["files"].get(str(NATIVE / "libc_caller.c"))
+    assert entry, f"no libc_caller.c among {list(prof.data['files'])}"
+    funcs = {rec["line"]: rec for rec in entry["functions"]}
+    r = prof.data["rprof"]
+    cpu, hooks = r["cpu_time_sec"], r["profiler_overhead_sec"]
+    for name in ("copy", "churn", "spin"):
+        assert name in funcs, sorted(funcs)
+        got = funcs[name]["n_cpu_percent_c"] + funcs[name]["n_cpu_percent_python"] + funcs[name]["n_sys_percent"]
+        # rprof's hooks run inside copy() and churn() only.
+        hooked = name != "spin"
+        without = (truth[name] / 100 * (cpu + hooks) - hooked * hooks) / cpu * 100
+        lo, hi = sorted((without, truth[name]))
+        assert lo - 5 <= got <= hi + 5, (mode, name, got, without, truth, r)
+    main = funcs.get("main")
+    main_share = main["n_cpu_percent_c"] + main["n_sys_percent"] if main else 0
+    assert main_share < 2, (mode, main, truth)
+    charged_libc = [f for f in prof.data["files"] if f.endswith(("malloc.c", ".S")) or "libc" in f]
+    assert not charged_libc, charged_libc

@@ -1,0 +1,526 @@
+//! Unwinding out of the C library in the sampling signal's handler. glibc is built
+//! without frame pointers, so a sample inside malloc, free or memcpy finds `rbp` holding
+//! anything (or the caller's caller's frame) and a frame-pointer walk loses the caller.
+//! Its call frame information (`.eh_frame`, always mapped: the C++ unwinder needs it) says,
+//! for every instruction, where the frame's return address and saved `rbp` are. At start
+//! that is compiled into a sorted table of rows (a PC range -> the CFA as `rsp` or `rbp`
+//! plus an offset, and the saved `rbp`'s slot), so the handler only binary-searches it and
+//! reads the interrupted thread's stack, bounded by the thread's stack and guarded against
+//! faults: it steps out of the C library's frames to its caller's, and the frame-pointer
+//! walk goes on from there (`native_stack::interrupted`).
+
+use gimli::UnwindSection;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+
+/// How one row finds the CFA. `Stop` marks code the table cannot unwind (no FDE, a CFA
+/// given by an expression, a return address or `rbp` not in a stack slot): the caller
+/// falls back to the frame-pointer walk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Base {
+    Stop = 0,
+    Rsp = 1,
+    Rbp = 2,
+}
+
+/// One row: from `start` (offset from the object's load address) to the next row's start,
+/// CFA = `base` + `cfa_off`; the return address is at CFA - 8 (the x86-64 ABI's, checked
+/// for each row); `rbp` was saved at CFA + 8 × `rbp_slot`, or is unchanged when 0.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(C)]
+struct Row {
+    start: u32,
+    cfa_off: u16,
+    base: Base,
+    rbp_slot: i8,
+}
+
+const _: () = assert!(std::mem::size_of::<Row>() == 8);
+
+/// The object whose frames the table unwinds (the C library): its load address and its
+/// code's range, set at start before the writer and any sampling thread exist.
+static BIAS: AtomicUsize = AtomicUsize::new(0);
+static TEXT: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+/// Where the `.eh_frame_hdr` is mapped and where its segment ends, for the writer.
+static EH_FRAME_HDR: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+/// The shared mapping holding the table (`Shared`), null without one.
+static TABLE: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Rows the mapping has room for (1 MiB, reserved, touched as written): glibc 2.39's
+/// table has about 28,000.
+const CAPACITY: usize = 1 << 17;
+
+/// The table, in memory shared (`MAP_SHARED`) by the program, its writer process, and any
+/// child the program forks (the same C library at the same address). Compiling it takes
+/// glibc's CFI programs 10-20 ms, too long for the program's start, so the writer compiles
+/// it a slice at a time between its drains (`Compiler`) and publishes it whole in `len`;
+/// until then samples in the C library walk frame pointers as without it.
+#[repr(C)]
+struct Shared {
+    /// Rows published, 0 until the table is whole.
+    len: AtomicUsize,
+    /// Set by the writer that compiles the table: a forked child's writer finds it taken.
+    claimed: AtomicUsize,
+    rows: [Row; CAPACITY],
+}
+
+/// C-library frames stepped through at most before giving up (malloc -> _int_malloc ->
+/// sysmalloc is three).
+const MAX_STEPS: usize = 8;
+
+extern "C" {
+    fn rprof_probe_copy(src: usize, dst: *mut u8, len: usize) -> libc::c_int;
+}
+
+/// Finds the C library and maps the (empty) table for the writer to fill. Init time only,
+/// in the program before the writer starts: a `dlsym`, a walk of the loaded objects and a
+/// reserving `mmap`, tens of microseconds. Without glibc or its `.eh_frame_hdr` there is
+/// no table and the sampler walks frame pointers as before.
+pub fn init() {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(obj) = find_libc() {
+        // SAFETY: a fresh shared anonymous mapping (zeroed: no rows, unclaimed).
+        let table = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<Shared>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if table == libc::MAP_FAILED {
+            return;
+        }
+        BIAS.store(obj.bias, Relaxed);
+        TEXT[0].store(obj.text.0, Relaxed);
+        TEXT[1].store(obj.text.1, Relaxed);
+        EH_FRAME_HDR[0].store(obj.eh_frame_hdr, Relaxed);
+        EH_FRAME_HDR[1].store(obj.segment_end, Relaxed);
+        TABLE.store(table.cast(), Release);
+    }
+}
+
+/// The mapped object's addresses the table is built from.
+struct Object {
+    bias: usize,
+    text: (usize, usize),
+    eh_frame_hdr: usize,
+    /// End of the loaded segment holding `.eh_frame_hdr` (and, after it, `.eh_frame`).
+    segment_end: usize,
+}
+
+/// The loaded object holding glibc's `gnu_get_libc_version` (a function no preloaded
+/// library interposes), with its executable segment and `PT_GNU_EH_FRAME`.
+fn find_libc() -> Option<Object> {
+    // SAFETY: dlsym with a constant name; null when absent (not glibc).
+    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"gnu_get_libc_version".as_ptr()) };
+    if addr.is_null() {
+        return None;
+    }
+    struct Want {
+        addr: usize,
+        found: Option<Object>,
+    }
+    extern "C" fn visit(info: *mut libc::dl_phdr_info, _: usize, want: *mut libc::c_void) -> i32 {
+        // SAFETY: dl_iterate_phdr passes a valid info with dlpi_phnum headers, and `want`
+        // is the Want below, alive for the whole iteration.
+        let (info, want) = unsafe { (&*info, &mut *(want as *mut Want)) };
+        // SAFETY: dlpi_phdr holds dlpi_phnum headers.
+        let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
+        let bias = info.dlpi_addr as usize;
+        let span = |ph: &libc::Elf64_Phdr| {
+            let start = bias + ph.p_vaddr as usize;
+            (start, start + ph.p_memsz as usize)
+        };
+        let Some(text) = phdrs
+            .iter()
+            .filter(|ph| ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0)
+            .map(span)
+            .find(|&(lo, hi)| (lo..hi).contains(&want.addr))
+        else {
+            return 0;
+        };
+        let hdr = phdrs.iter().find(|ph| ph.p_type == libc::PT_GNU_EH_FRAME);
+        want.found = hdr.and_then(|hdr| {
+            let eh_frame_hdr = span(hdr).0;
+            let segment_end = phdrs
+                .iter()
+                .filter(|ph| ph.p_type == libc::PT_LOAD)
+                .map(span)
+                .find(|&(lo, hi)| (lo..hi).contains(&eh_frame_hdr))?
+                .1;
+            Some(Object {
+                bias,
+                text,
+                eh_frame_hdr,
+                segment_end,
+            })
+        });
+        1
+    }
+    let mut want = Want {
+        addr: addr as usize,
+        found: None,
+    };
+    // SAFETY: the callback only reads what the loader passes it and writes the Want.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut want as *mut Want).cast()) };
+    want.found
+}
+
+type Reader = gimli::EndianSlice<'static, gimli::LittleEndian>;
+
+/// FDEs (functions) compiled per `Compiler::step`: about a millisecond's work, so the
+/// writer's drains and its noticing the program's exit are held up no longer than that.
+const FDES_PER_STEP: usize = 256;
+
+/// Compiles the table in the writer process, a slice at a time: the FDEs in the order of
+/// `.eh_frame_hdr`'s search table (sorted by start address), each FDE's rows from its CFI
+/// program, rows that unwind alike merged.
+pub struct Compiler {
+    hdr: gimli::ParsedEhFrameHdr<Reader>,
+    eh_frame: gimli::EhFrame<Reader>,
+    bases: gimli::BaseAddresses,
+    ctx: Box<gimli::UnwindContext<usize>>,
+    bias: u64,
+    out: Out,
+    /// The next FDE's index in the search table.
+    next_fde: usize,
+}
+
+/// The rows written so far, in the shared mapping, unpublished.
+struct Out {
+    table: &'static Shared,
+    len: usize,
+}
+
+impl Compiler {
+    /// In the writer process: the compiler of the table, if this process mapped one, no
+    /// other writer took it (a forked child's), and the CFI parses.
+    pub fn claim() -> Option<Compiler> {
+        // SAFETY: the mapping made in `init`, never unmapped.
+        let table = unsafe { TABLE.load(Acquire).as_ref()? };
+        if table.claimed.swap(1, AcqRel) != 0 || table.len.load(Acquire) != 0 {
+            return None;
+        }
+        let (hdr_at, end) = (EH_FRAME_HDR[0].load(Relaxed), EH_FRAME_HDR[1].load(Relaxed));
+        let from = |addr: usize| {
+            let len = end.checked_sub(addr)?;
+            // SAFETY: `addr..end` is within the C library's loaded segment holding
+            // .eh_frame_hdr and .eh_frame, mapped read-only as long as the library is
+            // loaded, which is for good.
+            Some(unsafe { std::slice::from_raw_parts(addr as *const u8, len) })
+        };
+        let bases = gimli::BaseAddresses::default().set_eh_frame_hdr(hdr_at as u64);
+        let hdr = gimli::EhFrameHdr::new(from(hdr_at)?, gimli::LittleEndian)
+            .parse(&bases, 8)
+            .ok()?;
+        let eh_frame_at = hdr.eh_frame_ptr().direct().ok()? as usize;
+        let bases = bases
+            .set_eh_frame(eh_frame_at as u64)
+            .set_text(TEXT[0].load(Relaxed) as u64);
+        let eh_frame = gimli::EhFrame::new(from(eh_frame_at)?, gimli::LittleEndian);
+        hdr.table()?;
+        Some(Compiler {
+            hdr,
+            eh_frame,
+            bases,
+            ctx: Box::new(gimli::UnwindContext::new()),
+            bias: BIAS.load(Relaxed) as u64,
+            out: Out { table, len: 0 },
+            next_fde: 0,
+        })
+    }
+
+    /// Compiles the next FDEs; true once the table is whole and published (or given up:
+    /// full, or its rows out of order).
+    pub fn step(&mut self) -> bool {
+        let Some(table) = self.hdr.table() else {
+            return self.out.publish();
+        };
+        let mut entries = table.iter(&self.bases);
+        let mut entry = entries.nth(self.next_fde);
+        for _ in 0..FDES_PER_STEP {
+            let Ok(Some((_, fde_ptr))) = entry else {
+                return self.out.publish();
+            };
+            self.next_fde += 1;
+            let fde = table.pointer_to_offset(fde_ptr).and_then(|off| {
+                self.eh_frame
+                    .fde_from_offset(&self.bases, off, gimli::EhFrame::cie_from_offset)
+            });
+            if let Ok(fde) = fde {
+                if !rows_of(
+                    &self.eh_frame,
+                    &self.bases,
+                    &mut self.ctx,
+                    self.bias,
+                    &fde,
+                    &mut self.out,
+                ) {
+                    return self.out.publish();
+                }
+            }
+            entry = entries.next();
+        }
+        false
+    }
+}
+
+/// Appends one FDE's rows to `out`; false when the table is full.
+fn rows_of(
+    eh_frame: &gimli::EhFrame<Reader>,
+    bases: &gimli::BaseAddresses,
+    ctx: &mut gimli::UnwindContext<usize>,
+    bias: u64,
+    fde: &gimli::FrameDescriptionEntry<Reader>,
+    out: &mut Out,
+) -> bool {
+    use gimli::{CfaRule, RegisterRule, X86_64};
+    let offset = |addr: u64| u32::try_from(addr.checked_sub(bias)?).ok();
+    let Ok(mut unwind) = fde.rows(eh_frame, bases, ctx) else {
+        return true;
+    };
+    let mut rows = Vec::new();
+    let mut end = None;
+    while let Ok(Some(r)) = unwind.next_row() {
+        let (Some(start), Some(stop)) = (offset(r.start_address()), offset(r.end_address())) else {
+            break;
+        };
+        let cfa = match *r.cfa() {
+            CfaRule::RegisterAndOffset { register, offset }
+                if register == X86_64::RSP || register == X86_64::RBP =>
+            {
+                let base = if register == X86_64::RSP {
+                    Base::Rsp
+                } else {
+                    Base::Rbp
+                };
+                u16::try_from(offset).ok().map(|off| (base, off))
+            }
+            _ => None,
+        };
+        let ra_ok = matches!(r.register(X86_64::RA), Some(RegisterRule::Offset(-8)));
+        let rbp_slot = match r.register(X86_64::RBP) {
+            None | Some(RegisterRule::SameValue) => Some(0),
+            Some(RegisterRule::Offset(off)) if off % 8 == 0 && off < 0 => {
+                i8::try_from(off / 8).ok()
+            }
+            _ => None,
+        };
+        rows.push(match (cfa, ra_ok, rbp_slot) {
+            (Some((base, cfa_off)), true, Some(rbp_slot)) => Row {
+                start,
+                cfa_off,
+                base,
+                rbp_slot,
+            },
+            _ => stop_at(start),
+        });
+        end = Some(stop);
+    }
+    rows.extend(end.map(stop_at));
+    rows.into_iter().all(|row| out.push(row))
+}
+
+impl Out {
+    /// Appends a row, merged with the last where they unwind alike; false when full.
+    fn push(&mut self, row: Row) -> bool {
+        let rows = self.table.rows.as_ptr().cast_mut();
+        if let Some(i) = self.len.checked_sub(1) {
+            // SAFETY: row `i` < len was written by this compiler, the mapping's only writer
+            // (`claimed`), and is not read by anyone until published.
+            let last = unsafe { &mut *rows.add(i) };
+            if (last.base, last.cfa_off, last.rbp_slot) == (row.base, row.cfa_off, row.rbp_slot) {
+                return true;
+            }
+            // An empty FDE, or the end-of-function Stop under the next function's start.
+            if last.start == row.start {
+                *last = row;
+                return true;
+            }
+        }
+        if self.len == CAPACITY {
+            return false;
+        }
+        // SAFETY: len < CAPACITY; unpublished, as above.
+        unsafe { rows.add(self.len).write(row) };
+        self.len += 1;
+        true
+    }
+
+    /// Publishes the rows written if they are in order (the search table's order should
+    /// make them so; anything else is not a table to search).
+    fn publish(&mut self) -> bool {
+        // SAFETY: rows below len were written by this compiler.
+        let rows = unsafe { std::slice::from_raw_parts(self.table.rows.as_ptr(), self.len) };
+        if rows.is_sorted_by_key(|r| r.start) {
+            self.table.len.store(self.len, Release);
+        }
+        true
+    }
+}
+
+fn stop_at(start: u32) -> Row {
+    Row {
+        start,
+        cfa_off: 0,
+        base: Base::Stop,
+        rbp_slot: 0,
+    }
+}
+
+/// The published table, if any.
+fn rows() -> Option<&'static [Row]> {
+    // SAFETY: the mapping made in `init`, never unmapped; rows below a published `len` are
+    // never written again.
+    let table = unsafe { TABLE.load(Acquire).as_ref()? };
+    let len = table.len.load(Acquire);
+    (len != 0).then(|| unsafe { std::slice::from_raw_parts(table.rows.as_ptr(), len) })
+}
+
+/// Whether `pc` is in the C library's code.
+fn in_libc(pc: usize) -> bool {
+    (TEXT[0].load(Relaxed)..TEXT[1].load(Relaxed)).contains(&pc)
+}
+
+/// The row for `pc`. Async-signal-safe.
+fn row_for(rows: &[Row], pc: usize) -> Option<Row> {
+    let off = u32::try_from(pc.checked_sub(BIAS.load(Relaxed))?).ok()?;
+    let i = rows.partition_point(|r| r.start <= off).checked_sub(1)?;
+    Some(rows[i]).filter(|r| r.base != Base::Stop)
+}
+
+/// A word of the interrupted thread's stack at `addr`, if within `[lo, hi)` and readable.
+fn read(addr: usize, lo: usize, hi: usize) -> Option<usize> {
+    if addr < lo || addr.checked_add(8)? > hi || !addr.is_multiple_of(8) {
+        return None;
+    }
+    let mut word = 0usize;
+    // SAFETY: copies 8 bytes into `word` under the fault guard; a fault returns 0.
+    let ok = unsafe { rprof_probe_copy(addr, (&raw mut word).cast(), 8) };
+    (ok != 0).then_some(word)
+}
+
+/// The registers of a frame: its PC, stack pointer and frame pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Regs {
+    pub pc: usize,
+    pub sp: usize,
+    pub fp: usize,
+}
+
+/// Steps from the interrupted registers `at` (PC in the C library) out of the C library's
+/// frames: writes each return address into `out` and returns how many, with the registers
+/// of the first frame outside it (or in a part of it the table does not cover). `None`
+/// when a step fails (no row, a slot outside `[sp, stack_hi)`, a fault): the caller walks
+/// frame pointers as without the table. Async-signal-safe: a binary search and bounded
+/// reads of the thread's own stack.
+pub fn step_out(at: Regs, stack_hi: usize, out: &mut [usize]) -> Option<(usize, Regs)> {
+    if stack_hi == 0 || at.sp >= stack_hi || !in_libc(at.pc) {
+        return None;
+    }
+    let rows = rows()?;
+    let mut r = at;
+    let mut n = 0;
+    // The interrupted PC is the instruction about to run; a return address is the one
+    // after a call, which for a call ending a function is already outside it.
+    let mut lookup = r.pc;
+    while n < out.len().min(MAX_STEPS) && in_libc(lookup) {
+        let row = row_for(rows, lookup)?;
+        let base = if row.base == Base::Rsp { r.sp } else { r.fp };
+        let cfa = base.checked_add(usize::from(row.cfa_off))?;
+        let ra = read(cfa - 8, r.sp, stack_hi)?;
+        if row.rbp_slot != 0 {
+            let slot = cfa.checked_add_signed(isize::from(row.rbp_slot) * 8)?;
+            r.fp = read(slot, r.sp, stack_hi)?;
+        }
+        r = Regs {
+            pc: ra,
+            sp: cfa,
+            fp: r.fp,
+        };
+        out[n] = ra;
+        n += 1;
+        lookup = ra - 1;
+    }
+    Some((n, r))
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use crate::record::native_stack::{frame_pointer, stack_top};
+    use std::sync::atomic::AtomicBool;
+
+    fn compiled() -> &'static [Row] {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            init();
+            let mut c = Compiler::claim().expect("a table to compile");
+            let mut steps = 1;
+            while !c.step() {
+                steps += 1;
+            }
+            assert!(steps > 1, "compiled in slices");
+            assert!(Compiler::claim().is_none(), "compiled once");
+        });
+        rows().expect("published")
+    }
+
+    #[test]
+    fn the_c_librarys_table_covers_its_functions() {
+        let rows = compiled();
+        assert!(rows.len() > 1000, "{}", rows.len());
+        assert!(rows.windows(2).all(|w| w[0].start < w[1].start));
+        // memcpy (the IFUNC's pick) starts with its CFA at rsp + 8 and rbp untouched.
+        // SAFETY: dlsym with a constant name.
+        let memcpy = unsafe { libc::dlsym(libc::RTLD_NEXT, c"memcpy".as_ptr()) } as usize;
+        let row = row_for(rows, memcpy).expect("memcpy's row");
+        assert_eq!((row.base, row.cfa_off, row.rbp_slot), (Base::Rsp, 8, 0));
+    }
+
+    static STEPPED: AtomicBool = AtomicBool::new(false);
+    static OUT: AtomicUsize = AtomicUsize::new(0);
+
+    /// qsort's comparator, called from inside the C library: from the registers qsort had
+    /// when it called (its return address, the stack pointer past it, its rbp, which this
+    /// frame saved), the table steps out to qsort's caller.
+    extern "C" fn compare(a: *const libc::c_void, b: *const libc::c_void) -> i32 {
+        if !STEPPED.swap(true, Relaxed) {
+            let fp = frame_pointer();
+            // SAFETY: this function keeps frame pointers: [fp] is the caller's rbp,
+            // [fp + 8] the return address.
+            let (saved_fp, ra) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+            let at = Regs {
+                pc: ra,
+                sp: fp + 16,
+                fp: saved_fp,
+            };
+            let mut out = [0usize; 8];
+            let stepped = step_out(at, stack_top(), &mut out);
+            OUT.store(stepped.map_or(0, |(_, r)| r.pc), Relaxed);
+        }
+        // SAFETY: qsort passes pointers to the i32s being sorted.
+        unsafe { (*(a as *const i32)).cmp(&*(b as *const i32)) as i32 }
+    }
+
+    #[inline(never)]
+    fn sort_in_libc() -> (usize, usize) {
+        let mut v = [3i32, 1, 2];
+        let here = sort_in_libc as *const () as usize;
+        // SAFETY: three i32s, compared by `compare`.
+        unsafe { libc::qsort(v.as_mut_ptr().cast(), 3, 4, Some(compare)) };
+        (here, OUT.load(Relaxed))
+    }
+
+    #[test]
+    fn steps_out_of_the_c_library_to_its_caller() {
+        compiled();
+        let (here, pc) = sort_in_libc();
+        assert!(!in_libc(pc), "{pc:#x}");
+        // The return address into sort_in_libc: after its start, within its few hundred bytes.
+        assert!(pc > here && pc - here < 512, "{pc:#x} vs {here:#x}");
+    }
+}
