@@ -54,9 +54,9 @@ int main(void)
 {
     double in_copy = 0, in_churn = 0, in_spin = 0, sink = 0;
     memset(src, 1, sizeof src);
-    /* rprof's writer compiles the C library's unwind table in the first milliseconds (until
+    /* rprof's writer compiles the C library's unwind table from 100 ms into the run (until
      * then such samples lose their caller): idle while it does, off the CPU clock. */
-    usleep(300000);
+    usleep(400000);
     double start = cpu_s();
     for (int k = 0; k < 100; k++) {
         double t0 = cpu_s();

@@ -171,6 +171,12 @@ fn find_libc() -> Option<Object> {
 
 type Reader = gimli::EndianSlice<'static, gimli::LittleEndian>;
 
+/// How long after the writer's start it begins compiling: a short program (`python3 -c
+/// pass` runs for 20-40 ms) ends before, and pays nothing, not even the writer's CPU time
+/// beside it on a busy machine; a long one loses the caller of its samples in the C library
+/// for its first tenth of a second or so.
+const DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// FDEs (functions) compiled per `Compiler::step`: about a millisecond's work, so the
 /// writer's drains and its noticing the program's exit are held up no longer than that.
 const FDES_PER_STEP: usize = 256;
@@ -187,6 +193,8 @@ pub struct Compiler {
     out: Out,
     /// The next FDE's index in the search table.
     next_fde: usize,
+    /// When compiling begins (`DELAY`).
+    due: std::time::Instant,
 }
 
 /// The rows written so far, in the shared mapping, unpublished.
@@ -230,7 +238,13 @@ impl Compiler {
             bias: BIAS.load(Relaxed) as u64,
             out: Out { table, len: 0 },
             next_fde: 0,
+            due: std::time::Instant::now() + DELAY,
         })
+    }
+
+    /// Whether it is time to compile (the writer then calls `step` without pausing).
+    pub fn due(&self) -> bool {
+        std::time::Instant::now() >= self.due
     }
 
     /// Compiles the next FDEs; true once the table is whole and published (or given up:

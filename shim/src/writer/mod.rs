@@ -426,11 +426,12 @@ fn writer_main(input: Input, sink: Sink, link: i32, program: u32) -> ! {
         // few ms.
         let n = w.drain();
         quiet = if n > 0 { 0 } else { quiet.saturating_add(1) };
-        if cfi.as_mut().is_some_and(cfi::Compiler::step) {
+        let compiling = cfi.as_ref().is_some_and(cfi::Compiler::due);
+        if compiling && cfi.as_mut().is_some_and(cfi::Compiler::step) {
             cfi = None;
         }
         let pause = match (n, quiet) {
-            (n, _) if n >= BUSY || cfi.is_some() => Duration::ZERO,
+            (n, _) if n >= BUSY || compiling => Duration::ZERO,
             (_, q) if q < QUIET_POLLS => SHORT_POLL,
             _ => POLL,
         };
