@@ -143,9 +143,9 @@ def test_time_in_the_c_library_goes_to_its_caller_by_its_cfi(mode, tmp_path):
     leaves rbp alone: a frame-pointer walk finds the caller's caller) and churn() in its
     malloc and free (no frame pointers), profiled CPU-only (no wrapper frame to walk from)
     and in full mode: the samples are stepped out of the C library by its CFI, so each
-    function gets its share within 5 points of what the program measured in the run (in
-    full mode with or without rprof's own hooks' time, as above), and no stack's innermost
-    frame outside the C library is main()."""
+    function gets its share within 5 points of what the program measured in the run (with
+    or without rprof's own hooks' time, as above), main() (where a frame-pointer walk from
+    inside memcpy lands) next to nothing, and nothing is charged to the C library."""
     exe = build_c("libc_caller")
     env = {"RPROF_CPU_HZ": PROFILE_HZ}
     if mode == "cpu":
@@ -161,13 +161,14 @@ def test_time_in_the_c_library_goes_to_its_caller_by_its_cfi(mode, tmp_path):
     for name in ("copy", "churn", "spin"):
         assert name in funcs, sorted(funcs)
         got = funcs[name]["n_cpu_percent_c"] + funcs[name]["n_cpu_percent_python"] + funcs[name]["n_sys_percent"]
-        # rprof's hooks run inside copy() and churn() only.
-        hooked = name != "spin"
+        # rprof's hooks' time is nearly all churn()'s (its malloc and free; copy()'s few
+        # hundred memcpy calls a second hardly show).
+        hooked = name == "churn"
         without = (truth[name] / 100 * (cpu + hooks) - hooked * hooks) / cpu * 100
         lo, hi = sorted((without, truth[name]))
         assert lo - 5 <= got <= hi + 5, (mode, name, got, without, truth, r)
     main = funcs.get("main")
     main_share = main["n_cpu_percent_c"] + main["n_sys_percent"] if main else 0
     assert main_share < 2, (mode, main, truth)
-    charged_libc = [f for f in prof.data["files"] if f.endswith(("malloc.c", ".S")) or "libc" in f]
+    charged_libc = [f for f in prof.data["files"] if f.endswith(("malloc.c", ".S")) or "libc.so" in f]
     assert not charged_libc, charged_libc
