@@ -56,15 +56,18 @@ int main(void)
     memset(src, 1, sizeof src);
     /* rprof's writer compiles the C library's unwind table from 100 ms into the run (until
      * then such samples lose their caller): idle while it does, off the CPU clock. */
-    usleep(400000);
+    usleep(500000);
     double start = cpu_s();
-    for (int k = 0; k < 100; k++) {
+    /* Phases of 40-60 ms, many sampling periods each: a sample that also stands for the
+     * end of the phase before it (its weight is the CPU time since the previous one) is a
+     * small part of each. */
+    for (int k = 0; k < 20; k++) {
         double t0 = cpu_s();
-        sink += copy(150);
+        sink += copy(1500);
         double t1 = cpu_s();
-        sink += churn(300000);
+        sink += churn(3000000);
         double t2 = cpu_s();
-        sink += spin(2000000);
+        sink += spin(20000000);
         double t3 = cpu_s();
         in_copy += t1 - t0;
         in_churn += t2 - t1;

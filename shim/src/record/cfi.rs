@@ -2,12 +2,13 @@
 //! without frame pointers, so a sample inside malloc, free or memcpy finds `rbp` holding
 //! anything (or the caller's caller's frame) and a frame-pointer walk loses the caller.
 //! Its call frame information (`.eh_frame`, always mapped: the C++ unwinder needs it) says,
-//! for every instruction, where the frame's return address and saved `rbp` are. At start
-//! that is compiled into a sorted table of rows (a PC range -> the CFA as `rsp` or `rbp`
-//! plus an offset, and the saved `rbp`'s slot), so the handler only binary-searches it and
-//! reads the interrupted thread's stack, bounded by the thread's stack and guarded against
-//! faults: it steps out of the C library's frames to its caller's, and the frame-pointer
-//! walk goes on from there (`native_stack::interrupted`).
+//! for every instruction, where the frame's return address and saved `rbp` are. The
+//! writer process compiles that into a sorted table of rows (a PC range -> the CFA as `rsp`
+//! or `rbp` plus an offset, and the saved `rbp`'s slot) in memory it shares with the
+//! program, so the handler only binary-searches it and reads the interrupted thread's
+//! stack, bounded by the thread's stack and guarded against faults: it steps out of the C
+//! library's frames to its caller's, and the frame-pointer walk goes on from there
+//! (`native_stack::interrupted`).
 
 use gimli::UnwindSection;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
@@ -391,6 +392,7 @@ fn rows() -> Option<&'static [Row]> {
     // never written again.
     let table = unsafe { TABLE.load(Acquire).as_ref()? };
     let len = table.len.load(Acquire);
+    // SAFETY: as above; the Acquire load orders the rows' writes before this read.
     (len != 0).then(|| unsafe { std::slice::from_raw_parts(table.rows.as_ptr(), len) })
 }
 
@@ -445,7 +447,7 @@ pub fn step_out(at: Regs, stack_hi: usize, out: &mut [usize]) -> Option<(usize, 
         let row = row_for(rows, lookup)?;
         let base = if row.base == Base::Rsp { r.sp } else { r.fp };
         let cfa = base.checked_add(usize::from(row.cfa_off))?;
-        let ra = read(cfa - 8, r.sp, stack_hi)?;
+        let ra = read(cfa.checked_sub(8)?, r.sp, stack_hi)?;
         if row.rbp_slot != 0 {
             let slot = cfa.checked_add_signed(isize::from(row.rbp_slot) * 8)?;
             r.fp = read(slot, r.sp, stack_hi)?;
@@ -457,7 +459,7 @@ pub fn step_out(at: Regs, stack_hi: usize, out: &mut [usize]) -> Option<(usize, 
         };
         out[n] = ra;
         n += 1;
-        lookup = ra - 1;
+        lookup = ra.checked_sub(1)?;
     }
     Some((n, r))
 }
@@ -513,8 +515,12 @@ mod tests {
                 fp: saved_fp,
             };
             let mut out = [0usize; 8];
+            // A stack top just above the first frame's return address: the read of the
+            // next is outside the stack, so the step fails rather than read it.
+            let short = step_out(at, at.sp + 8, &mut out);
             let stepped = step_out(at, stack_top(), &mut out);
-            OUT.store(stepped.map_or(0, |(_, r)| r.pc), Relaxed);
+            let ok = short.is_none() && stepped.is_some_and(|(n, _)| n >= 1 && out[n - 1] != 0);
+            OUT.store(stepped.filter(|_| ok).map_or(0, |(_, r)| r.pc), Relaxed);
         }
         // SAFETY: qsort passes pointers to the i32s being sorted.
         unsafe { (*(a as *const i32)).cmp(&*(b as *const i32)) as i32 }

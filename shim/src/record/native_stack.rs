@@ -16,6 +16,8 @@ extern "C" {
 /// The top of the calling thread's stack, for bounding walks. Not async-signal-safe (it
 /// may allocate): called when a thread starts.
 pub fn stack_top() -> usize {
+    // SAFETY: the attribute object is initialised by pthread_getattr_np before it is read
+    // and destroyed once, and the calls only write into the locals passed.
     unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
@@ -95,10 +97,12 @@ fn in_allocation_path(pc: usize) -> bool {
 #[inline(always)]
 pub fn frame_pointer() -> usize {
     let fp: usize;
+    // SAFETY: reads a register into a local; touches no memory.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         std::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
     };
+    // SAFETY: as above.
     #[cfg(target_arch = "aarch64")]
     unsafe {
         std::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags))
@@ -112,6 +116,8 @@ pub fn frame_pointer() -> usize {
 pub fn callers(stack_hi: usize, out: &mut [u64; NATIVE_DEPTH]) -> usize {
     let mut raw = [0usize; NATIVE_DEPTH + 8];
     let fp = frame_pointer();
+    // SAFETY: the walk writes at most `raw.len()` addresses into `raw`, and reads the stack
+    // only under the fault guard.
     let n = unsafe { rprof_fp_walk(fp, fp, stack_hi, raw.as_mut_ptr(), raw.len()) };
     let mut k = 0;
     for &pc in raw[..n]
@@ -180,6 +186,8 @@ pub fn interrupted(
         None if allocator_fp != 0 && !in_shim(at.pc) => fp = allocator_fp,
         None => {}
     }
+    // SAFETY: the walk writes at most `raw.len() - n` addresses into `raw[n..]`, and reads
+    // the stack only under the fault guard.
     n += unsafe { rprof_fp_walk(fp, lo, stack_hi, raw[n..].as_mut_ptr(), raw.len() - n) };
     let mut k = 0;
     // Every shim frame, not only the leading ones: a sample in the allocator walks on
