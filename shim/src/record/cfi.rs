@@ -10,6 +10,7 @@
 //! library's frames to its caller's, and the frame-pointer walk goes on from there
 //! (`native_stack::interrupted`).
 
+use crate::record::native_stack;
 use gimli::UnwindSection;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 
@@ -38,12 +39,32 @@ struct Row {
 
 const _: () = assert!(std::mem::size_of::<Row>() == 8);
 
-/// The object whose frames the table unwinds (the C library): its load address and its
-/// code's range, set at start before the writer and any sampling thread exist.
-static BIAS: AtomicUsize = AtomicUsize::new(0);
-static TEXT: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
-/// Where the `.eh_frame_hdr` is mapped and where its segment ends, for the writer.
-static EH_FRAME_HDR: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+/// Where one object whose frames the table unwinds is loaded: its load address, its code's
+/// range, and its `.eh_frame_hdr` and the end of the segment holding it (for the writer).
+/// Set at start, before the writer and any sampling thread exist.
+struct Place {
+    bias: AtomicUsize,
+    text: [AtomicUsize; 2],
+    eh_frame_hdr: AtomicUsize,
+    segment_end: AtomicUsize,
+}
+
+/// The objects unwound by the table: the C library, and another allocator the program
+/// uses (jemalloc, tcmalloc: also built without frame pointers), preloaded after rprof
+/// (the shim's wrappers forward to it, in CPU-only mode leaving no frame of the shim's to
+/// walk from) or before it (the program calls it directly).
+const OBJECTS: usize = 2;
+
+#[allow(clippy::declare_interior_mutable_const)]
+const NOWHERE: Place = Place {
+    bias: AtomicUsize::new(0),
+    text: [AtomicUsize::new(0), AtomicUsize::new(0)],
+    eh_frame_hdr: AtomicUsize::new(0),
+    segment_end: AtomicUsize::new(0),
+};
+static PLACES: [Place; OBJECTS] = [NOWHERE; OBJECTS];
+/// Places set, in order.
+static PLACED: AtomicUsize = AtomicUsize::new(0);
 /// The shared mapping holding the table (`Shared`), null without one.
 static TABLE: AtomicPtr<Shared> = AtomicPtr::new(std::ptr::null_mut());
 
@@ -62,10 +83,13 @@ struct Shared {
     len: AtomicUsize,
     /// Set by the writer that compiles the table: a forked child's writer finds it taken.
     claimed: AtomicUsize,
+    /// Where each object's rows start (in `PLACES` order; each ends where the next starts,
+    /// the last at `len`).
+    first: [AtomicUsize; OBJECTS],
     rows: [Row; CAPACITY],
 }
 
-/// C-library frames stepped through at most before giving up (malloc -> _int_malloc ->
+/// Frames stepped through at most before giving up (malloc -> _int_malloc ->
 /// sysmalloc is three).
 const MAX_STEPS: usize = 8;
 
@@ -73,13 +97,35 @@ extern "C" {
     fn rprof_probe_copy(src: usize, dst: *mut u8, len: usize) -> libc::c_int;
 }
 
-/// Finds the C library and maps the (empty) table for the writer to fill. Init time only,
-/// in the program before the writer starts: a `dlsym`, a walk of the loaded objects and a
-/// reserving `mmap`, tens of microseconds. Without glibc or its `.eh_frame_hdr` there is
-/// no table and the sampler walks frame pointers as before.
+/// Finds the C library (and an allocator loaded after the shim) and maps the (empty) table
+/// for the writer to fill. Init time only, in the program before the writer starts: two
+/// `dlsym`s, walks of the loaded objects and a reserving `mmap`, a few thousand
+/// instructions. Without glibc or its `.eh_frame_hdr` there is no table and the sampler
+/// walks frame pointers as before.
 pub fn init() {
+    // SAFETY: dlsym with constant names; null when absent. `gnu_get_libc_version` is
+    // glibc's and interposed by no one. The program's `malloc` is an allocator's preloaded
+    // before rprof (`alloc_hooks.rs`) or the shim's, which forwards to the next one.
+    let (libc_fn, first_malloc, next_malloc) = unsafe {
+        (
+            libc::dlsym(libc::RTLD_DEFAULT, c"gnu_get_libc_version".as_ptr()) as usize,
+            libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr()) as usize,
+            libc::dlsym(libc::RTLD_NEXT, c"malloc".as_ptr()) as usize,
+        )
+    };
+    if libc_fn == 0 {
+        return;
+    }
+    let Some(libc) = find_object(libc_fn) else {
+        return;
+    };
+    let allocator = [first_malloc, next_malloc]
+        .into_iter()
+        .filter(|&f| f != 0 && !native_stack::in_shim(f))
+        .find_map(find_object)
+        .filter(|a| a.bias != libc.bias);
     #[cfg(target_arch = "x86_64")]
-    if let Some(obj) = find_libc() {
+    {
         // SAFETY: a fresh shared anonymous mapping (zeroed: no rows, unclaimed).
         let table = unsafe {
             libc::mmap(
@@ -94,11 +140,16 @@ pub fn init() {
         if table == libc::MAP_FAILED {
             return;
         }
-        BIAS.store(obj.bias, Relaxed);
-        TEXT[0].store(obj.text.0, Relaxed);
-        TEXT[1].store(obj.text.1, Relaxed);
-        EH_FRAME_HDR[0].store(obj.eh_frame_hdr, Relaxed);
-        EH_FRAME_HDR[1].store(obj.segment_end, Relaxed);
+        let mut n = 0;
+        for (obj, place) in [Some(libc), allocator].into_iter().flatten().zip(&PLACES) {
+            place.bias.store(obj.bias, Relaxed);
+            place.text[0].store(obj.text.0, Relaxed);
+            place.text[1].store(obj.text.1, Relaxed);
+            place.eh_frame_hdr.store(obj.eh_frame_hdr, Relaxed);
+            place.segment_end.store(obj.segment_end, Relaxed);
+            n += 1;
+        }
+        PLACED.store(n, Relaxed);
         TABLE.store(table.cast(), Release);
     }
 }
@@ -112,14 +163,9 @@ struct Object {
     segment_end: usize,
 }
 
-/// The loaded object holding glibc's `gnu_get_libc_version` (a function no preloaded
-/// library interposes), with its executable segment and `PT_GNU_EH_FRAME`.
-fn find_libc() -> Option<Object> {
-    // SAFETY: dlsym with a constant name; null when absent (not glibc).
-    let addr = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"gnu_get_libc_version".as_ptr()) };
-    if addr.is_null() {
-        return None;
-    }
+/// The loaded object whose code holds `addr`, with its executable segment and
+/// `PT_GNU_EH_FRAME`.
+fn find_object(addr: usize) -> Option<Object> {
     struct Want {
         addr: usize,
         found: Option<Object>,
@@ -161,10 +207,7 @@ fn find_libc() -> Option<Object> {
         });
         1
     }
-    let mut want = Want {
-        addr: addr as usize,
-        found: None,
-    };
+    let mut want = Want { addr, found: None };
     // SAFETY: the callback only reads what the loader passes it and writes the Want.
     unsafe { libc::dl_iterate_phdr(Some(visit), (&mut want as *mut Want).cast()) };
     want.found
@@ -182,43 +225,38 @@ const DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 /// writer's drains and its noticing the program's exit are held up no longer than that.
 const FDES_PER_STEP: usize = 256;
 
-/// Compiles the table in the writer process, a slice at a time: the FDEs in the order of
-/// `.eh_frame_hdr`'s search table (sorted by start address), each FDE's rows from its CFI
-/// program, rows that unwind alike merged.
+/// Compiles the table in the writer process, a slice at a time, object after object:
+/// each object's FDEs in the order of its `.eh_frame_hdr` search table (sorted by start
+/// address), each FDE's rows from its CFI program, rows that unwind alike merged.
 pub struct Compiler {
-    hdr: gimli::ParsedEhFrameHdr<Reader>,
-    eh_frame: gimli::EhFrame<Reader>,
-    bases: gimli::BaseAddresses,
+    /// The object being compiled, and its index in `PLACES`.
+    source: Source,
+    object: usize,
     ctx: Box<gimli::UnwindContext<usize>>,
-    bias: u64,
     out: Out,
-    /// The next FDE's index in the search table.
-    next_fde: usize,
     /// When compiling begins (`DELAY`).
     due: std::time::Instant,
 }
 
-/// The rows written so far, in the shared mapping, unpublished.
-struct Out {
-    table: &'static Shared,
-    len: usize,
+/// One object's CFI, as the writer reads it from its own copy of the object's mapping.
+struct Source {
+    hdr: gimli::ParsedEhFrameHdr<Reader>,
+    eh_frame: gimli::EhFrame<Reader>,
+    bases: gimli::BaseAddresses,
+    bias: u64,
+    /// The next FDE's index in the search table.
+    next_fde: usize,
 }
 
-impl Compiler {
-    /// In the writer process: the compiler of the table, if this process mapped one, no
-    /// other writer took it (a forked child's), and the CFI parses.
-    pub fn claim() -> Option<Compiler> {
-        // SAFETY: the mapping made in `init`, never unmapped.
-        let table = unsafe { TABLE.load(Acquire).as_ref()? };
-        if table.claimed.swap(1, AcqRel) != 0 || table.len.load(Acquire) != 0 {
-            return None;
-        }
-        let (hdr_at, end) = (EH_FRAME_HDR[0].load(Relaxed), EH_FRAME_HDR[1].load(Relaxed));
+impl Source {
+    fn of(place: &Place) -> Option<Source> {
+        let hdr_at = place.eh_frame_hdr.load(Relaxed);
+        let end = place.segment_end.load(Relaxed);
         let from = |addr: usize| {
             let len = end.checked_sub(addr)?;
-            // SAFETY: `addr..end` is within the C library's loaded segment holding
-            // .eh_frame_hdr and .eh_frame, mapped read-only as long as the library is
-            // loaded, which is for good.
+            // SAFETY: `addr..end` is within the object's loaded segment holding
+            // .eh_frame_hdr and .eh_frame, mapped read-only as long as the object is
+            // loaded: for good (the C library, an allocator the shim forwards to).
             Some(unsafe { std::slice::from_raw_parts(addr as *const u8, len) })
         };
         let bases = gimli::BaseAddresses::default().set_eh_frame_hdr(hdr_at as u64);
@@ -228,17 +266,37 @@ impl Compiler {
         let eh_frame_at = hdr.eh_frame_ptr().direct().ok()? as usize;
         let bases = bases
             .set_eh_frame(eh_frame_at as u64)
-            .set_text(TEXT[0].load(Relaxed) as u64);
+            .set_text(place.text[0].load(Relaxed) as u64);
         let eh_frame = gimli::EhFrame::new(from(eh_frame_at)?, gimli::LittleEndian);
         hdr.table()?;
-        Some(Compiler {
+        Some(Source {
             hdr,
             eh_frame,
             bases,
-            ctx: Box::new(gimli::UnwindContext::new()),
-            bias: BIAS.load(Relaxed) as u64,
-            out: Out { table, len: 0 },
+            bias: place.bias.load(Relaxed) as u64,
             next_fde: 0,
+        })
+    }
+}
+
+impl Compiler {
+    /// In the writer process: the compiler of the table, if this process mapped one, no
+    /// other writer took it (a forked child's), and the C library's CFI parses.
+    pub fn claim() -> Option<Compiler> {
+        // SAFETY: the mapping made in `init`, never unmapped.
+        let table = unsafe { TABLE.load(Acquire).as_ref()? };
+        if table.claimed.swap(1, AcqRel) != 0 || table.len.load(Acquire) != 0 {
+            return None;
+        }
+        Some(Compiler {
+            source: Source::of(&PLACES[0])?,
+            object: 0,
+            ctx: Box::new(gimli::UnwindContext::new()),
+            out: Out {
+                table,
+                len: 0,
+                floor: 0,
+            },
             due: std::time::Instant::now() + DELAY,
         })
     }
@@ -249,52 +307,68 @@ impl Compiler {
     }
 
     /// Compiles the next FDEs; true once the table is whole and published (or given up:
-    /// full, or its rows out of order).
+    /// full).
     pub fn step(&mut self) -> bool {
-        let Some(table) = self.hdr.table() else {
-            return self.out.publish();
+        let src = &mut self.source;
+        let Some(table) = src.hdr.table() else {
+            return self.next_object();
         };
-        let mut entries = table.iter(&self.bases);
-        let mut entry = entries.nth(self.next_fde);
+        let mut entries = table.iter(&src.bases);
+        let mut entry = entries.nth(src.next_fde);
         for _ in 0..FDES_PER_STEP {
             let Ok(Some((_, fde_ptr))) = entry else {
-                return self.out.publish();
+                return self.next_object();
             };
-            self.next_fde += 1;
+            src.next_fde += 1;
             let fde = table.pointer_to_offset(fde_ptr).and_then(|off| {
-                self.eh_frame
-                    .fde_from_offset(&self.bases, off, gimli::EhFrame::cie_from_offset)
+                src.eh_frame
+                    .fde_from_offset(&src.bases, off, gimli::EhFrame::cie_from_offset)
             });
             if let Ok(fde) = fde {
-                if !rows_of(
-                    &self.eh_frame,
-                    &self.bases,
-                    &mut self.ctx,
-                    self.bias,
-                    &fde,
-                    &mut self.out,
-                ) {
-                    return self.out.publish();
+                if !rows_of(src, &mut self.ctx, &fde, &mut self.out) {
+                    return self.out.publish(self.object);
                 }
             }
             entry = entries.next();
         }
         false
     }
+
+    /// Ends the current object's rows (dropped unless in order: the search table's order
+    /// should make them so, and anything else is not a table to search) and moves to the
+    /// next object, or publishes the table after the last; true when published.
+    fn next_object(&mut self) -> bool {
+        let first = self.out.floor;
+        // SAFETY: rows below len were written by this compiler.
+        let rows =
+            unsafe { std::slice::from_raw_parts(self.out.table.rows.as_ptr(), self.out.len) };
+        if !rows[first..].is_sorted_by_key(|r| r.start) {
+            self.out.len = first;
+        }
+        let next = self.object + 1;
+        let source = (next < PLACED.load(Relaxed).min(OBJECTS))
+            .then(|| Source::of(&PLACES[next]))
+            .flatten();
+        let Some(source) = source else {
+            return self.out.publish(self.object);
+        };
+        self.out.table.first[next].store(self.out.len, Relaxed);
+        self.out.floor = self.out.len;
+        (self.source, self.object) = (source, next);
+        false
+    }
 }
 
 /// Appends one FDE's rows to `out`; false when the table is full.
 fn rows_of(
-    eh_frame: &gimli::EhFrame<Reader>,
-    bases: &gimli::BaseAddresses,
+    src: &Source,
     ctx: &mut gimli::UnwindContext<usize>,
-    bias: u64,
     fde: &gimli::FrameDescriptionEntry<Reader>,
     out: &mut Out,
 ) -> bool {
     use gimli::{CfaRule, RegisterRule, X86_64};
-    let offset = |addr: u64| u32::try_from(addr.checked_sub(bias)?).ok();
-    let Ok(mut unwind) = fde.rows(eh_frame, bases, ctx) else {
+    let offset = |addr: u64| u32::try_from(addr.checked_sub(src.bias)?).ok();
+    let Ok(mut unwind) = fde.rows(&src.eh_frame, &src.bases, ctx) else {
         return true;
     };
     let mut rows = Vec::new();
@@ -339,11 +413,19 @@ fn rows_of(
     rows.into_iter().all(|row| out.push(row))
 }
 
+/// The rows written so far, in the shared mapping, unpublished; the current object's
+/// start at `floor`.
+struct Out {
+    table: &'static Shared,
+    len: usize,
+    floor: usize,
+}
+
 impl Out {
     /// Appends a row, merged with the last where they unwind alike; false when full.
     fn push(&mut self, row: Row) -> bool {
         let rows = self.table.rows.as_ptr().cast_mut();
-        if let Some(i) = self.len.checked_sub(1) {
+        if let Some(i) = self.len.checked_sub(1).filter(|&i| i >= self.floor) {
             // SAFETY: row `i` < len was written by this compiler, the mapping's only writer
             // (`claimed`), and is not read by anyone until published.
             let last = unsafe { &mut *rows.add(i) };
@@ -365,14 +447,12 @@ impl Out {
         true
     }
 
-    /// Publishes the rows written if they are in order (the search table's order should
-    /// make them so; anything else is not a table to search).
-    fn publish(&mut self) -> bool {
-        // SAFETY: rows below len were written by this compiler.
-        let rows = unsafe { std::slice::from_raw_parts(self.table.rows.as_ptr(), self.len) };
-        if rows.is_sorted_by_key(|r| r.start) {
-            self.table.len.store(self.len, Release);
+    /// Publishes the rows written, the objects after `object` (none compiled) empty.
+    fn publish(&mut self, object: usize) -> bool {
+        for first in &self.table.first[object + 1..] {
+            first.store(self.len, Relaxed);
         }
+        self.table.len.store(self.len, Release);
         true
     }
 }
@@ -386,24 +466,31 @@ fn stop_at(start: u32) -> Row {
     }
 }
 
-/// The published table, if any.
-fn rows() -> Option<&'static [Row]> {
+/// The load address and the published rows of the object whose code holds `pc`, if the
+/// table covers it. Async-signal-safe.
+fn object_of(pc: usize) -> Option<(usize, &'static [Row])> {
     // SAFETY: the mapping made in `init`, never unmapped; rows below a published `len` are
     // never written again.
     let table = unsafe { TABLE.load(Acquire).as_ref()? };
     let len = table.len.load(Acquire);
-    // SAFETY: as above; the Acquire load orders the rows' writes before this read.
-    (len != 0).then(|| unsafe { std::slice::from_raw_parts(table.rows.as_ptr(), len) })
+    if len == 0 {
+        return None;
+    }
+    // SAFETY: as above; the Acquire load orders the rows' (and `first`'s) writes before.
+    let rows = unsafe { std::slice::from_raw_parts(table.rows.as_ptr(), len) };
+    let placed = PLACED.load(Relaxed).min(OBJECTS);
+    let i = (0..placed).find(|&i| {
+        let text = &PLACES[i].text;
+        (text[0].load(Relaxed)..text[1].load(Relaxed)).contains(&pc)
+    })?;
+    let first = table.first[i].load(Relaxed);
+    let end = table.first.get(i + 1).map_or(len, |f| f.load(Relaxed));
+    Some((PLACES[i].bias.load(Relaxed), rows.get(first..end.min(len))?))
 }
 
-/// Whether `pc` is in the C library's code.
-fn in_libc(pc: usize) -> bool {
-    (TEXT[0].load(Relaxed)..TEXT[1].load(Relaxed)).contains(&pc)
-}
-
-/// The row for `pc`. Async-signal-safe.
-fn row_for(rows: &[Row], pc: usize) -> Option<Row> {
-    let off = u32::try_from(pc.checked_sub(BIAS.load(Relaxed))?).ok()?;
+/// The row for `pc` in its object's rows. Async-signal-safe.
+fn row_for(bias: usize, rows: &[Row], pc: usize) -> Option<Row> {
+    let off = u32::try_from(pc.checked_sub(bias)?).ok()?;
     let i = rows.partition_point(|r| r.start <= off).checked_sub(1)?;
     Some(rows[i]).filter(|r| r.base != Base::Stop)
 }
@@ -427,24 +514,24 @@ pub struct Regs {
     pub fp: usize,
 }
 
-/// Steps from the interrupted registers `at` (PC in the C library) out of the C library's
-/// frames: writes each return address into `out` and returns how many, with the registers
-/// of the first frame outside it (or in a part of it the table does not cover). `None`
-/// when a step fails (no row, a slot outside `[sp, stack_hi)`, a fault): the caller walks
+/// Steps from the interrupted registers `at` (PC in the C library, or the allocator)
+/// out of the table's objects' frames: writes each return address into `out` and returns
+/// how many, with the registers of the first frame outside them. `None` when the PC is
+/// not in them, or a step fails (no row, a slot outside `[sp, stack_hi)`, a fault): the caller walks
 /// frame pointers as without the table. Async-signal-safe: a binary search and bounded
 /// reads of the thread's own stack.
 pub fn step_out(at: Regs, stack_hi: usize, out: &mut [usize]) -> Option<(usize, Regs)> {
-    if stack_hi == 0 || at.sp >= stack_hi || !in_libc(at.pc) {
+    if stack_hi == 0 || at.sp >= stack_hi {
         return None;
     }
-    let rows = rows()?;
     let mut r = at;
     let mut n = 0;
     // The interrupted PC is the instruction about to run; a return address is the one
     // after a call, which for a call ending a function is already outside it.
     let mut lookup = r.pc;
-    while n < out.len().min(MAX_STEPS) && in_libc(lookup) {
-        let row = row_for(rows, lookup)?;
+    let mut object = object_of(lookup)?;
+    loop {
+        let row = row_for(object.0, object.1, lookup)?;
         let base = if row.base == Base::Rsp { r.sp } else { r.fp };
         let cfa = base.checked_add(usize::from(row.cfa_off))?;
         let ra = read(cfa.checked_sub(8)?, r.sp, stack_hi)?;
@@ -460,8 +547,11 @@ pub fn step_out(at: Regs, stack_hi: usize, out: &mut [usize]) -> Option<(usize, 
         out[n] = ra;
         n += 1;
         lookup = ra.checked_sub(1)?;
+        match object_of(lookup) {
+            Some(o) if n < out.len().min(MAX_STEPS) => object = o,
+            _ => return Some((n, r)),
+        }
     }
-    Some((n, r))
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -470,7 +560,8 @@ mod tests {
     use crate::record::native_stack::{frame_pointer, stack_top};
     use std::sync::atomic::AtomicBool;
 
-    fn compiled() -> &'static [Row] {
+    /// The C library's load address and rows, once the table is compiled.
+    fn compiled() -> (usize, &'static [Row]) {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             init();
@@ -482,18 +573,18 @@ mod tests {
             assert!(steps > 1, "compiled in slices");
             assert!(Compiler::claim().is_none(), "compiled once");
         });
-        rows().expect("published")
+        object_of(libc::gnu_get_libc_version as *const () as usize).expect("published")
     }
 
     #[test]
     fn the_c_librarys_table_covers_its_functions() {
-        let rows = compiled();
+        let (bias, rows) = compiled();
         assert!(rows.len() > 1000, "{}", rows.len());
         assert!(rows.windows(2).all(|w| w[0].start < w[1].start));
         // memcpy (the IFUNC's pick) starts with its CFA at rsp + 8 and rbp untouched.
         // SAFETY: dlsym with a constant name.
         let memcpy = unsafe { libc::dlsym(libc::RTLD_NEXT, c"memcpy".as_ptr()) } as usize;
-        let row = row_for(rows, memcpy).expect("memcpy's row");
+        let row = row_for(bias, rows, memcpy).expect("memcpy's row");
         assert_eq!((row.base, row.cfa_off, row.rbp_slot), (Base::Rsp, 8, 0));
     }
 
@@ -539,7 +630,7 @@ mod tests {
     fn steps_out_of_the_c_library_to_its_caller() {
         compiled();
         let (here, pc) = sort_in_libc();
-        assert!(!in_libc(pc), "{pc:#x}");
+        assert!(pc != 0 && object_of(pc).is_none(), "{pc:#x}");
         // The return address into sort_in_libc: after its start, within its few hundred bytes.
         assert!(pc > here && pc - here < 512, "{pc:#x} vs {here:#x}");
     }
