@@ -101,7 +101,8 @@ extern "C" {
 /// for the writer to fill. Init time only, in the program before the writer starts: two
 /// `dlsym`s, walks of the loaded objects and a reserving `mmap`, a few thousand
 /// instructions. Without glibc or its `.eh_frame_hdr` there is no table and the sampler
-/// walks frame pointers as before.
+/// walks frame pointers as before. After `native_stack::init`: the shim's own malloc is
+/// not another allocator.
 pub fn init() {
     // SAFETY: dlsym with constant names; null when absent. `gnu_get_libc_version` is
     // glibc's and interposed by no one. The program's `malloc` is an allocator's preloaded
@@ -557,6 +558,7 @@ pub fn step_out(at: Regs, stack_hi: usize, out: &mut [usize]) -> Option<(usize, 
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::record::native_stack;
     use crate::record::native_stack::{frame_pointer, stack_top};
     use std::sync::atomic::AtomicBool;
 
@@ -564,6 +566,9 @@ mod tests {
     fn compiled() -> (usize, &'static [Row]) {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
+            // As at start: the shim's text known first (this test binary holds the shim's
+            // malloc, which is not another allocator).
+            native_stack::init();
             init();
             let mut c = Compiler::claim().expect("a table to compile");
             let mut steps = 1;
