@@ -417,8 +417,8 @@ fn writer_main(input: Input, sink: Sink, link: i32, program: u32) -> ! {
     let flush_every = Duration::from_millis(input.config.flush_ms);
     let mut last_flush = Instant::now();
     let mut quiet = 0u32;
-    // The sampler's unwind table (`record/cfi.rs`: the C library, another allocator), compiled a slice
-    // at a time between drains, here rather than in the program's start.
+    // The sampler's unwind table (`record/cfi.rs`: the C library, another allocator),
+    // compiled a slice at a time between drains, here rather than in the program's start.
     let mut cfi = cfi::Compiler::claim();
     let ended = loop {
         // A busy queue is drained again at once, and watched closely for a while after (a
