@@ -10,7 +10,7 @@ use crate::shared::thread_names::ThreadNames;
 use crate::shared::Outcome;
 use crate::state::{self, active, monotonic_ns, this_process, Runtime, ACTIVE, PID};
 use crate::{
-    ending, output, python, record::alloc_hooks, record::copy, record::memory,
+    ending, output, python, record::alloc_hooks, record::cfi, record::copy, record::memory,
     record::native_stack, record::pyalloc, record::sampler, record::thread_state, shared,
     shared::counters, sys::allocator, sys::log, sys::real, sys::signals, writer,
 };
@@ -79,6 +79,10 @@ fn set_up() {
     native_stack::init();
     thread_state::with(|t| t.stack_hi.set(native_stack::stack_top()));
     let config = Config::from_env();
+    if config.modes & rprof_format::mode::CPU != 0 {
+        // Before the writer starts: it compiles the table this maps.
+        cfi::init();
+    }
     if config.mem_rate == 0 || !allocator::sized() {
         memory::stop_accounting();
     }

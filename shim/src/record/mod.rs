@@ -3,6 +3,7 @@
 //! heap allocation, no locks, async-signal-safe calls only.
 
 pub(crate) mod alloc_hooks;
+pub(crate) mod cfi;
 pub(crate) mod copy;
 pub(crate) mod memory;
 pub(crate) mod native_stack;

@@ -2,6 +2,8 @@
 //! Code built without frame pointers ends a walk early; it cannot crash it. The first
 //! frame (the return address into the caller, or the interrupted PC) is always exact.
 
+use crate::record::cfi;
+pub use crate::record::cfi::Regs;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Native frames kept per event.
@@ -14,6 +16,8 @@ extern "C" {
 /// The top of the calling thread's stack, for bounding walks. Not async-signal-safe (it
 /// may allocate): called when a thread starts.
 pub fn stack_top() -> usize {
+    // SAFETY: the attribute object is initialised by pthread_getattr_np before it is read
+    // and destroyed once, and the calls only write into the locals passed.
     unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
@@ -93,10 +97,12 @@ fn in_allocation_path(pc: usize) -> bool {
 #[inline(always)]
 pub fn frame_pointer() -> usize {
     let fp: usize;
+    // SAFETY: reads a register into a local; touches no memory.
     #[cfg(target_arch = "x86_64")]
     unsafe {
         std::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
     };
+    // SAFETY: as above.
     #[cfg(target_arch = "aarch64")]
     unsafe {
         std::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags))
@@ -110,6 +116,8 @@ pub fn frame_pointer() -> usize {
 pub fn callers(stack_hi: usize, out: &mut [u64; NATIVE_DEPTH]) -> usize {
     let mut raw = [0usize; NATIVE_DEPTH + 8];
     let fp = frame_pointer();
+    // SAFETY: the walk writes at most `raw.len()` addresses into `raw`, and reads the stack
+    // only under the fault guard.
     let n = unsafe { rprof_fp_walk(fp, fp, stack_hi, raw.as_mut_ptr(), raw.len()) };
     let mut k = 0;
     for &pc in raw[..n]
@@ -149,21 +157,41 @@ pub fn unwound(out: &mut [u64; NATIVE_DEPTH]) -> usize {
 }
 
 /// The interrupted code's stack: its PC, then the return addresses up its frame chain
-/// (`sp`..`stack_hi` bounds the chain). Time in the shim itself (the allocator wrappers)
-/// is charged to their caller, so the shim's own frames are left out. Async-signal-safe.
+/// (`sp`..`stack_hi` bounds the chain). With `exact` (the registers are where the PC ran,
+/// not a wait's stand-in PC) a PC in the C library, which keeps no frame pointers, is
+/// first stepped out of by its CFI (`cfi::step_out`) and the chain followed from its
+/// caller's frame; without the CFI table (not yet compiled), a sample in the allocator
+/// walks from the wrapper's frame, `allocator_fp` (`ThreadState::allocator_fp`), instead.
+/// Time in the shim itself (the allocator wrappers) is charged to their caller, so the
+/// shim's own frames are left out. Async-signal-safe.
 pub fn interrupted(
-    pc: usize,
-    fp: usize,
-    sp: usize,
+    at: Regs,
+    exact: bool,
+    allocator_fp: usize,
     stack_hi: usize,
     out: &mut [u64; NATIVE_DEPTH],
 ) -> usize {
     let mut raw = [0usize; NATIVE_DEPTH];
-    raw[0] = pc;
-    let n = 1 + unsafe { rprof_fp_walk(fp, sp, stack_hi, raw[1..].as_mut_ptr(), raw.len() - 1) };
+    raw[0] = at.pc;
+    let mut n = 1;
+    let (mut fp, mut lo) = (at.fp, at.sp);
+    match exact
+        .then(|| cfi::step_out(at, stack_hi, &mut raw[1..]))
+        .flatten()
+    {
+        Some((stepped, caller)) => {
+            n += stepped;
+            (fp, lo) = (caller.fp, caller.sp);
+        }
+        None if allocator_fp != 0 && !in_shim(at.pc) => fp = allocator_fp,
+        None => {}
+    }
+    // SAFETY: the walk writes at most `raw.len() - n` addresses into `raw[n..]`, and reads
+    // the stack only under the fault guard.
+    n += unsafe { rprof_fp_walk(fp, lo, stack_hi, raw[n..].as_mut_ptr(), raw.len() - n) };
     let mut k = 0;
     // Every shim frame, not only the leading ones: a sample in the allocator walks on
-    // from the wrapper's frame (`ThreadState::allocator_fp`), above the allocator's PC.
+    // from the wrapper's frame, above the allocator's frames.
     for &pc in raw[..n].iter().filter(|&&pc| !in_shim(pc)) {
         out[k] = pc as u64;
         k += 1;

@@ -182,13 +182,7 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
             // In wall mode, "system" is all time not spent in user mode: kernel and waiting.
             Clock::Wall => (d_wall, d_wall.saturating_sub(d_cpu.saturating_sub(d_sys))),
         };
-        let (mut pc, mut fp, sp) = interrupted(uc);
-        // Inside the allocator the shim's wrapper called (no frame pointers there): the
-        // chain goes on from the wrapper's frame, so the time is its caller's.
-        let allocator_fp = t.allocator_fp.get();
-        if allocator_fp != 0 && !native_stack::in_shim(pc) {
-            fp = allocator_fp;
-        }
+        let (mut pc, fp, sp) = interrupted(uc);
         // Delivered as a wait wrapper unblocked the signal (in `pthread_sigmask`): the
         // time stands for the wait, so the sample is the waiting function's, called from
         // the wrapper's caller (the frame chain the unblocking call left intact).
@@ -196,7 +190,13 @@ fn sample(rt: &Runtime, uc: *mut c_void) {
             pc = waiting;
         }
         let mut native = [0u64; NATIVE_DEPTH];
-        let depth = native_stack::interrupted(pc, fp, sp, t.stack_hi.get(), &mut native);
+        let depth = native_stack::interrupted(
+            native_stack::Regs { pc, sp, fp },
+            waiting == 0,
+            t.allocator_fp.get(),
+            t.stack_hi.get(),
+            &mut native,
+        );
         // Before the sample is queued, so the writer names the thread at its first sample.
         thread_name::note(rt, t, wall);
         let Some(mut claim) = rt.queue.claim() else {

@@ -16,7 +16,7 @@ mod sink;
 pub(crate) mod symbols;
 
 use crate::config::Config;
-use crate::record::thread_state;
+use crate::record::{cfi, thread_state};
 use crate::shared::codes::CodeTable;
 use crate::shared::queue::Queue;
 use crate::shared::thread_names::ThreadNames;
@@ -420,14 +420,21 @@ fn writer_main(input: Input, sink: Sink, link: i32, program: u32) -> ! {
     let flush_every = Duration::from_millis(input.config.flush_ms);
     let mut last_flush = Instant::now();
     let mut quiet = 0u32;
+    // The sampler's unwind table (`record/cfi.rs`: the C library, another allocator),
+    // compiled a slice at a time between drains, here rather than in the program's start.
+    let mut cfi = cfi::Compiler::claim();
     let ended = loop {
         // A busy queue is drained again at once, and watched closely for a while after (a
         // program allocating fast fills it in milliseconds); a quiet one is polled every
         // few ms.
         let n = w.drain();
         quiet = if n > 0 { 0 } else { quiet.saturating_add(1) };
+        let compiling = cfi.as_ref().is_some_and(cfi::Compiler::due);
+        if compiling && cfi.as_mut().is_some_and(cfi::Compiler::step) {
+            cfi = None;
+        }
         let pause = match (n, quiet) {
-            (n, _) if n >= BUSY => Duration::ZERO,
+            (n, _) if n >= BUSY || compiling => Duration::ZERO,
             (_, q) if q < QUIET_POLLS => SHORT_POLL,
             _ => POLL,
         };
