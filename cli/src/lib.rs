@@ -2,6 +2,9 @@
 //! terminal, Scalene-compatible JSON, or an HTML page), and launches programs under the
 //! profiler.
 
+// Every unsafe block says why it is sound (`// SAFETY:`); CI's clippy holds it to that.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod advice;
 pub mod diff;
 pub mod environment;

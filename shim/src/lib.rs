@@ -9,6 +9,8 @@
 // Unit tests link the library without its constructor (it would profile the test runner),
 // which leaves the start-up path unreachable there.
 #![cfg_attr(test, allow(dead_code))]
+// Every unsafe block says why it is sound (`// SAFETY:`); CI's clippy holds it to that.
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod api;
 mod config;

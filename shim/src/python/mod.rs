@@ -113,17 +113,22 @@ impl Probe {
             eval_loop: (0, 0),
         };
         let mut msg = [0 as c_char; 192];
+        // SAFETY: the state buffer is STATE_BYTES long, as passed, and msg is a buffer of
+        // msg.len() bytes the C side NUL-terminates; detect runs at init, in one thread.
         let rc = unsafe {
             rprof_probe_detect(&mut probe.state, STATE_BYTES, msg.as_mut_ptr(), msg.len())
         };
         match rc {
             DETECT_OK => {
+                // SAFETY: detection succeeded, so the state holds a detected layout.
                 probe.version_hex = unsafe { rprof_probe_version_hex(&probe.state) };
                 probe.eval_loop = eval_loop();
                 Ok(probe)
             }
             DETECT_NOT_PYTHON => Err(DetectError::NotPython),
             _ => {
+                // SAFETY: on failure the C side wrote a NUL-terminated message into msg (at
+                // most msg.len() bytes).
                 let why = unsafe { CStr::from_ptr(msg.as_ptr()) };
                 Err(DetectError::Unsupported(why.to_string_lossy().into_owned()))
             }
@@ -148,6 +153,8 @@ impl Probe {
     /// Async-signal-safe: is `pc` inside the interpreter's executable text (libpython, or the
     /// executable when it is statically linked)?
     pub fn is_interpreter_pc(&self, pc: usize) -> bool {
+        // SAFETY: the C side only compares `pc` with the text ranges detection stored in the
+        // state.
         unsafe { rprof_probe_is_interpreter_pc(&self.state, pc) != 0 }
     }
 
@@ -157,6 +164,8 @@ impl Probe {
     pub fn walk_current_thread(&self, out: &mut [RawFrame]) -> (usize, bool) {
         let mut truncated = 0;
         let n =
+            // SAFETY: `out` has out.len() slots, which bound the C walk; its reads of
+            // interpreter memory are validated and fault-guarded.
             unsafe { rprof_probe_walk(&self.state, out.as_mut_ptr(), out.len(), &mut truncated) };
         (n, truncated != 0)
     }
@@ -165,9 +174,12 @@ impl Probe {
     /// in a walk. None if it does not validate as a code object with compact str names.
     pub fn code_ref(&self, code: usize) -> Option<CodeRef> {
         let mut r = std::mem::MaybeUninit::<FfiCodeRef>::uninit();
+        // SAFETY: the C side fills the FfiCodeRef it is given only when it returns nonzero;
+        // its reads are validated and fault-guarded.
         if unsafe { rprof_probe_code_ref(&self.state, code, r.as_mut_ptr()) } == 0 {
             return None;
         }
+        // SAFETY: nonzero: the C side filled every field.
         let r = unsafe { r.assume_init() };
         Some(CodeRef {
             key: r.key,
@@ -178,10 +190,10 @@ impl Probe {
         })
     }
 
-    /// Async-signal-safe: copies `dst.len()` bytes from `src`; false if the read faulted.
     /// Async-signal-safe: whether the interpreter has begun finalizing (the program proper
     /// has ended; what it frees from now on is the interpreter tearing down).
     pub fn finalizing(&self) -> bool {
+        // SAFETY: one fault-guarded read of a runtime field at an offset detection validated.
         unsafe { rprof_probe_finalizing(&self.state) != 0 }
     }
 
@@ -198,7 +210,10 @@ impl Probe {
         (n > 0).then_some((n, kind))
     }
 
+    /// Async-signal-safe: copies `dst.len()` bytes from `src`; false if the read faulted.
     pub fn copy_guarded(&self, src: usize, dst: &mut [u8]) -> bool {
+        // SAFETY: `dst` is writable for dst.len() bytes; the read of `src` is fault-guarded (a
+        // bad address returns 0).
         unsafe { rprof_probe_copy(src, dst.as_mut_ptr(), dst.len()) != 0 }
     }
 }
@@ -209,6 +224,8 @@ impl Probe {
 /// destructors. Otherwise it returns and the handler chains to the program's own.
 #[inline(always)]
 pub fn on_fault() {
+    // SAFETY: runs first in the SIGSEGV/SIGBUS handler, as the guard requires; it holds no
+    // values with destructors.
     unsafe { rprof_probe_on_fault() }
 }
 
@@ -300,6 +317,7 @@ mod tests {
     extern "C" fn segv_handler(_: c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
         on_fault();
         // Not a guarded read: a real crash in this test binary.
+        // SAFETY: abort has no preconditions.
         unsafe { libc::abort() };
     }
 
@@ -307,6 +325,8 @@ mod tests {
     fn real_sigaction(sig: c_int, act: &libc::sigaction, old: *mut libc::sigaction) -> c_int {
         type Sigaction =
             unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+        // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name gives libc's sigaction, whose
+        // C signature Sigaction is.
         unsafe {
             let f = libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr());
             assert!(!f.is_null());
@@ -323,6 +343,8 @@ mod tests {
             state: State([0; STATE_BYTES]),
             eval_loop: (0, 0),
         };
+        // SAFETY: the test installs a SA_SIGINFO handler with a valid sigaction, maps and
+        // unmaps its own page, and reads only through the guard or its own buffers.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = segv_handler as *const () as usize;

@@ -22,6 +22,8 @@ static mut EXIT_KEY: libc::pthread_key_t = 0;
 /// Creates the key whose destructor deletes a thread's timer and folds its last counts
 /// when the thread exits.
 pub fn init_thread_exit_hook() -> bool {
+    // SAFETY: called once, at init, before any thread reads EXIT_KEY; the key is written
+    // through a raw pointer to the static, never a reference.
     unsafe { libc::pthread_key_create(&raw mut EXIT_KEY, Some(on_thread_exit)) == 0 }
 }
 
@@ -35,6 +37,8 @@ extern "C" fn on_thread_exit(_: *mut c_void) {
 fn disarm(t: &thread_state::ThreadState) {
     let timer = t.timer.replace(0);
     if timer != 0 {
+        // SAFETY: the id is one this thread's timer_create returned (stored + 1) and not yet
+        // deleted: `replace(0)` above takes it once.
         unsafe { libc::timer_delete((timer - 1) as libc::timer_t) };
     }
 }
@@ -49,13 +53,17 @@ fn now(clock: libc::clockid_t) -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // SAFETY: clock_gettime writes the struct we pass; an unknown clock only fails, leaving
+    // zeroes.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The calling thread's user and system CPU time, ns.
 fn thread_times() -> (u64, u64) {
+    // SAFETY: a zeroed rusage is a valid value to fill.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes the struct we pass; RUSAGE_THREAD is valid on Linux.
     unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
     let ns = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000_000 + tv.tv_usec as u64 * 1000;
     (ns(ru.ru_utime), ns(ru.ru_stime))
@@ -68,23 +76,27 @@ pub fn arm_current_thread(rt: &Runtime) {
     }
     thread_state::with(|t| {
         disarm(t);
+        // SAFETY: gettid has no preconditions.
         t.tid.set(unsafe { libc::gettid() } as u32);
         let (user, sys) = thread_times();
         t.last_cpu_ns.set(user + sys);
         t.last_sys_ns.set(sys);
         t.last_wall_ns.set(now(libc::CLOCK_MONOTONIC));
+        // SAFETY: a zeroed sigevent is a valid value (fields set below).
         let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
         sev.sigev_notify = libc::SIGEV_THREAD_ID;
         sev.sigev_signo = rt.signal;
         sev.sigev_value = libc::sigval {
             sival_ptr: COOKIE as *mut c_void,
         };
+        // SAFETY: gettid has no preconditions.
         sev.sigev_notify_thread_id = unsafe { libc::gettid() };
         let clock = match rt.config.clock {
             Clock::Cpu => libc::CLOCK_THREAD_CPUTIME_ID,
             Clock::Wall => libc::CLOCK_MONOTONIC,
         };
         let mut timer: libc::timer_t = std::ptr::null_mut();
+        // SAFETY: timer_create reads the sigevent and writes the timer id, both on this stack.
         if unsafe { libc::timer_create(clock, &mut sev, &mut timer) } != 0 {
             return;
         }
@@ -97,7 +109,10 @@ pub fn arm_current_thread(rt: &Runtime) {
             it_interval: ts,
             it_value: ts,
         };
+        // SAFETY: the timer was just created; timer_settime reads the spec on this stack and
+        // takes a null old value.
         if unsafe { libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()) } != 0 {
+            // SAFETY: deletes the timer just created, which nothing else knows of.
             unsafe { libc::timer_delete(timer) };
             return;
         }
@@ -124,6 +139,8 @@ pub unsafe fn is_ours(info: *const siginfo_t) -> bool {
 }
 
 pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
+    // SAFETY: errno is this thread's; saved here and put back below, so the interrupted code
+    // never sees the handler's.
     let errno = unsafe { *libc::__errno_location() };
     // SAFETY: the kernel passes a filled-in siginfo_t to an SA_SIGINFO handler.
     let ours = unsafe { is_ours(info) };
@@ -134,8 +151,10 @@ pub extern "C" fn on_signal(sig: c_int, info: *mut siginfo_t, uc: *mut c_void) {
             thread_state::with(rebase);
         }
     } else {
+        // SAFETY: passes on the handler's own arguments, as chain requires.
         unsafe { signals::chain(sig, info, uc) };
     }
+    // SAFETY: restores this thread's errno, saved above.
     unsafe { *libc::__errno_location() = errno };
 }
 
@@ -152,6 +171,8 @@ fn rebase(t: &thread_state::ThreadState) {
 fn interrupted(uc: *mut c_void) -> (usize, usize, usize) {
     let uc = uc as *const libc::ucontext_t;
     #[cfg(target_arch = "x86_64")]
+    // SAFETY: `uc` is the ucontext_t the kernel passed to this SA_SIGINFO handler, valid
+    // during it; gregs has every REG_* index.
     unsafe {
         let g = &(*uc).uc_mcontext.gregs;
         let reg = |r: libc::c_int| g[r as usize] as usize;
