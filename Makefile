@@ -18,6 +18,7 @@ venv:
 # Each layer runs even when an earlier one fails, so that one run shows every failure.
 test: build venv
 	fail=0; \
+	$(MAKE) --no-print-directory lint || fail=1; \
 	cargo nextest run --workspace --release --no-tests=warn --no-fail-fast || fail=1; \
 	if [ -f tests/probe/check_offsets.sh ]; then bash tests/probe/check_offsets.sh || fail=1; fi; \
 	$(VENV_PY) -m pytest $(PYTEST_FLAGS) tests || fail=1; \
@@ -49,7 +50,7 @@ fmt:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --release -- -D warnings
 
 clean:
 	cargo clean
