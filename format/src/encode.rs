@@ -144,6 +144,18 @@ impl Encoder {
                 put_u64(b, f.addr);
                 tag::FREE
             }
+            Record::ShortLived(s) => {
+                put_u64(b, s.t_ns);
+                put_u64(b, s.span_ns);
+                put_u64(b, s.stack.into());
+                put_u64(b, s.size);
+                b.push(s.domain as u8);
+                put_u64(b, s.count);
+                put_u64(b, s.weight);
+                put_u64(b, s.peak);
+                put_u64(b, s.held_us);
+                tag::SHORT_LIVED
+            }
             Record::Copy(c) => {
                 put_u64(b, c.t_ns);
                 put_u64(b, c.tid.into());
