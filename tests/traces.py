@@ -6,7 +6,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STRING, CPU, END, ALLOC, MARK, PROCESS, EXIT = 1, 5, 7, 8, 11, 12, 13
+STRING, CPU, END, ALLOC, FREE, MARK, PROCESS, EXIT, SHORT_LIVED = 1, 5, 7, 8, 9, 11, 12, 13, 16
 HOW = {0: "exited", 1: "signal", 2: "exec", 3: "killed"}
 
 
@@ -51,7 +51,10 @@ class TraceInfo:
     ending: tuple = None          # ("exited", code) | ("signal", N) | ("exec", CMD) | ("killed", N)
     end_record: bool = False
     cpu_samples: int = 0
-    alloc_samples: int = 0
+    alloc_samples: int = 0        # Alloc records and the blocks ShortLived records fold
+    alloc_records: int = 0
+    free_records: int = 0
+    short_lived_records: int = 0
     marks: list = field(default_factory=list)
 
 
@@ -82,6 +85,13 @@ def read(path):
                 info.cpu_samples += 1
             elif tag == ALLOC:
                 info.alloc_samples += 1
+                info.alloc_records += 1
+            elif tag == FREE:
+                info.free_records += 1
+            elif tag == SHORT_LIVED:
+                body.u(), body.u(), body.u(), body.u(), body.u8()      # time, span, stack, size, domain
+                info.alloc_samples += body.u()
+                info.short_lived_records += 1
             elif tag == END:
                 info.end_record = True
             elif tag in (MARK, PROCESS, EXIT):

@@ -10,7 +10,7 @@ use rprof_cli::report::ReportOptions;
 use rprof_cli::source::Sources;
 use rprof_format::{
     mode, AllocSample, CopySample, Counters, CpuSample, Domain, End, Exec, Frame, FreeSample,
-    FuncKind, Header, Record,
+    FuncKind, Header, Record, ShortLived,
 };
 
 /// xorshift64*: deterministic, so a failure reproduces.
@@ -55,7 +55,7 @@ fn addr(rng: &mut Rng) -> u64 {
 }
 
 fn random_record(rng: &mut Rng) -> Record {
-    match rng.below(13) {
+    match rng.below(14) {
         0 => Record::String {
             id: rng.id(),
             text: match rng.below(8) {
@@ -109,6 +109,23 @@ fn random_record(rng: &mut Rng) -> Record {
             } else {
                 Domain::Native
             },
+        }),
+        13 => Record::ShortLived(ShortLived {
+            t_ns: rng.big(),
+            span_ns: rng.big(),
+            stack: rng.id(),
+            size: rng.big(),
+            domain: if rng.below(2) == 0 {
+                Domain::Python
+            } else {
+                Domain::Native
+            },
+            // Any count a trace could hold (a count near u64::MAX would make the lines'
+            // sample counts, summed below, wrap where the report's saturate).
+            count: rng.below(1 << 40),
+            weight: rng.big(),
+            peak: rng.big(),
+            held_us: rng.big(),
         }),
         10 => Record::Free(FreeSample {
             t_ns: rng.big(),

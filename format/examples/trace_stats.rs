@@ -19,6 +19,7 @@ fn main() {
             Record::End(_) => "end",
             Record::Alloc(_) => "alloc",
             Record::Free(_) => "free",
+            Record::ShortLived(_) => "short-lived",
             Record::Copy(_) => "copy",
             Record::Mark { .. } => "mark",
             Record::Process(_) => "process",

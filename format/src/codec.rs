@@ -223,6 +223,10 @@ records! {
             t_ns: u64, tid: u32, stack: u32, addr: u64, size: u64, weight: u64, domain: Domain
         }
         FREE = 9 => Free(FreeSample) { t_ns: u64, addr: u64 }
+        SHORT_LIVED = 16 => ShortLived(ShortLived) {
+            t_ns: u64, span_ns: u64, stack: u32, size: u64, domain: Domain, count: u64,
+            weight: u64, peak: u64, held_us: u64
+        }
         COPY = 10 => Copy(CopySample) { t_ns: u64, tid: u32, stack: u32, weight: u64 }
         PROCESS = 12 => Process(Process) { run: u32, root: bool }
         EXIT = 13 => Exit(Exit) { t_ns: u64, how: Ending }
@@ -284,6 +288,17 @@ pub(crate) mod tests {
                 domain: Domain::Python,
             }),
             Record::Free(FreeSample { t_ns: 1, addr: 2 }),
+            Record::ShortLived(ShortLived {
+                t_ns: 1,
+                span_ns: 2,
+                stack: 3,
+                size: 4,
+                domain: Domain::Python,
+                count: 5,
+                weight: 6,
+                peak: 7,
+                held_us: u64::MAX,
+            }),
             Record::Copy(CopySample {
                 t_ns: 1,
                 tid: 2,

@@ -4,7 +4,7 @@
 use crate::encode::CHUNK_MAGIC;
 use crate::record::*;
 use crate::varint::{Cursor, Short};
-use crate::{CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN};
+use crate::{CHUNK_HEADER_LEN, FORMAT_VERSION, MAGIC, MAX_CHUNK_LEN, OLDEST_VERSION};
 use std::fmt;
 use std::io::{self, Read};
 
@@ -24,7 +24,7 @@ impl fmt::Display for TraceError {
             TraceError::NotATrace => write!(f, "not an rprof trace (bad magic bytes)"),
             TraceError::UnsupportedVersion(v) => write!(
                 f,
-                "trace format version {v} is not supported by this reader (it reads version {FORMAT_VERSION})"
+                "trace format version {v} is not supported by this reader (it reads versions {OLDEST_VERSION} to {FORMAT_VERSION})"
             ),
             TraceError::BadHeader(what) => write!(f, "trace header is damaged: {what}"),
             TraceError::Unreadable(e) => write!(f, "cannot read the trace header: {e}"),
@@ -317,7 +317,7 @@ fn read_header(input: &mut Input<impl Read>) -> Result<Header, TraceError> {
         return Err(TraceError::NotATrace);
     }
     let version = u16::from_le_bytes([data[8], data[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(TraceError::UnsupportedVersion(version));
     }
     let len = u32::from_le_bytes(data[12..16].try_into().unwrap()) as usize;
@@ -510,6 +510,21 @@ mod tests {
             read_trace(&data, |_| {}).unwrap_err(),
             TraceError::UnsupportedVersion(99)
         );
+        data[8] = 0;
+        assert_eq!(
+            read_trace(&data, |_| {}).unwrap_err(),
+            TraceError::UnsupportedVersion(0)
+        );
+    }
+
+    #[test]
+    fn a_version_1_trace_is_still_read() {
+        let (mut data, want) = trace_with_chunks(2);
+        data[8..10].copy_from_slice(&OLDEST_VERSION.to_le_bytes());
+        assert_eq!(OLDEST_VERSION, 1);
+        let (t, got) = read_all(&data);
+        assert_eq!(got, want);
+        assert!(t.damage.is_empty());
     }
 
     /// Hands out at most `step` bytes per read, then fails after `fail_at` bytes if set.

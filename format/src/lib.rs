@@ -22,8 +22,12 @@ pub use record::*;
 
 /// First eight bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"RPROFTR\0";
-/// Bumped on any incompatible change to the header or a record's fields.
-pub const FORMAT_VERSION: u16 = 1;
+/// Bumped on any incompatible change to the header or a record's fields, and on a new
+/// record an older reader must not skip: 2 added [`Record::ShortLived`], whose blocks a
+/// version-1 reader would lose from every memory figure.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version this reader reads: version 1 is version 2 without `ShortLived`.
+pub const OLDEST_VERSION: u16 = 1;
 /// Bytes before each chunk's payload: `"RPCK"`, payload length (u32 LE), CRC32 (u32 LE).
 pub const CHUNK_HEADER_LEN: usize = 12;
 /// Upper bound a reader accepts for one chunk; larger lengths mean corruption.

@@ -115,7 +115,7 @@ pub struct Counters {
 }
 
 /// Which allocator served a sampled allocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Domain {
     /// The C allocator (malloc family), called from native code or by the interpreter for
     /// large blocks.
@@ -147,6 +147,34 @@ pub struct AllocSample {
 pub struct FreeSample {
     pub t_ns: u64,
     pub addr: u64,
+}
+
+/// Sampled blocks of one stack, size and domain that were allocated and freed within one
+/// flush window of the writer, folded into one record instead of an [`AllocSample`] and a
+/// [`FreeSample`] each (format version 2). Blocks still live at the window's end keep
+/// their own records. What a report computes from per-block records it computes from this
+/// too: the sums exactly, the live bytes over time as a bound (see `peak`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShortLived {
+    /// The first of the blocks' allocations, ns since the trace's start.
+    pub t_ns: u64,
+    /// From `t_ns` to the last of their frees.
+    pub span_ns: u64,
+    pub stack: u32,
+    /// Bytes of each block.
+    pub size: u64,
+    pub domain: Domain,
+    /// Blocks folded (allocation samples, each freed).
+    pub count: u64,
+    /// The sum of their [`AllocSample::weight`]s.
+    pub weight: u64,
+    /// The most of their weight live at once (the high-water mark of their summed weights
+    /// over time, by the times of their allocations and frees): between `t_ns` and
+    /// `t_ns + span_ns` their live bytes never exceed it, and are 0 outside.
+    pub peak: u64,
+    /// Their weights times their lifetimes, summed, in byte-microseconds (rounded): the
+    /// area they add under live bytes over time.
+    pub held_us: u64,
 }
 
 /// Sampled memory copying (memcpy, memmove): `weight` bytes copied, estimated like
@@ -265,6 +293,7 @@ pub enum Record {
     End(End),
     Alloc(AllocSample),
     Free(FreeSample),
+    ShortLived(ShortLived),
     Copy(CopySample),
     /// A named moment of the run. The shim marks [`marks::PYTHON_FINALIZING`], its
     /// warnings and early stops; programs add their own through the C API

@@ -446,6 +446,12 @@ impl Accumulator {
                 self.last_t_ns = self.last_t_ns.max(f.t_ns);
                 self.memory.free(&f);
             }
+            Record::ShortLived(f) => {
+                self.last_t_ns = self.last_t_ns.max(f.t_ns.saturating_add(f.span_ns));
+                let slot = self.slot(f.stack);
+                self.slots[slot as usize].memory.short_lived(&f);
+                self.memory.short_lived(&f, slot);
+            }
             Record::Copy(c) => {
                 self.last_t_ns = self.last_t_ns.max(c.t_ns);
                 let slot = self.slot(c.stack);
@@ -1322,5 +1328,109 @@ mod tests {
         assert!(undefined.undefined && undefined.frames.is_empty());
         assert!(st.stacks.iter().filter(|s| s.undefined).count() == 1);
         assert_eq!(undefined.times.total_ns(), 5);
+    }
+
+    /// Blocks folded into a `ShortLived` record give the line the figures their own
+    /// records gave: the same sums, counts and time average, and a peak, timeline and
+    /// process peak never below them and above by at most the record's `peak`.
+    #[test]
+    fn folded_blocks_count_as_their_own_records_did() {
+        use rprof_format::{AllocSample, Domain, FreeSample, ShortLived};
+        let alloc = |t_ns, addr, weight| {
+            Record::Alloc(AllocSample {
+                t_ns,
+                tid: 1,
+                stack: 5,
+                addr,
+                size: 100,
+                weight,
+                domain: Domain::Python,
+            })
+        };
+        let free = |t_ns, addr| Record::Free(FreeSample { t_ns, addr });
+        let stack = Record::Stack {
+            id: 5,
+            frames: vec![Frame { func: 2, line: 7 }],
+        };
+        // A block kept all along (1000), and three short-lived ones inside 100..400: 300
+        // and 500 overlap (800 at 220..250), then 200.
+        let kept = [alloc(10, 1, 1000)];
+        let short = [
+            alloc(100, 2, 300),
+            alloc(220, 3, 500),
+            free(250, 2),
+            free(300, 3),
+            alloc(350, 4, 200),
+            free(400, 4),
+        ];
+        let end = Record::End(End {
+            t_ns: 1000,
+            ..Default::default()
+        });
+        let mut own = names();
+        own.push(stack.clone());
+        own.extend(kept.clone());
+        own.extend(short);
+        own.push(end.clone());
+        let mut folded = names();
+        folded.push(stack);
+        folded.extend(kept);
+        folded.push(Record::ShortLived(ShortLived {
+            t_ns: 100,
+            span_ns: 300,
+            stack: 5,
+            size: 100,
+            domain: Domain::Python,
+            count: 3,
+            weight: 1000,
+            peak: 800,
+            // (300 * 150 + 500 * 80 + 200 * 50) byte-ns.
+            held_us: 95,
+        }));
+        folded.push(end);
+        let line = |p: &Profile| {
+            let l = p.files.iter().flat_map(|f| &f.lines).find(|l| l.line == 7);
+            l.unwrap().memory.clone()
+        };
+        let (a, b) = (profile(own), profile(folded));
+        let (ma, mb) = (line(&a), line(&b));
+        assert_eq!(
+            (
+                ma.malloc_bytes,
+                ma.python_bytes,
+                ma.mallocs,
+                ma.alloc_samples
+            ),
+            (2000, 2000, 20, 4)
+        );
+        assert_eq!(
+            (
+                mb.malloc_bytes,
+                mb.python_bytes,
+                mb.mallocs,
+                mb.alloc_samples
+            ),
+            (2000, 2000, 20, 4)
+        );
+        assert_eq!(
+            (a.footprint.alloc_samples, a.footprint.free_samples),
+            (b.footprint.alloc_samples, b.footprint.free_samples)
+        );
+        // Own records: 1800 at the peak; folded: 1000 + 800.
+        assert_eq!((ma.peak_bytes, mb.peak_bytes), (1800, 1800));
+        assert_eq!(a.footprint.peak_bytes, b.footprint.peak_bytes);
+        assert!((ma.avg_bytes - mb.avg_bytes).abs() < 1e-6, "{ma:?} {mb:?}");
+        assert_eq!((ma.growth_bytes, mb.growth_bytes), (1000, 1000));
+        // The folded timeline is never below the blocks' own.
+        let at = |tl: &[(u64, u64)], t: u64| {
+            tl.iter()
+                .take_while(|&&(u, _)| u <= t)
+                .last()
+                .map_or(0, |&(_, v)| v)
+        };
+        for t in (0..1000).step_by(10) {
+            let (x, y) = (at(&ma.timeline, t), at(&mb.timeline, t));
+            assert!(y >= x && y <= x + 800, "t={t}: {x} {y}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::charge::Site;
 use super::leaks::{self, Evidence, Fit, Trend};
 use super::timeline::Downsampler;
 use super::types::{Footprint, Memory};
-use rprof_format::{AllocSample, CopySample, Counters, Domain, FreeSample};
+use rprof_format::{AllocSample, CopySample, Counters, Domain, FreeSample, ShortLived};
 use rustc_hash::FxHashMap;
 
 /// What memory samples of one stack add up to, apart from time.
@@ -38,6 +38,16 @@ impl StackTotals {
             self.python_bytes = self.python_bytes.saturating_add(a.weight);
         }
         self.allocs += 1;
+    }
+
+    /// Blocks folded into one record: the same sums as their own records would give.
+    pub(super) fn short_lived(&mut self, s: &ShortLived) {
+        self.malloc_bytes = self.malloc_bytes.saturating_add(s.weight);
+        self.mallocs += s.weight as f64 / s.size.max(1) as f64;
+        if s.domain == Domain::Python {
+            self.python_bytes = self.python_bytes.saturating_add(s.weight);
+        }
+        self.allocs = self.allocs.saturating_add(s.count);
     }
 
     #[inline]
@@ -64,11 +74,26 @@ pub(super) struct MemoryAccumulator {
     /// weight).
     live: FxHashMap<u64, (u32, u64)>,
     events: Vec<Event>,
+    /// The [`ShortLived`] records, each also two events in `events` (see `short_lived`).
+    folds: Vec<Folded>,
     counters: Vec<Counters>,
     alloc_samples: u64,
     free_samples: u64,
     unmatched_frees: u64,
     copy_samples: u64,
+}
+
+/// What a [`ShortLived`] record's two events in the replay leave out: its blocks' count
+/// (the events count one allocation and one free) and how much less than its `peak` over
+/// its span its blocks held.
+#[derive(Debug, Clone, Copy)]
+struct Folded {
+    stack: u32,
+    t_ns: u64,
+    end_ns: u64,
+    count: u64,
+    peak: u64,
+    held_us: u64,
 }
 
 /// No function slot.
@@ -93,6 +118,29 @@ impl MemoryAccumulator {
             }
             None => self.unmatched_frees += 1,
         }
+    }
+
+    /// Blocks allocated and freed within one flush window, folded into one record, in the
+    /// stack of slot `i`. Their live bytes, unknown in detail, are taken at their bound:
+    /// the record's `peak` from the first allocation to the last free (never below what
+    /// their own records would have given; docs/FORMAT.md). Their events come after the
+    /// window's other records in the file: the replay puts them in time order.
+    pub(super) fn short_lived(&mut self, s: &ShortLived, i: u32) {
+        self.alloc_samples = self.alloc_samples.saturating_add(s.count);
+        self.free_samples = self.free_samples.saturating_add(s.count);
+        let end_ns = s.t_ns.saturating_add(s.span_ns);
+        // More live at once than the blocks weigh in all is a damaged record.
+        let peak = s.peak.min(s.weight);
+        self.push(s.t_ns, peak, i, true);
+        self.push(end_ns, peak, i, false);
+        self.folds.push(Folded {
+            stack: i,
+            t_ns: s.t_ns,
+            end_ns,
+            count: s.count,
+            peak,
+            held_us: s.held_us,
+        });
     }
 
     pub(super) fn copy(&mut self) {
@@ -122,7 +170,7 @@ impl MemoryAccumulator {
     /// docs) at `exit_ns`, given the site and the sums of each stack slot and the number of
     /// line and function slots.
     pub(super) fn replay(
-        self,
+        mut self,
         sites: &[Site],
         totals: &[StackTotals],
         lines: usize,
@@ -132,6 +180,9 @@ impl MemoryAccumulator {
     ) -> Replayed {
         // Times never reach `UNSTARTED`.
         let end_ns = end_ns.min(UNSTARTED - 1);
+        if !self.folds.is_empty() {
+            self.sort_by_time();
+        }
         let mut fp = Footprint {
             alloc_samples: self.alloc_samples,
             free_samples: self.free_samples,
@@ -187,6 +238,13 @@ impl MemoryAccumulator {
         }
         if !at_exit {
             fp.kept_bytes = total;
+        }
+        for f in &self.folds {
+            let (line, func) = followed[f.stack as usize];
+            line_curves.unfold(line as usize, f, fp.exit_ns, end_ns);
+            if func != NONE {
+                func_curves.unfold(func as usize, f, fp.exit_ns, end_ns);
+            }
         }
         if fp.timeline.is_empty() {
             // No counters: the estimate is all there is.
@@ -522,6 +580,25 @@ impl Curves {
             c.live = c.live.saturating_sub(e.weight);
         }
         c.timeline.set(t_ns, before, c.live);
+    }
+
+    /// Slot `i` had folded blocks `f`, which the replay's two events count as one
+    /// allocation and one free (each before the exit point `exit_ns` if the event was)
+    /// holding `f.peak` over their whole span: the rest of their count, and their own
+    /// area.
+    fn unfold(&mut self, i: usize, f: &Folded, exit_ns: u64, end_ns: u64) {
+        let c = &mut self.hot[i];
+        let more = u32::try_from(f.count.saturating_sub(1)).unwrap_or(u32::MAX);
+        let (t0, t1) = (f.t_ns.min(end_ns), f.end_ns.min(end_ns));
+        if t0 <= exit_ns {
+            c.allocs = c.allocs.saturating_add(more);
+        }
+        if t1 <= exit_ns {
+            c.frees = c.frees.saturating_add(more);
+        }
+        let pulse = f.peak as f64 * (t1 - t0) as f64;
+        let held = (f.held_us as f64 * 1e3).min(pulse);
+        c.area = (c.area - (pulse - held)).max(0.0);
     }
 
     /// Per slot, the figures and the evidence for the leak rule (its span left to

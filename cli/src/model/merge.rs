@@ -351,6 +351,13 @@ pub fn merge<R: Read, E>(
                     t_ns: t(f.t_ns),
                     addr: ids.blocks.remove(&f.addr).unwrap_or(0),
                 }),
+                Record::ShortLived(mut f) => {
+                    f.t_ns = t(f.t_ns);
+                    if f.stack != 0 {
+                        f.stack = renumber(&mut ids.stacks, &mut fresh.stack, f.stack);
+                    }
+                    Record::ShortLived(f)
+                }
                 Record::Copy(mut c) => {
                     c.t_ns = t(c.t_ns);
                     if c.stack != 0 {

@@ -2,6 +2,7 @@
 //! lines and native PCs to symbols, interns strings and stacks, and hands whole chunks to
 //! the sink.
 
+use super::fold::Fold;
 use super::gpu::{self, Gpu, Msg};
 use super::oom;
 use super::sink::{self, Sink};
@@ -31,6 +32,8 @@ pub struct Writer {
     program: u32,
     pub sink: Sink,
     enc: Encoder,
+    /// The flush window's memory records, held until its chunk is written.
+    fold: Fold,
     strings: HashMap<String, u32>,
     funcs: HashMap<(u32, u32, u32), u32>,
     next_func: u32,
@@ -90,6 +93,7 @@ impl Writer {
             program,
             sink,
             enc: Encoder::new(),
+            fold: Fold::default(),
             strings: HashMap::new(),
             funcs: HashMap::new(),
             next_func: 0,
@@ -150,6 +154,7 @@ impl Writer {
     /// Drops what was recorded, and the file if the trace was created at start.
     pub fn discard(&mut self) {
         self.enc.clear();
+        self.fold.clear();
         self.sink.discard();
     }
 
@@ -222,10 +227,10 @@ impl Writer {
             return;
         }
         if ev.kind == Kind::Free {
-            self.enc.push(&Record::Free(FreeSample {
+            self.fold.free(FreeSample {
                 t_ns: ev.t_ns,
                 addr: ev.addr,
-            }));
+            });
             return;
         }
         self.name_thread(ev.tid);
@@ -251,7 +256,7 @@ impl Writer {
             }
             Kind::Alloc => {
                 self.alloc_bytes += ev.weight;
-                Record::Alloc(AllocSample {
+                self.fold.alloc(AllocSample {
                     t_ns: ev.t_ns,
                     tid: ev.tid,
                     stack,
@@ -263,7 +268,8 @@ impl Writer {
                     } else {
                         Domain::Native
                     },
-                })
+                });
+                return;
             }
             Kind::Copy => Record::Copy(CopySample {
                 t_ns: ev.t_ns,
@@ -465,12 +471,14 @@ impl Writer {
         if self.sink.stopped.is_some() || self.capped {
             // Nothing more reaches the file; the queue is still drained.
             self.enc.clear();
+            self.fold.clear();
             return;
         }
         self.keep |= self.worth_now();
         if !self.keep {
             return;
         }
+        self.fold.write(&mut self.enc);
         self.symbolized(false);
         self.counters();
         if !self.sink.is_open() {
@@ -513,6 +521,12 @@ impl Writer {
     /// recorded), and what was recorded reaches it now.
     pub fn flush_now(&mut self) {
         self.keep = true;
+        self.flush_last();
+    }
+
+    /// A flush that writes every folded block held (the trace may end after it).
+    pub fn flush_last(&mut self) {
+        self.fold.end_period();
         self.flush();
     }
 
@@ -566,9 +580,9 @@ impl Writer {
         }
     }
 
-    /// Bytes of records not yet written.
+    /// Bytes of records not yet written (the memory records' about).
     pub fn pending_bytes(&self) -> usize {
-        self.enc.len()
+        self.enc.len() + self.fold.pending_bytes()
     }
 
     /// Queues a mark for the next chunk.
@@ -602,6 +616,6 @@ impl Writer {
             dropped: self.input.queue.dropped(),
             truncated: self.truncated,
         }));
-        self.flush();
+        self.flush_last();
     }
 }

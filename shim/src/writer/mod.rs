@@ -7,6 +7,7 @@
 //! How the program's run ended decides only what closes the trace, never whether what was
 //! recorded is written: every ending drains the queue to the last event.
 
+mod fold;
 mod gpu;
 mod intern;
 pub(crate) mod late_modules;
@@ -528,9 +529,9 @@ fn end_trace(w: &mut Writer, s: &Shared, ended: Ended) {
         Ended::Vanished(Some(status)) => {
             let t = w.elapsed_ns();
             w.exit(t, Ending::Killed(status & 0x7f));
-            w.flush();
+            w.flush_last();
         }
-        Ended::Vanished(None) => w.flush(),
+        Ended::Vanished(None) => w.flush_last(),
     }
 }
 
