@@ -21,7 +21,7 @@
 mod proto;
 
 use crate::model::figures::{clock_name, mode_names, python_version};
-use crate::model::{Profile, NO_PYTHON_FRAME, UNDEFINED};
+use crate::model::{Profile, FRAMELESS, UNDEFINED};
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 use rprof_format::FuncKind;
@@ -125,7 +125,11 @@ fn build(p: &Profile) -> proto::Profile {
         });
         id
     };
-    let no_frame_fn = pseudo(NO_PYTHON_FRAME, &mut st, &mut function);
+    // A pseudo-function per pseudo-file of frameless time (its phase's).
+    let no_frame_fns: Vec<u64> = FRAMELESS
+        .iter()
+        .map(|name| pseudo(name, &mut st, &mut function))
+        .collect();
     let undefined_fn = pseudo(UNDEFINED, &mut st, &mut function);
 
     // Mappings: one per native module the trace names.
@@ -174,7 +178,7 @@ fn build(p: &Profile) -> proto::Profile {
         });
         id
     };
-    let no_frame_loc = pseudo_location(no_frame_fn);
+    let no_frame_locs: Vec<u64> = no_frame_fns.into_iter().map(&mut pseudo_location).collect();
     let undefined_loc = pseudo_location(undefined_fn);
 
     let h = &p.header;
@@ -187,7 +191,8 @@ fn build(p: &Profile) -> proto::Profile {
         let location_id: Vec<u64> = if s.undefined {
             vec![undefined_loc]
         } else if s.frames.is_empty() {
-            vec![no_frame_loc]
+            let phase = FRAMELESS.iter().position(|&f| f == s.no_frame);
+            vec![no_frame_locs[phase.unwrap_or(0)]]
         } else {
             s.frames.iter().map(|&i| u64::from(i) + 1).collect()
         };

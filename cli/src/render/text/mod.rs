@@ -266,15 +266,17 @@ fn file(
     }
     for l in rows {
         let t = &l.times;
-        let lineno = if l.line == 0 {
-            "?".to_string()
-        } else {
-            l.line.to_string()
+        // A row with no line (a native function without debug line info) is its
+        // function: the name where the source would be, the line column left blank.
+        let (lineno, text) = match &l.function {
+            Some(name) if l.line == 0 => (String::new(), clean(name)),
+            _ => (
+                (l.line > 0).then(|| l.line.to_string()).unwrap_or_default(),
+                src.line(&f.path, l.line)
+                    .map(expand_tabs)
+                    .unwrap_or_default(),
+            ),
         };
-        let text = src
-            .line(&f.path, l.line)
-            .map(expand_tabs)
-            .unwrap_or_default();
         let mut cpu = format!(
             "{lineno:>6}{}{}{}{}",
             pct(t.python_ns, total),
