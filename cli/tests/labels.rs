@@ -93,8 +93,14 @@ fn a_native_function_without_lines_is_its_function_in_every_output() {
         .collect();
     // Each function a row, its share kept, the line column blank, its name as the source.
     assert_eq!(rows.len(), 2, "{text}");
-    assert!(rows[0].contains("25.0%") && rows[0].ends_with("cold"), "{text}");
-    assert!(rows[1].contains("75.0%") && rows[1].ends_with("hot"), "{text}");
+    assert!(
+        rows[0].contains("25.0%") && rows[0].ends_with("cold"),
+        "{text}"
+    );
+    assert!(
+        rows[1].contains("75.0%") && rows[1].ends_with("hot"),
+        "{text}"
+    );
     assert!(rows.iter().all(|r| r.starts_with("      ")), "{rows:?}");
     assert!(
         !text.lines().any(|l| l.trim_start().starts_with("? ")),
@@ -278,7 +284,10 @@ fn memory_without_a_frame_is_split_by_phase_in_every_output() {
                 "(no Python frame)" => "<native>",
                 _ => name.split(" (").next().unwrap(),
             };
-            (label.to_string(), flame["alloc"][i].as_f64().unwrap() as u64)
+            (
+                label.to_string(),
+                flame["alloc"][i].as_f64().unwrap() as u64,
+            )
         })
         .collect();
     alloc.sort();
@@ -297,7 +306,11 @@ fn memory_without_a_frame_is_split_by_phase_in_every_output() {
         .map(|l| {
             assert_eq!(l["file"], l["line"]);
             let mb = |k: &str| l[k].as_f64().unwrap() as u64;
-            (l["file"].as_str().unwrap().to_string(), mb("n_malloc_mb"), mb("n_peak_mb"))
+            (
+                l["file"].as_str().unwrap().to_string(),
+                mb("n_malloc_mb"),
+                mb("n_peak_mb"),
+            )
         })
         .collect();
     rows.sort();

@@ -21,8 +21,7 @@ use super::types::{
 };
 use rprof_format::marks::{self, PYTHON_FINALIZING};
 use rprof_format::{
-    read_trace_from, AllocSample, CopySample, Counters, End, Exec, Frame, Record, Trace,
-    TraceError,
+    read_trace_from, AllocSample, CopySample, Counters, End, Exec, Frame, Record, Trace, TraceError,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::Read;

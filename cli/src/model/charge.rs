@@ -307,8 +307,9 @@ impl FileTable {
         });
         // Numbered lines in order, then the rows of functions without lines, by name.
         for f in &mut files {
-            f.lines
-                .sort_by(|a, b| (a.line == 0, a.line, &a.function).cmp(&(b.line == 0, b.line, &b.function)));
+            f.lines.sort_by(|a, b| {
+                (a.line == 0, a.line, &a.function).cmp(&(b.line == 0, b.line, &b.function))
+            });
         }
         files.sort_by_cached_key(|f| {
             (

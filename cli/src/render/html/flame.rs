@@ -24,7 +24,10 @@ fn frameless_label(no_frame: &str) -> i64 {
 
 /// The names of the negative labels, -1 first.
 fn pseudo_names() -> Vec<String> {
-    let mut names = vec!["(no Python frame)".to_string(), "(undefined stack)".to_string()];
+    let mut names = vec![
+        "(no Python frame)".to_string(),
+        "(undefined stack)".to_string(),
+    ];
     names.extend(FRAMELESS[1..].iter().map(|f| {
         let what = frameless_file(f).unwrap_or_default();
         format!("{f} ({what})")

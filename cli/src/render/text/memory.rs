@@ -246,20 +246,17 @@ fn leaks(out: &mut Out, p: &Profile, src: &Sources) {
 /// `file:line  source text`, the path cut to `width` from the left.
 /// `file:line  source`; for a row with no line, `file  function` (the function it stands
 /// for, where the source would be).
-fn location(
-    src: &Sources,
-    file: &str,
-    line: u32,
-    function: Option<&str>,
-    width: usize,
-) -> String {
+fn location(src: &Sources, file: &str, line: u32, function: Option<&str>, width: usize) -> String {
     let at = if line == 0 {
         fit_left(&clean(file), width)
     } else {
         let n = format!(":{line}");
         format!("{}{n}", fit_left(&clean(file), width - n.len()))
     };
-    match function.map(clean).or_else(|| src.line(file, line).map(|t| expand_tabs(t.trim()))) {
+    match function
+        .map(clean)
+        .or_else(|| src.line(file, line).map(|t| expand_tabs(t.trim())))
+    {
         Some(text) => format!("{at}  {text}"),
         None => at,
     }

@@ -270,8 +270,10 @@ fn file(
         // function: the name where the source would be, the line column left blank.
         let (lineno, text) = match &l.function {
             Some(name) if l.line == 0 => (String::new(), clean(name)),
+            // A pseudo-file's line 0 (a stack never defined): no number either.
+            _ if l.line == 0 => (String::new(), String::new()),
             _ => (
-                (l.line > 0).then(|| l.line.to_string()).unwrap_or_default(),
+                l.line.to_string(),
                 src.line(&f.path, l.line)
                     .map(expand_tabs)
                     .unwrap_or_default(),
