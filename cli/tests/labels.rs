@@ -258,6 +258,32 @@ fn memory_without_a_frame_is_split_by_phase_in_every_output() {
     expect.sort();
     assert_eq!(got, expect);
 
+    // speedscope: the memory profile's samples are the phases' pseudo-frames, each
+    // weighted by its bytes.
+    let ss = dir.path().join("speedscope.json");
+    report(&trace, &["--speedscope", ss.to_str().unwrap()]);
+    let ss: Value = serde_json::from_str(&std::fs::read_to_string(&ss).unwrap()).unwrap();
+    let frames = ss["shared"]["frames"].as_array().unwrap();
+    let memory = ss["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["unit"] == "bytes")
+        .expect("a profile weighted by bytes");
+    let mut by_frame: Vec<(String, u64)> = memory["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(memory["weights"].as_array().unwrap())
+        .map(|(s, w)| {
+            let leaf = s.as_array().unwrap().last().unwrap().as_u64().unwrap() as usize;
+            let name = frames[leaf]["name"].as_str().unwrap().to_string();
+            (name, w.as_u64().unwrap() >> 20)
+        })
+        .collect();
+    by_frame.sort();
+    assert_eq!(by_frame, expect);
+
     // HTML: each phase's pseudo-file carries its bytes, the flame graph a node per phase.
     let data = html_data(&report(&trace, &["--html"]));
     for (label, mib) in want {

@@ -375,6 +375,76 @@ mod tests {
         );
     }
 
+    /// Time with no frame is a pseudo-function per phase, as the report splits it: before
+    /// the first Python frame `<start-up>`, from the finalizing mark on `<teardown>`.
+    #[test]
+    fn frameless_time_is_named_by_its_phase() {
+        use rprof_format::{encode_header, CpuSample, Encoder, Exec, Frame, FuncKind, Record};
+        let mut enc = Encoder::new();
+        let strings = ["a.py", "f", rprof_format::marks::PYTHON_FINALIZING];
+        for (i, text) in strings.iter().enumerate() {
+            enc.push(&Record::String {
+                id: i as u32 + 1,
+                text: text.to_string(),
+            });
+        }
+        enc.push(&Record::Function {
+            id: 1,
+            kind: FuncKind::Python,
+            name: 2,
+            file: 1,
+            first_line: 1,
+        });
+        enc.push(&Record::Stack {
+            id: 1,
+            frames: vec![Frame { func: 1, line: 2 }],
+        });
+        for (t_ns, stack, cpu_ns) in [(1, 0, 3_000_000), (2, 1, 5_000_000), (9, 0, 7_000_000)] {
+            enc.push(&Record::Cpu(CpuSample {
+                t_ns,
+                tid: 1,
+                stack,
+                cpu_ns,
+                sys_ns: 0,
+                exec: Exec::Native,
+            }));
+        }
+        enc.push(&Record::Mark { t_ns: 8, label: 3 });
+        let header = rprof_format::Header {
+            pid: 1,
+            sample_hz: 100,
+            modes: rprof_format::mode::CPU,
+            python_version: 0x030B07F0,
+            ..Default::default()
+        };
+        let mut trace = encode_header(&header);
+        trace.extend_from_slice(enc.finish_chunk().expect("records"));
+        let p = crate::model::aggregate(&trace).expect("a trace");
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&render(&p)[..])
+            .read_to_end(&mut bytes)
+            .expect("gzip");
+        let pb = proto::Profile::decode(&bytes[..]).expect("profile.proto");
+        let s = |i: i64| pb.string_table[i as usize].as_str();
+        let mut frameless: Vec<(&str, i64)> = pb
+            .sample
+            .iter()
+            .filter_map(|x| {
+                let loc = &pb.location[*x.location_id.first()? as usize - 1];
+                let name = s(pb.function[loc.line[0].function_id as usize - 1].name);
+                name.starts_with("<").then_some((name, x.value[1]))
+            })
+            .collect();
+        frameless.sort();
+        assert_eq!(
+            frameless,
+            [
+                (crate::model::START_UP, 3_000_000),
+                (crate::model::TEARDOWN, 7_000_000)
+            ]
+        );
+    }
+
     #[test]
     fn modules_and_offsets_are_told_from_sources() {
         assert!(is_module("/usr/lib/x86_64-linux-gnu/libm.so.6"));
