@@ -9,7 +9,9 @@
 //! and threads' totals are summed from those at the end. Names are resolved at the end
 //! too, because records may reference definitions that come later in the file.
 
-use super::charge::{Charging, FileTable, FunctionDef, FunctionTable, Names, Resolver, Site};
+use super::charge::{
+    frame_line, Charging, FileTable, FunctionDef, FunctionTable, Names, Resolver, Site,
+};
 use super::figures::percent;
 use super::gpu::GpuAccumulator;
 use super::memory::{MemoryAccumulator, StackTotals};
@@ -18,7 +20,9 @@ use super::types::{
     ThreadProfile, Times, NATIVE_THREADS, NO_PYTHON_FRAME, START_UP, TEARDOWN, UNDEFINED,
 };
 use rprof_format::marks::{self, PYTHON_FINALIZING};
-use rprof_format::{read_trace_from, Counters, End, Exec, Frame, Record, Trace, TraceError};
+use rprof_format::{
+    read_trace_from, AllocSample, CopySample, Counters, End, Exec, Frame, Record, Trace, TraceError,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::Read;
 
@@ -151,6 +155,24 @@ struct Frameless {
     sys_ns: u64,
 }
 
+/// A memory sample of a stack without frames, kept until the end, when its phase is known
+/// (its live-bytes changes meanwhile name a pending slot, [`PENDING`] + its index).
+struct FramelessMemory {
+    t_ns: u64,
+    tid: u32,
+    slot: u32,
+    sample: MemorySample,
+}
+
+enum MemorySample {
+    Alloc(AllocSample),
+    Copy(CopySample),
+}
+
+/// Marks a stack slot of the memory replay as a frameless memory sample's, pending its
+/// phase: no run has 2^31 stack slots.
+const PENDING: u32 = 1 << 31;
+
 /// What a stack slot's frames are, for the phases: not known yet, none at all, with a
 /// Python frame, only native ones.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -262,6 +284,8 @@ pub(super) struct Accumulator {
     first_python: FxHashMap<u32, u64>,
     /// CPU samples with no frame, charged at the end by [`Phase`].
     frameless: Vec<Frameless>,
+    /// Memory samples with no frame, likewise.
+    frameless_memory: Vec<FramelessMemory>,
     /// A merged run's processes: each thread's pid, and when each process began
     /// finalizing (one trace: its header's pid and its own mark).
     processes: Option<Processes>,
@@ -338,14 +362,7 @@ impl Accumulator {
                     .is_some_and(|file| super::charge::is_system_file(file))
             })
         };
-        let line = match frames[0].line {
-            0 => self
-                .functions
-                .get(&frames[0].func)
-                .map_or(0, |d| d.first_line),
-            l => l,
-        };
-        if line == 0 && frames.iter().all(system) {
+        if frame_line(&frames[0], &self.functions) == 0 && frames.iter().all(system) {
             Shape::Empty
         } else {
             Shape::Native
@@ -390,8 +407,7 @@ impl Accumulator {
                     }),
                     shape => {
                         if shape == Shape::Python {
-                            let first = self.first_python.entry(s.tid).or_insert(s.t_ns);
-                            *first = (*first).min(s.t_ns);
+                            self.python_seen(s.tid, s.t_ns);
                         }
                         self.cpu
                             .times(s.tid, slot)
@@ -439,8 +455,25 @@ impl Accumulator {
             Record::Alloc(a) => {
                 self.last_t_ns = self.last_t_ns.max(a.t_ns);
                 let slot = self.slot(a.stack);
-                self.slots[slot as usize].memory.alloc(&a);
-                self.memory.alloc(&a, slot);
+                match self.shape(slot, a.stack) {
+                    Shape::Empty => {
+                        let pending = PENDING | self.frameless_memory.len() as u32;
+                        self.memory.alloc(&a, pending);
+                        self.frameless_memory.push(FramelessMemory {
+                            t_ns: a.t_ns,
+                            tid: a.tid,
+                            slot,
+                            sample: MemorySample::Alloc(a),
+                        });
+                    }
+                    shape => {
+                        if shape == Shape::Python {
+                            self.python_seen(a.tid, a.t_ns);
+                        }
+                        self.slots[slot as usize].memory.alloc(&a);
+                        self.memory.alloc(&a, slot);
+                    }
+                }
             }
             Record::Free(f) => {
                 self.last_t_ns = self.last_t_ns.max(f.t_ns);
@@ -449,7 +482,16 @@ impl Accumulator {
             Record::Copy(c) => {
                 self.last_t_ns = self.last_t_ns.max(c.t_ns);
                 let slot = self.slot(c.stack);
-                self.slots[slot as usize].memory.copy(&c);
+                if self.shape(slot, c.stack) == Shape::Empty {
+                    self.frameless_memory.push(FramelessMemory {
+                        t_ns: c.t_ns,
+                        tid: c.tid,
+                        slot,
+                        sample: MemorySample::Copy(c),
+                    });
+                } else {
+                    self.slots[slot as usize].memory.copy(&c);
+                }
                 self.memory.copy();
             }
             Record::Mark { t_ns, label } => self.marks.push((t_ns, label)),
@@ -463,8 +505,15 @@ impl Accumulator {
         }
     }
 
-    /// Charges the frameless CPU samples by [`Phase`], each phase of a stack in a slot of
-    /// its own.
+    /// Thread `tid` ran a Python frame at `t_ns` (a sample with one).
+    #[inline]
+    fn python_seen(&mut self, tid: u32, t_ns: u64) {
+        let first = self.first_python.entry(tid).or_insert(t_ns);
+        *first = (*first).min(t_ns);
+    }
+
+    /// Charges the frameless CPU and memory samples by [`Phase`], each phase of a stack in
+    /// a slot of its own.
     fn charge_frameless(&mut self, pid: u32, marks: &[(u64, u32)]) {
         let processes = self.processes.take().unwrap_or_else(|| {
             let mut p = Processes::default();
@@ -485,31 +534,54 @@ impl Accumulator {
             *first = (*first).min(t);
         }
         let mut phase_slots: FxHashMap<(u32, Phase), u32> = FxHashMap::default();
-        for f in std::mem::take(&mut self.frameless) {
-            let p = pid_of(f.tid);
+        // The slot of a frameless sample of stack slot `slot`, thread `tid`, at `t_ns`.
+        let mut phase_slot = |slots: &mut Vec<StackSums>, t_ns: u64, tid: u32, slot: u32| {
+            let p = pid_of(tid);
             let phase = Phase::classify(
-                f.t_ns,
+                t_ns,
                 first_python.get(&p).copied(),
                 processes.finalizing.get(&p).copied(),
-                self.first_python.contains_key(&f.tid),
+                self.first_python.contains_key(&tid),
             );
-            let slot = if phase == Phase::Run {
-                f.slot
-            } else {
-                let slots = &mut self.slots;
-                let id = slots[f.slot as usize].id;
-                *phase_slots.entry((id, phase)).or_insert_with(|| {
-                    slots.push(StackSums {
-                        id,
-                        memory: StackTotals::default(),
-                        phase,
-                    });
-                    (slots.len() - 1) as u32
-                })
-            };
+            if phase == Phase::Run {
+                return slot;
+            }
+            let id = slots[slot as usize].id;
+            *phase_slots.entry((id, phase)).or_insert_with(|| {
+                slots.push(StackSums {
+                    id,
+                    memory: StackTotals::default(),
+                    phase,
+                });
+                (slots.len() - 1) as u32
+            })
+        };
+        for f in std::mem::take(&mut self.frameless) {
+            let slot = phase_slot(&mut self.slots, f.t_ns, f.tid, f.slot);
             self.cpu
                 .times(f.tid, slot)
                 .add_sample(f.exec, f.cpu_ns, f.sys_ns);
+        }
+        // Memory follows the same split: the sums go to the phase's slot, and the pending
+        // live-bytes changes (an allocation and its free) to that slot too.
+        let mut pending = Vec::with_capacity(self.frameless_memory.len());
+        for m in std::mem::take(&mut self.frameless_memory) {
+            let slot = phase_slot(&mut self.slots, m.t_ns, m.tid, m.slot);
+            let sums = &mut self.slots[slot as usize].memory;
+            match &m.sample {
+                MemorySample::Alloc(a) => sums.alloc(a),
+                MemorySample::Copy(c) => sums.copy(c),
+            }
+            pending.push(slot);
+        }
+        if !pending.is_empty() {
+            self.memory.reslot(|s| {
+                if s & PENDING != 0 {
+                    pending[(s & !PENDING) as usize]
+                } else {
+                    s
+                }
+            });
         }
     }
 
@@ -558,7 +630,7 @@ impl Accumulator {
             let site = if s.phase != Phase::Run {
                 // Only stacks without frames have phases: their time is the phase's.
                 Some(Site {
-                    line: r.files.slot(s.phase.file(), 0, false),
+                    line: r.files.slot(s.phase.file(), 0, false, None),
                     func: None,
                     python: false,
                     via_library: false,
@@ -575,7 +647,7 @@ impl Accumulator {
                     unknown_memory_stacks += 1;
                 }
                 Site {
-                    line: r.files.slot(UNDEFINED, 0, false),
+                    line: r.files.slot(UNDEFINED, 0, false, None),
                     func: None,
                     python: false,
                     via_library: false,
@@ -598,7 +670,9 @@ impl Accumulator {
             let mut ids = Vec::new();
             for f in self.stacks.get(&s.id).into_iter().flatten() {
                 let idx = r.function(f.func);
-                ids.push(frames.index(idx, f.line));
+                // The line the frame runs, by the charging's rule (a native frame's is its
+                // function record's), so the exports show the lines the report does.
+                ids.push(frames.index(idx, frame_line(f, &self.functions)));
                 if !on_stack.contains(&idx) {
                     on_stack.push(idx);
                     let f = &mut r.funcs.list[idx];
@@ -853,6 +927,7 @@ fn build_stacks(
                 StackProfile {
                     undefined,
                     frames,
+                    no_frame: s.phase.file(),
                     times,
                     memory: StackMemory {
                         malloc_bytes: m.malloc_bytes,
@@ -1065,6 +1140,7 @@ mod tests {
             p.files[0].lines,
             [LineProfile {
                 line: 2,
+                function: None,
                 times: p.total,
                 memory: Memory::default(),
                 gpu: Default::default(),

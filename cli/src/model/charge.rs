@@ -13,7 +13,8 @@
 //! keep every frame.
 
 use super::types::{
-    FileProfile, FunctionProfile, LineGpu, LineProfile, Memory, Times, NO_PYTHON_FRAME, UNDEFINED,
+    FileProfile, FunctionProfile, LineGpu, LineProfile, Location, Memory, Times, NO_PYTHON_FRAME,
+    UNDEFINED,
 };
 use rprof_format::{Frame, FuncKind};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -35,6 +36,8 @@ pub(super) fn is_system_file(file: &str) -> bool {
 /// The line a frame runs: its own, or where it has none its function's first line (a
 /// native PC's line is its function record's; a Python frame's, in a trace written before
 /// the shim charged line-less instructions to the line before them, its function's).
+/// 0 where neither is known (a native function with no debug line info): such a frame is
+/// charged to a line slot of its function ([`FileTable::slot`]), shown as the function.
 pub(super) fn frame_line(f: &Frame, defs: &FxHashMap<u32, FunctionDef>) -> u32 {
     match (f.line, defs.get(&f.func)) {
         (0, Some(d)) => d.first_line,
@@ -205,24 +208,37 @@ impl FunctionTable {
     }
 }
 
-/// Line slots: one per (file, line), numbered in order of first use.
+/// Line slots: one per (file, line), and per function for line 0 where a frame without a
+/// line was charged, numbered in order of first use.
 #[derive(Default)]
 pub(super) struct FileTable {
     pub(super) by_path: FxHashMap<String, usize>,
     /// Path, and whether native code is charged to it.
     pub(super) paths: Vec<(String, bool)>,
-    pub(super) by_line: FxHashMap<(usize, u32), usize>,
+    /// By file, line and (for line 0) function slot.
+    pub(super) by_line: FxHashMap<(usize, u32, Option<usize>), usize>,
     pub(super) lines: Vec<LineSlot>,
 }
 
 pub(super) struct LineSlot {
     pub(super) file: usize,
     pub(super) line: u32,
+    /// The name of the function a line 0 slot stands for.
+    pub(super) function: Option<String>,
     pub(super) times: Times,
 }
 
 impl FileTable {
-    pub(super) fn slot(&mut self, path: &str, line: u32, native: bool) -> usize {
+    /// The slot of `line` in `path`. `function` (its slot and name) matters only at line
+    /// 0: a frame without a line is charged to its function, one slot per function, so no
+    /// output shows a row with no line and no name.
+    pub(super) fn slot(
+        &mut self,
+        path: &str,
+        line: u32,
+        native: bool,
+        function: Option<(usize, &str)>,
+    ) -> usize {
         let file = match self.by_path.get(path) {
             Some(&f) => f,
             None => {
@@ -232,20 +248,29 @@ impl FileTable {
             }
         };
         self.paths[file].1 |= native;
+        let function = function.filter(|_| line == 0);
         let lines = &mut self.lines;
-        *self.by_line.entry((file, line)).or_insert_with(|| {
-            lines.push(LineSlot {
-                file,
-                line,
-                times: Times::default(),
-            });
-            lines.len() - 1
-        })
+        *self
+            .by_line
+            .entry((file, line, function.map(|(f, _)| f)))
+            .or_insert_with(|| {
+                lines.push(LineSlot {
+                    file,
+                    line,
+                    function: function.map(|(_, name)| name.to_string()),
+                    times: Times::default(),
+                });
+                lines.len() - 1
+            })
     }
 
-    pub(super) fn location(&self, slot: usize) -> (String, u32) {
+    pub(super) fn location(&self, slot: usize) -> Location {
         let l = &self.lines[slot];
-        (self.paths[l.file].0.clone(), l.line)
+        Location {
+            file: self.paths[l.file].0.clone(),
+            line: l.line,
+            function: l.function.clone(),
+        }
     }
 
     /// The files with their lines, given each line slot's memory.
@@ -265,6 +290,7 @@ impl FileTable {
             f.times.add(&l.times);
             f.lines.push(LineProfile {
                 line: l.line,
+                function: l.function,
                 times: l.times,
                 memory,
                 gpu,
@@ -279,8 +305,11 @@ impl FileTable {
                     m.malloc_bytes > 0 || m.copy_bytes > 0 || m.peak_bytes > 0
                 })
         });
+        // Numbered lines in order, then the rows of functions without lines, by name.
         for f in &mut files {
-            f.lines.sort_by_key(|l| l.line);
+            f.lines.sort_by(|a, b| {
+                (a.line == 0, a.line, &a.function).cmp(&(b.line == 0, b.line, &b.function))
+            });
         }
         files.sort_by_cached_key(|f| {
             (
@@ -372,7 +401,7 @@ impl Resolver<'_> {
             charged.or_else(|| (frame_line(frames.first()?, self.defs) != 0).then_some(0));
         let Some(frame) = charged.and_then(|i| frames.get(i)) else {
             return Some(Site {
-                line: self.files.slot(NO_PYTHON_FRAME, 0, false),
+                line: self.files.slot(NO_PYTHON_FRAME, 0, false, None),
                 func: None,
                 python: false,
                 via_library: false,
@@ -381,10 +410,11 @@ impl Resolver<'_> {
         let func = self.function(frame.func);
         let f = &self.funcs.list[func];
         let (file, native) = (f.file.clone(), f.kind == FuncKind::Native);
-        // No sample is left on a line of its own (0) that no output can show.
+        // A frame with no line at all is charged to its function's own row.
         let line = frame_line(frame, self.defs);
+        let name = f.name.clone();
         Some(Site {
-            line: self.files.slot(&file, line, native),
+            line: self.files.slot(&file, line, native, Some((func, &name))),
             func: Some(func),
             python: python.is_some(),
             via_library,
