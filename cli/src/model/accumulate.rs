@@ -12,6 +12,7 @@
 use super::charge::{
     frame_line, Charging, FileTable, FunctionDef, FunctionTable, Names, Resolver, Site,
 };
+use super::debug_lines::DebugLines;
 use super::figures::percent;
 use super::gpu::GpuAccumulator;
 use super::memory::{MemoryAccumulator, StackTotals};
@@ -289,6 +290,10 @@ pub(super) struct Accumulator {
     /// A merged run's processes: each thread's pid, and when each process began
     /// finalizing (one trace: its header's pid and its own mark).
     processes: Option<Processes>,
+    /// The lines of native PCs the writer named without DWARF (the C library's).
+    debug_lines: DebugLines,
+    /// String ids for the source files found there, counting down from the top.
+    debug_files: FxHashMap<String, u32>,
 }
 
 /// For the phases of a merged run: which process each thread is of, and when each
@@ -498,10 +503,43 @@ impl Accumulator {
             // Which run and how it ended: read by the launcher (`crate::launch`).
             Record::Process(_) | Record::Exit(_) => {}
             Record::GpuDevice(d) => self.gpu.device(d),
+            Record::NativeAddress {
+                func,
+                build_id,
+                addr,
+            } => self.native_address(func, build_id, addr),
             Record::Gpu(g) => {
                 self.last_t_ns = self.last_t_ns.max(g.t_ns);
                 self.gpu.reading(g);
             }
+        }
+    }
+
+    /// Gives native function `func`, which the writer named with no line, the file and
+    /// line its debug file has for its PC (see [`DebugLines`]).
+    #[cold]
+    fn native_address(&mut self, func: u32, build_id: u32, addr: u64) {
+        if !self
+            .functions
+            .get(&func)
+            .is_some_and(|d| d.kind == rprof_format::FuncKind::Native && d.first_line == 0)
+        {
+            return;
+        }
+        let Some(id) = self.strings.get(&build_id) else {
+            return;
+        };
+        let Some((file, line)) = self.debug_lines.line(id, addr) else {
+            return;
+        };
+        let next = u32::MAX - self.debug_files.len() as u32;
+        let file_id = *self.debug_files.entry(file).or_insert_with_key(|file| {
+            self.strings.insert(next, file.clone());
+            next
+        });
+        if let Some(d) = self.functions.get_mut(&func) {
+            d.file = file_id;
+            d.first_line = line;
         }
     }
 
