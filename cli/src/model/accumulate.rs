@@ -357,9 +357,10 @@ impl Accumulator {
         if !frames.iter().all(native) {
             return Shape::Python;
         }
-        // Only the C library and the loader, with no line where it runs (the dynamic
-        // loader before the program runs, a stripped libc): nothing to charge it to, so
-        // its time is frameless time. (With a line, libc's debug info, it is that line's.)
+        // Only the C library and the loader (the dynamic loader before the program runs, a
+        // C library stack not stepped out of): nothing of the program's to charge it to,
+        // so its time is frameless time, whether or not the library's debug file gives it
+        // lines (which may come after the samples: `native_address`).
         let system = |f: &Frame| {
             self.functions.get(&f.func).is_some_and(|d| {
                 self.strings
@@ -367,7 +368,7 @@ impl Accumulator {
                     .is_some_and(|file| super::charge::is_system_file(file))
             })
         };
-        if frame_line(&frames[0], &self.functions) == 0 && frames.iter().all(system) {
+        if frames.iter().all(system) {
             Shape::Empty
         } else {
             Shape::Native

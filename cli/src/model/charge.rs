@@ -7,8 +7,8 @@
 //! land on the user's line that called them; a stack with no such frame goes to its
 //! innermost Python frame. Native frames come first when native code was running, as in
 //! an extension module's allocation. A stack with no Python frame is charged to its
-//! innermost native frame outside the C library and the loader (with none, its innermost
-//! frame where that has a line, else the frameless time's label). The charged frame's
+//! innermost native frame outside the C library and the loader (with none, the frameless
+//! time's label, by phase). The charged frame's
 //! file (source file or module) and line are the sample's line; the stacks themselves
 //! keep every frame.
 
@@ -393,12 +393,10 @@ impl Resolver<'_> {
         let charged = own
             .or(python)
             .or_else(|| frames.iter().position(|f| !self.is_system(f.func)));
-        // No Python frame and none outside the C library and the loader: the innermost
-        // frame, if it has a line (libc's debug info); else the time has no line of its
-        // own (the dynamic loader at start, a stripped libc) and goes with the frameless
-        // time.
-        let charged =
-            charged.or_else(|| (frame_line(frames.first()?, self.defs) != 0).then_some(0));
+        // No Python frame and none outside the C library and the loader (the dynamic
+        // loader at start, a C library stack its unwinding could not step out of): nothing
+        // of the program's to charge, with or without the library's lines (libc6-dbg's,
+        // which the report may find only after the samples): the frameless time.
         let Some(frame) = charged.and_then(|i| frames.get(i)) else {
             return Some(Site {
                 line: self.files.slot(NO_PYTHON_FRAME, 0, false, None),
