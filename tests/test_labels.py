@@ -4,10 +4,11 @@ the text report at 80 and 200 columns, the sample rate asked and achieved, the t
 labelled pseudo-files, self time counted once, and JSON lines adding up to their file."""
 import json
 import re
+import subprocess
 
 import pytest
 
-from harness import OWN, PROFILE_HZ, profiled, report
+from harness import NATIVE, OWN, PROFILE_HZ, build_c, profiled, report
 
 WORKLOAD = OWN / "threads3.py"
 FRAMELESS = {"<native>", "<start-up>", "<teardown>", "<native threads>"}
@@ -70,3 +71,31 @@ def test_frameless_time_is_labelled_and_lines_add_up(run):
         if label in files and files[label]["percent_cpu_time"] >= 1.0:
             assert f"{label} ({what}" in text, text
 
+
+
+def test_a_stripped_librarys_functions_are_rows_of_their_own(tmp_path):
+    """dl_hot.c built stripped (no symbol table of its own beyond .dynsym, no DWARF) and
+    dlopen'ed: its two hot functions are each a row of their own, named, with no `?` row
+    and no `:0` anywhere; their shares within 5 points of the truth the program measured
+    in the run; in the JSON, beside Scalene's (numbered) lines, adding up to their file."""
+    lib = tmp_path / "libdlhot.so"
+    subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-s", "-o", lib, NATIVE / "dl_hot.c"], check=True, timeout=120)
+    prof = profiled([build_c("dl_main"), lib], tmp_path, RPROF_CPU_HZ=PROFILE_HZ)
+    truth = {m[1]: float(m[2]) for m in re.finditer(r"^share (\w+) ([\d.]+)$", prof.proc.stdout, re.M)}
+    assert set(truth) == {"hot_a", "hot_b"}, prof.proc.stdout
+    text = prof.text
+    assert not re.search(r"^\s+\?\s", text, re.M), text
+    assert ":0" not in text, text
+    for name in truth:
+        assert re.search(rf"^\s+[\d.% ]+%\s+{name}$", text, re.M), f"no row for {name}:\n{text}"
+    path = next((p for p in prof.data["files"] if p.endswith("/libdlhot.so")), None)
+    assert path, list(prof.data["files"])
+    entry = prof.data["files"][path]
+    rows = [r for r in prof.data["rprof"]["lines_without_number"] if r["file"] == path]
+    cpu = lambda r: r["n_cpu_percent_c"] + r["n_cpu_percent_python"] + r["n_sys_percent"]
+    got = {r["line"]: cpu(r) for r in rows}
+    assert set(got) == set(truth), got
+    for name, want in truth.items():
+        assert abs(got[name] - want) <= 5, (name, got, truth)
+    numbered = sum(cpu(l) for l in entry["lines"])
+    assert numbered + sum(got.values()) == pytest.approx(entry["percent_cpu_time"], abs=0.01)

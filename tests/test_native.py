@@ -4,10 +4,11 @@ crash or hang over repeated 4-thread runs."""
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from harness import NATIVE, NO_SHARED, OWN, PROFILE_HZ, SHARED, SHIM, build_c, other_stderr, profiled, run_profiled
+from harness import NATIVE, NO_SHARED, OWN, PROFILE_HZ, SHARED, SHIM, build_c, other_stderr, profiled, report, run_profiled
 
 SOURCES = [pytest.param(OWN / "alloc_api.c", id="own-alloc_api"),
            pytest.param(SHARED / "native_alloc.c", id="shared-native_alloc", marks=NO_SHARED)]
@@ -187,3 +188,29 @@ def test_time_in_the_c_library_goes_to_its_caller_by_its_cfi(mode, allocator, fi
     assert main_share < 2, (mode, allocator, first, main, truth)
     charged_libc = [f for f in prof.data["files"] if f.endswith(("malloc.c", ".S")) or "libc.so" in f]
     assert not charged_libc, charged_libc
+
+
+def _libc_debug_file():
+    """The build-id debug file of the C library the tests' programs link, if installed."""
+    notes = subprocess.run(["readelf", "-n", "/lib/x86_64-linux-gnu/libc.so.6"], capture_output=True, text=True)
+    m = re.search(r"Build ID: ([0-9a-f]+)", notes.stdout)
+    path = m and Path(f"/usr/lib/debug/.build-id/{m[1][:2]}/{m[1][2:]}.debug")
+    return path if path and path.is_file() else None
+
+
+def test_c_library_frames_have_their_lines_from_its_debug_file(tmp_path):
+    """A program sorting with the C library's qsort: with libc6-dbg installed, the library's
+    frames (glibc's msort.c) carry file:line in the stacks, which the report reads from the
+    build-id debug file (the writer records the PC's address; it does not inflate that
+    file's DWARF). Without it the frames are named by function and module alone."""
+    debug = _libc_debug_file()
+    if debug is None:
+        pytest.skip("no build-id debug file for the C library (libc6-dbg)")
+    exe = build_c("libc_lines")
+    prof = profiled([exe], tmp_path, RPROF_CPU_HZ=PROFILE_HZ)
+    folded = tmp_path / "folded.txt"
+    assert report(prof.trace, "--collapsed", folded).returncode == 0
+    frames = [f for line in folded.read_text().splitlines() for f in line.rsplit(" ", 1)[0].split(";")]
+    msort = [f for f in frames if f.startswith("msort")]
+    assert msort, frames[:20]
+    assert all(re.fullmatch(r"msort\S* \(\./stdlib/msort\.c:\d+\)", f) for f in msort), set(msort)

@@ -578,14 +578,26 @@ fn html_page_carries_the_models_figures_offline() {
     let labels: Vec<String> = (1..flame["label"].as_array().unwrap().len())
         .filter(|&i| flame["parent"][i] == 0)
         .map(|i| match flame["label"][i].as_i64().unwrap() {
-            -1 => "(none)".to_string(),
+            // A stack without frames: named by the page from `pseudo`.
+            f if f < 0 => flame["pseudo"][(-f - 1) as usize]
+                .as_str()
+                .unwrap()
+                .to_string(),
             f => d["functions"][f as usize]["name"]
                 .as_str()
                 .unwrap()
                 .to_string(),
         })
         .collect();
-    assert_eq!(labels, ["main", "(none)"]);
+    // The frameless time split as the report splits it: a native thread's, and the rest.
+    assert_eq!(
+        labels,
+        [
+            "main",
+            "<native threads> (threads that never ran Python code)",
+            "(no Python frame)"
+        ]
+    );
     assert_eq!(d["threads"].as_array().unwrap().len(), 3);
 }
 

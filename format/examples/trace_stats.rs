@@ -26,6 +26,7 @@ fn main() {
             Record::Exit(_) => "exit",
             Record::GpuDevice(_) => "gpu device",
             Record::Gpu(_) => "gpu",
+            Record::NativeAddress { .. } => "native address",
         };
         *counts.entry(kind).or_default() += 1;
     })

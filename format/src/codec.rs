@@ -211,6 +211,7 @@ records! {
         STACK = 3 => Stack { id: u32, frames: Vec<Frame> }
         THREAD = 4 => Thread { tid: u32, name: u32 }
         MARK = 11 => Mark { t_ns: u64, label: u32 }
+        NATIVE_ADDRESS = 16 => NativeAddress { func: u32, build_id: u32, addr: u64 }
     }
     wrapped {
         CPU = 5 => Cpu(CpuSample) { t_ns: u64, tid: u32, stack: u32, cpu_ns: u64, sys_ns: u64, exec: Exec }
@@ -260,6 +261,11 @@ pub(crate) mod tests {
                 frames: vec![Frame { func: 2, line: 8 }],
             },
             Record::Thread { tid: 9, name: 1 },
+            Record::NativeAddress {
+                func: 2,
+                build_id: 1,
+                addr: 0x9_a1b2,
+            },
             Record::Cpu(CpuSample {
                 t_ns: 1,
                 tid: 2,

@@ -306,6 +306,16 @@ pub enum Record {
     Exit(Exit),
     GpuDevice(GpuDevice),
     Gpu(GpuReading),
+    /// Where native function `func`'s PC lies in a module the writer named without reading
+    /// DWARF (a stripped C library, whose lines are in a separate debug file): the module's
+    /// build id (string id, lowercase hex) and the PC's address as the module's file
+    /// numbers it. The report looks the line up in the build id's debug file, where one is
+    /// installed, so the run does not pay for inflating it.
+    NativeAddress {
+        func: u32,
+        build_id: u32,
+        addr: u64,
+    },
 }
 
 /// Labels of the marks the shim itself writes.

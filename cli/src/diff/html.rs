@@ -86,11 +86,7 @@ fn table(out: &mut String, title: &str, rows: &[Row], memory: bool, lines: bool)
                 mb(r.peak_change())
             );
         }
-        let place = if lines {
-            format!("{}:{} {}", r.file, r.line, r.function)
-        } else {
-            format!("{} ({}:{})", r.function, r.file, r.line)
-        };
+        let place = r.place(lines);
         let status = match r.status() {
             "both" => "",
             s => s,

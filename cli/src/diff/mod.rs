@@ -51,6 +51,21 @@ pub struct Row {
 }
 
 impl Row {
+    /// Where the row is: `file:line function` for a line, `function (file:line)` for a
+    /// function; with no line (a native function without debug line info), no `:0`.
+    pub fn place(&self, lines: bool) -> String {
+        let at = if self.line > 0 {
+            format!("{}:{}", self.file, self.line)
+        } else {
+            self.file.clone()
+        };
+        if lines {
+            format!("{at} {}", self.function)
+        } else {
+            format!("{} ({at})", self.function)
+        }
+    }
+
     /// The change in time, in seconds (after minus before).
     pub fn time_change_ns(&self) -> i128 {
         side(self.after).time_ns as i128 - side(self.before).time_ns as i128
@@ -206,7 +221,12 @@ fn line_costs(p: &Profile) -> Vec<(Key, Cost)> {
         .iter()
         .flat_map(|f| {
             f.lines.iter().map(|l| {
-                let func = function_of.get(&f.path, l.line);
+                // A row with no line is its function's; else the function defined there.
+                let func = l
+                    .function
+                    .clone()
+                    .filter(|_| l.line == 0)
+                    .unwrap_or_else(|| function_of.get(&f.path, l.line));
                 (
                     (f.path.clone(), l.line, func),
                     Cost::of(&l.times, &l.memory),
@@ -373,6 +393,21 @@ mod tests {
             alloc_bytes,
             ..Cost::default()
         }
+    }
+
+    #[test]
+    fn a_row_without_a_line_is_its_function_with_no_colon_zero() {
+        let row = |line| Row {
+            file: "/opt/libhot.so".into(),
+            line,
+            function: "hot".into(),
+            before: None,
+            after: None,
+        };
+        assert_eq!(row(0).place(true), "/opt/libhot.so hot");
+        assert_eq!(row(0).place(false), "hot (/opt/libhot.so)");
+        assert_eq!(row(4).place(true), "/opt/libhot.so:4 hot");
+        assert_eq!(row(4).place(false), "hot (/opt/libhot.so:4)");
     }
 
     fn key(line: u32) -> Key {

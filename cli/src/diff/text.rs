@@ -107,11 +107,7 @@ fn table(out: &mut String, title: &str, rows: &[Row], memory: bool, max: usize, 
             "vanished" => " (vanished)",
             _ => "",
         };
-        let place = if lines {
-            format!("{}:{} {}", r.file, r.line, r.function)
-        } else {
-            format!("{} ({}:{})", r.function, r.file, r.line)
-        };
+        let place = r.place(lines);
         let _ = writeln!(out, " | {place}{status}");
     }
 }

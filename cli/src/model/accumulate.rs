@@ -9,7 +9,10 @@
 //! and threads' totals are summed from those at the end. Names are resolved at the end
 //! too, because records may reference definitions that come later in the file.
 
-use super::charge::{Charging, FileTable, FunctionDef, FunctionTable, Names, Resolver, Site};
+use super::charge::{
+    frame_line, Charging, FileTable, FunctionDef, FunctionTable, Names, Resolver, Site,
+};
+use super::debug_lines::DebugLines;
 use super::figures::percent;
 use super::gpu::GpuAccumulator;
 use super::memory::{MemoryAccumulator, StackTotals};
@@ -18,7 +21,9 @@ use super::types::{
     ThreadProfile, Times, NATIVE_THREADS, NO_PYTHON_FRAME, START_UP, TEARDOWN, UNDEFINED,
 };
 use rprof_format::marks::{self, PYTHON_FINALIZING};
-use rprof_format::{read_trace_from, Counters, End, Exec, Frame, Record, Trace, TraceError};
+use rprof_format::{
+    read_trace_from, AllocSample, CopySample, Counters, End, Exec, Frame, Record, Trace, TraceError,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::Read;
 
@@ -151,6 +156,24 @@ struct Frameless {
     sys_ns: u64,
 }
 
+/// A memory sample of a stack without frames, kept until the end, when its phase is known
+/// (its live-bytes changes meanwhile name a pending slot, [`PENDING`] + its index).
+struct FramelessMemory {
+    t_ns: u64,
+    tid: u32,
+    slot: u32,
+    sample: MemorySample,
+}
+
+enum MemorySample {
+    Alloc(AllocSample),
+    Copy(CopySample),
+}
+
+/// Marks a stack slot of the memory replay as a frameless memory sample's, pending its
+/// phase: no run has 2^31 stack slots.
+const PENDING: u32 = 1 << 31;
+
 /// What a stack slot's frames are, for the phases: not known yet, none at all, with a
 /// Python frame, only native ones.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -262,9 +285,15 @@ pub(super) struct Accumulator {
     first_python: FxHashMap<u32, u64>,
     /// CPU samples with no frame, charged at the end by [`Phase`].
     frameless: Vec<Frameless>,
+    /// Memory samples with no frame, likewise.
+    frameless_memory: Vec<FramelessMemory>,
     /// A merged run's processes: each thread's pid, and when each process began
     /// finalizing (one trace: its header's pid and its own mark).
     processes: Option<Processes>,
+    /// The lines of native PCs the writer named without DWARF (the C library's).
+    debug_lines: DebugLines,
+    /// String ids for the source files found there, counting down from the top.
+    debug_files: FxHashMap<String, u32>,
 }
 
 /// For the phases of a merged run: which process each thread is of, and when each
@@ -328,9 +357,10 @@ impl Accumulator {
         if !frames.iter().all(native) {
             return Shape::Python;
         }
-        // Only the C library and the loader, with no line where it runs (the dynamic
-        // loader before the program runs, a stripped libc): nothing to charge it to, so
-        // its time is frameless time. (With a line, libc's debug info, it is that line's.)
+        // Only the C library and the loader (the dynamic loader before the program runs, a
+        // C library stack not stepped out of): nothing of the program's to charge it to,
+        // so its time is frameless time, whether or not the library's debug file gives it
+        // lines (which may come after the samples: `native_address`).
         let system = |f: &Frame| {
             self.functions.get(&f.func).is_some_and(|d| {
                 self.strings
@@ -338,14 +368,7 @@ impl Accumulator {
                     .is_some_and(|file| super::charge::is_system_file(file))
             })
         };
-        let line = match frames[0].line {
-            0 => self
-                .functions
-                .get(&frames[0].func)
-                .map_or(0, |d| d.first_line),
-            l => l,
-        };
-        if line == 0 && frames.iter().all(system) {
+        if frames.iter().all(system) {
             Shape::Empty
         } else {
             Shape::Native
@@ -390,8 +413,7 @@ impl Accumulator {
                     }),
                     shape => {
                         if shape == Shape::Python {
-                            let first = self.first_python.entry(s.tid).or_insert(s.t_ns);
-                            *first = (*first).min(s.t_ns);
+                            self.python_seen(s.tid, s.t_ns);
                         }
                         self.cpu
                             .times(s.tid, slot)
@@ -439,8 +461,25 @@ impl Accumulator {
             Record::Alloc(a) => {
                 self.last_t_ns = self.last_t_ns.max(a.t_ns);
                 let slot = self.slot(a.stack);
-                self.slots[slot as usize].memory.alloc(&a);
-                self.memory.alloc(&a, slot);
+                match self.shape(slot, a.stack) {
+                    Shape::Empty => {
+                        let pending = PENDING | self.frameless_memory.len() as u32;
+                        self.memory.alloc(&a, pending);
+                        self.frameless_memory.push(FramelessMemory {
+                            t_ns: a.t_ns,
+                            tid: a.tid,
+                            slot,
+                            sample: MemorySample::Alloc(a),
+                        });
+                    }
+                    shape => {
+                        if shape == Shape::Python {
+                            self.python_seen(a.tid, a.t_ns);
+                        }
+                        self.slots[slot as usize].memory.alloc(&a);
+                        self.memory.alloc(&a, slot);
+                    }
+                }
             }
             Record::Free(f) => {
                 self.last_t_ns = self.last_t_ns.max(f.t_ns);
@@ -455,13 +494,27 @@ impl Accumulator {
             Record::Copy(c) => {
                 self.last_t_ns = self.last_t_ns.max(c.t_ns);
                 let slot = self.slot(c.stack);
-                self.slots[slot as usize].memory.copy(&c);
+                if self.shape(slot, c.stack) == Shape::Empty {
+                    self.frameless_memory.push(FramelessMemory {
+                        t_ns: c.t_ns,
+                        tid: c.tid,
+                        slot,
+                        sample: MemorySample::Copy(c),
+                    });
+                } else {
+                    self.slots[slot as usize].memory.copy(&c);
+                }
                 self.memory.copy();
             }
             Record::Mark { t_ns, label } => self.marks.push((t_ns, label)),
             // Which run and how it ended: read by the launcher (`crate::launch`).
             Record::Process(_) | Record::Exit(_) => {}
             Record::GpuDevice(d) => self.gpu.device(d),
+            Record::NativeAddress {
+                func,
+                build_id,
+                addr,
+            } => self.native_address(func, build_id, addr),
             Record::Gpu(g) => {
                 self.last_t_ns = self.last_t_ns.max(g.t_ns);
                 self.gpu.reading(g);
@@ -469,8 +522,43 @@ impl Accumulator {
         }
     }
 
-    /// Charges the frameless CPU samples by [`Phase`], each phase of a stack in a slot of
-    /// its own.
+    /// Gives native function `func`, which the writer named with no line, the file and
+    /// line its debug file has for its PC (see [`DebugLines`]).
+    #[cold]
+    fn native_address(&mut self, func: u32, build_id: u32, addr: u64) {
+        if !self
+            .functions
+            .get(&func)
+            .is_some_and(|d| d.kind == rprof_format::FuncKind::Native && d.first_line == 0)
+        {
+            return;
+        }
+        let Some(id) = self.strings.get(&build_id) else {
+            return;
+        };
+        let Some((file, line)) = self.debug_lines.line(id, addr) else {
+            return;
+        };
+        let next = u32::MAX - self.debug_files.len() as u32;
+        let file_id = *self.debug_files.entry(file).or_insert_with_key(|file| {
+            self.strings.insert(next, file.clone());
+            next
+        });
+        if let Some(d) = self.functions.get_mut(&func) {
+            d.file = file_id;
+            d.first_line = line;
+        }
+    }
+
+    /// Thread `tid` ran a Python frame at `t_ns` (a sample with one).
+    #[inline]
+    fn python_seen(&mut self, tid: u32, t_ns: u64) {
+        let first = self.first_python.entry(tid).or_insert(t_ns);
+        *first = (*first).min(t_ns);
+    }
+
+    /// Charges the frameless CPU and memory samples by [`Phase`], each phase of a stack in
+    /// a slot of its own.
     fn charge_frameless(&mut self, pid: u32, marks: &[(u64, u32)]) {
         let processes = self.processes.take().unwrap_or_else(|| {
             let mut p = Processes::default();
@@ -491,31 +579,54 @@ impl Accumulator {
             *first = (*first).min(t);
         }
         let mut phase_slots: FxHashMap<(u32, Phase), u32> = FxHashMap::default();
-        for f in std::mem::take(&mut self.frameless) {
-            let p = pid_of(f.tid);
+        // The slot of a frameless sample of stack slot `slot`, thread `tid`, at `t_ns`.
+        let mut phase_slot = |slots: &mut Vec<StackSums>, t_ns: u64, tid: u32, slot: u32| {
+            let p = pid_of(tid);
             let phase = Phase::classify(
-                f.t_ns,
+                t_ns,
                 first_python.get(&p).copied(),
                 processes.finalizing.get(&p).copied(),
-                self.first_python.contains_key(&f.tid),
+                self.first_python.contains_key(&tid),
             );
-            let slot = if phase == Phase::Run {
-                f.slot
-            } else {
-                let slots = &mut self.slots;
-                let id = slots[f.slot as usize].id;
-                *phase_slots.entry((id, phase)).or_insert_with(|| {
-                    slots.push(StackSums {
-                        id,
-                        memory: StackTotals::default(),
-                        phase,
-                    });
-                    (slots.len() - 1) as u32
-                })
-            };
+            if phase == Phase::Run {
+                return slot;
+            }
+            let id = slots[slot as usize].id;
+            *phase_slots.entry((id, phase)).or_insert_with(|| {
+                slots.push(StackSums {
+                    id,
+                    memory: StackTotals::default(),
+                    phase,
+                });
+                (slots.len() - 1) as u32
+            })
+        };
+        for f in std::mem::take(&mut self.frameless) {
+            let slot = phase_slot(&mut self.slots, f.t_ns, f.tid, f.slot);
             self.cpu
                 .times(f.tid, slot)
                 .add_sample(f.exec, f.cpu_ns, f.sys_ns);
+        }
+        // Memory follows the same split: the sums go to the phase's slot, and the pending
+        // live-bytes changes (an allocation and its free) to that slot too.
+        let mut pending = Vec::with_capacity(self.frameless_memory.len());
+        for m in std::mem::take(&mut self.frameless_memory) {
+            let slot = phase_slot(&mut self.slots, m.t_ns, m.tid, m.slot);
+            let sums = &mut self.slots[slot as usize].memory;
+            match &m.sample {
+                MemorySample::Alloc(a) => sums.alloc(a),
+                MemorySample::Copy(c) => sums.copy(c),
+            }
+            pending.push(slot);
+        }
+        if !pending.is_empty() {
+            self.memory.reslot(|s| {
+                if s & PENDING != 0 {
+                    pending[(s & !PENDING) as usize]
+                } else {
+                    s
+                }
+            });
         }
     }
 
@@ -564,7 +675,7 @@ impl Accumulator {
             let site = if s.phase != Phase::Run {
                 // Only stacks without frames have phases: their time is the phase's.
                 Some(Site {
-                    line: r.files.slot(s.phase.file(), 0, false),
+                    line: r.files.slot(s.phase.file(), 0, false, None),
                     func: None,
                     python: false,
                     via_library: false,
@@ -581,7 +692,7 @@ impl Accumulator {
                     unknown_memory_stacks += 1;
                 }
                 Site {
-                    line: r.files.slot(UNDEFINED, 0, false),
+                    line: r.files.slot(UNDEFINED, 0, false, None),
                     func: None,
                     python: false,
                     via_library: false,
@@ -604,7 +715,9 @@ impl Accumulator {
             let mut ids = Vec::new();
             for f in self.stacks.get(&s.id).into_iter().flatten() {
                 let idx = r.function(f.func);
-                ids.push(frames.index(idx, f.line));
+                // The line the frame runs, by the charging's rule (a native frame's is its
+                // function record's), so the exports show the lines the report does.
+                ids.push(frames.index(idx, frame_line(f, &self.functions)));
                 if !on_stack.contains(&idx) {
                     on_stack.push(idx);
                     let f = &mut r.funcs.list[idx];
@@ -859,6 +972,7 @@ fn build_stacks(
                 StackProfile {
                     undefined,
                     frames,
+                    no_frame: s.phase.file(),
                     times,
                     memory: StackMemory {
                         malloc_bytes: m.malloc_bytes,
@@ -1071,6 +1185,7 @@ mod tests {
             p.files[0].lines,
             [LineProfile {
                 line: 2,
+                function: None,
                 times: p.total,
                 memory: Memory::default(),
                 gpu: Default::default(),

@@ -7,13 +7,14 @@
 //! land on the user's line that called them; a stack with no such frame goes to its
 //! innermost Python frame. Native frames come first when native code was running, as in
 //! an extension module's allocation. A stack with no Python frame is charged to its
-//! innermost native frame outside the C library and the loader (with none, its innermost
-//! frame where that has a line, else the frameless time's label). The charged frame's
+//! innermost native frame outside the C library and the loader (with none, the frameless
+//! time's label, by phase). The charged frame's
 //! file (source file or module) and line are the sample's line; the stacks themselves
 //! keep every frame.
 
 use super::types::{
-    FileProfile, FunctionProfile, LineGpu, LineProfile, Memory, Times, NO_PYTHON_FRAME, UNDEFINED,
+    FileProfile, FunctionProfile, LineGpu, LineProfile, Location, Memory, Times, NO_PYTHON_FRAME,
+    UNDEFINED,
 };
 use rprof_format::{Frame, FuncKind};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -35,6 +36,8 @@ pub(super) fn is_system_file(file: &str) -> bool {
 /// The line a frame runs: its own, or where it has none its function's first line (a
 /// native PC's line is its function record's; a Python frame's, in a trace written before
 /// the shim charged line-less instructions to the line before them, its function's).
+/// 0 where neither is known (a native function with no debug line info): such a frame is
+/// charged to a line slot of its function ([`FileTable::slot`]), shown as the function.
 pub(super) fn frame_line(f: &Frame, defs: &FxHashMap<u32, FunctionDef>) -> u32 {
     match (f.line, defs.get(&f.func)) {
         (0, Some(d)) => d.first_line,
@@ -205,24 +208,37 @@ impl FunctionTable {
     }
 }
 
-/// Line slots: one per (file, line), numbered in order of first use.
+/// Line slots: one per (file, line), and per function for line 0 where a frame without a
+/// line was charged, numbered in order of first use.
 #[derive(Default)]
 pub(super) struct FileTable {
     pub(super) by_path: FxHashMap<String, usize>,
     /// Path, and whether native code is charged to it.
     pub(super) paths: Vec<(String, bool)>,
-    pub(super) by_line: FxHashMap<(usize, u32), usize>,
+    /// By file, line and (for line 0) function slot.
+    pub(super) by_line: FxHashMap<(usize, u32, Option<usize>), usize>,
     pub(super) lines: Vec<LineSlot>,
 }
 
 pub(super) struct LineSlot {
     pub(super) file: usize,
     pub(super) line: u32,
+    /// The name of the function a line 0 slot stands for.
+    pub(super) function: Option<String>,
     pub(super) times: Times,
 }
 
 impl FileTable {
-    pub(super) fn slot(&mut self, path: &str, line: u32, native: bool) -> usize {
+    /// The slot of `line` in `path`. `function` (its slot and name) matters only at line
+    /// 0: a frame without a line is charged to its function, one slot per function, so no
+    /// output shows a row with no line and no name.
+    pub(super) fn slot(
+        &mut self,
+        path: &str,
+        line: u32,
+        native: bool,
+        function: Option<(usize, &str)>,
+    ) -> usize {
         let file = match self.by_path.get(path) {
             Some(&f) => f,
             None => {
@@ -232,20 +248,29 @@ impl FileTable {
             }
         };
         self.paths[file].1 |= native;
+        let function = function.filter(|_| line == 0);
         let lines = &mut self.lines;
-        *self.by_line.entry((file, line)).or_insert_with(|| {
-            lines.push(LineSlot {
-                file,
-                line,
-                times: Times::default(),
-            });
-            lines.len() - 1
-        })
+        *self
+            .by_line
+            .entry((file, line, function.map(|(f, _)| f)))
+            .or_insert_with(|| {
+                lines.push(LineSlot {
+                    file,
+                    line,
+                    function: function.map(|(_, name)| name.to_string()),
+                    times: Times::default(),
+                });
+                lines.len() - 1
+            })
     }
 
-    pub(super) fn location(&self, slot: usize) -> (String, u32) {
+    pub(super) fn location(&self, slot: usize) -> Location {
         let l = &self.lines[slot];
-        (self.paths[l.file].0.clone(), l.line)
+        Location {
+            file: self.paths[l.file].0.clone(),
+            line: l.line,
+            function: l.function.clone(),
+        }
     }
 
     /// The files with their lines, given each line slot's memory.
@@ -265,6 +290,7 @@ impl FileTable {
             f.times.add(&l.times);
             f.lines.push(LineProfile {
                 line: l.line,
+                function: l.function,
                 times: l.times,
                 memory,
                 gpu,
@@ -279,8 +305,11 @@ impl FileTable {
                     m.malloc_bytes > 0 || m.copy_bytes > 0 || m.peak_bytes > 0
                 })
         });
+        // Numbered lines in order, then the rows of functions without lines, by name.
         for f in &mut files {
-            f.lines.sort_by_key(|l| l.line);
+            f.lines.sort_by(|a, b| {
+                (a.line == 0, a.line, &a.function).cmp(&(b.line == 0, b.line, &b.function))
+            });
         }
         files.sort_by_cached_key(|f| {
             (
@@ -364,15 +393,13 @@ impl Resolver<'_> {
         let charged = own
             .or(python)
             .or_else(|| frames.iter().position(|f| !self.is_system(f.func)));
-        // No Python frame and none outside the C library and the loader: the innermost
-        // frame, if it has a line (libc's debug info); else the time has no line of its
-        // own (the dynamic loader at start, a stripped libc) and goes with the frameless
-        // time.
-        let charged =
-            charged.or_else(|| (frame_line(frames.first()?, self.defs) != 0).then_some(0));
+        // No Python frame and none outside the C library and the loader (the dynamic
+        // loader at start, a C library stack its unwinding could not step out of): nothing
+        // of the program's to charge, with or without the library's lines (libc6-dbg's,
+        // which the report may find only after the samples): the frameless time.
         let Some(frame) = charged.and_then(|i| frames.get(i)) else {
             return Some(Site {
-                line: self.files.slot(NO_PYTHON_FRAME, 0, false),
+                line: self.files.slot(NO_PYTHON_FRAME, 0, false, None),
                 func: None,
                 python: false,
                 via_library: false,
@@ -381,10 +408,11 @@ impl Resolver<'_> {
         let func = self.function(frame.func);
         let f = &self.funcs.list[func];
         let (file, native) = (f.file.clone(), f.kind == FuncKind::Native);
-        // No sample is left on a line of its own (0) that no output can show.
+        // A frame with no line at all is charged to its function's own row.
         let line = frame_line(frame, self.defs);
+        let name = f.name.clone();
         Some(Site {
-            line: self.files.slot(&file, line, native),
+            line: self.files.slot(&file, line, native, Some((func, &name))),
             func: Some(func),
             python: python.is_some(),
             via_library,

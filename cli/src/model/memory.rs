@@ -147,6 +147,15 @@ impl MemoryAccumulator {
         self.copy_samples += 1;
     }
 
+    /// Moves each live-bytes change to the stack slot `to` gives for its own: the
+    /// frameless samples' slots are known only once the run's phases are (see
+    /// [`super::accumulate`]'s `charge_frameless`).
+    pub(super) fn reslot(&mut self, to: impl Fn(u32) -> u32) {
+        for e in &mut self.events {
+            e.stack = to(e.stack);
+        }
+    }
+
     /// Puts the live-bytes changes in time order: a merged run's come trace after trace
     /// ([`super::merge`]), each trace's in its own order, which a stable sort keeps.
     pub(super) fn sort_by_time(&mut self) {

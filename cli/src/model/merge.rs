@@ -384,6 +384,15 @@ pub fn merge<R: Read, E>(
                     g.t_ns = t(g.t_ns);
                     Record::Gpu(g)
                 }
+                Record::NativeAddress {
+                    func,
+                    build_id,
+                    addr,
+                } => Record::NativeAddress {
+                    func: renumber(&mut ids.functions, &mut fresh.function, func),
+                    build_id: renumber(&mut ids.strings, &mut fresh.string, build_id),
+                    addr,
+                },
                 Record::Mark { .. } | Record::Process(_) | Record::Exit(_) => return,
             };
             acc.visit(r);

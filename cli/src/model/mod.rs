@@ -12,6 +12,7 @@
 
 pub mod accumulate;
 pub mod charge;
+mod debug_lines;
 pub mod figures;
 pub mod gpu;
 pub mod leaks;

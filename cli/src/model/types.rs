@@ -18,6 +18,9 @@ pub const TEARDOWN: &str = "<teardown>";
 /// library's workers), between start-up and teardown.
 pub const NATIVE_THREADS: &str = "<native threads>";
 
+/// The pseudo-files of frameless time, [`NO_PYTHON_FRAME`] first.
+pub const FRAMELESS: [&str; 4] = [NO_PYTHON_FRAME, START_UP, TEARDOWN, NATIVE_THREADS];
+
 /// Whether `path` is one of the pseudo-files of frameless time, and what it holds, in words.
 pub fn frameless_file(path: &str) -> Option<&'static str> {
     match path {
@@ -77,10 +80,22 @@ impl Times {
     }
 }
 
+/// Where a line slot is: its file (source file or module) and line, and for line 0 the
+/// function the slot stands for ([`LineProfile::function`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub file: String,
+    pub line: u32,
+    pub function: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineProfile {
     /// 0 when the trace did not know the line.
     pub line: u32,
+    /// For a line 0 that a frame without a line was charged to (a native function with no
+    /// debug line info): that function's name. The row stands for the function.
+    pub function: Option<String>,
     pub times: Times,
     pub memory: Memory,
     /// GPU readings charged to the line (all zero without them).
@@ -344,7 +359,7 @@ pub struct Footprint {
     /// whose allocation brought it there.
     pub peak_bytes: u64,
     pub peak_ns: u64,
-    pub peak_at: Option<(String, u32)>,
+    pub peak_at: Option<Location>,
     /// Exact, from the allocator counters (0 and empty without them): the highest live
     /// bytes, the time of the first counters record that shows it, the Python allocator's
     /// share of live bytes in the record with the most live bytes (the snapshot nearest
@@ -383,6 +398,9 @@ pub struct StackProfile {
     /// defines (`undefined`, shown under [`UNDEFINED`]).
     pub frames: Vec<u32>,
     pub undefined: bool,
+    /// For a stack without frames, the pseudo-file its time and memory are shown under:
+    /// its phase's ([`START_UP`], [`TEARDOWN`], [`NATIVE_THREADS`]) or [`NO_PYTHON_FRAME`].
+    pub no_frame: &'static str,
     /// CPU time sampled in this stack, split as [`Times`] is.
     pub times: Times,
     pub memory: StackMemory,

@@ -3,7 +3,7 @@
 //! allocated. Nanoseconds rather than samples because rprof weights each sample by the
 //! CPU time it stands for; the weights add up to the report's total exactly.
 
-use crate::model::{Profile, StackProfile, NO_PYTHON_FRAME, UNDEFINED};
+use crate::model::{Profile, StackProfile, UNDEFINED};
 
 /// What a folded stack's weight is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub fn folded(p: &Profile, s: &StackProfile) -> String {
         return UNDEFINED.into();
     }
     if s.frames.is_empty() {
-        return NO_PYTHON_FRAME.into();
+        return s.no_frame.into();
     }
     let names: Vec<String> = s
         .frames

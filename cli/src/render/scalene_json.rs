@@ -126,8 +126,9 @@ fn document(p: &Profile, src: &Sources, advice: &Advice) -> ScaleneJson {
         .files
         .iter()
         .map(|f| {
-            // Scalene's line numbers are positive: time at an unknown line (0) stays in the
-            // file's share but has no line entry.
+            // Scalene's line numbers are positive: a row with no line (a native function
+            // without debug line info) is under `rprof.lines_without_number` instead, so
+            // the two add up to the file.
             let lines = f
                 .lines
                 .iter()
@@ -205,8 +206,8 @@ fn document(p: &Profile, src: &Sources, advice: &Advice) -> ScaleneJson {
         max_footprint_mb: mib(fp.max_bytes),
         native_allocations_mb: mib(fp.no_python_bytes),
         max_footprint_python_fraction: fp.max_python_fraction,
-        max_footprint_fname: fp.peak_at.as_ref().map(|(f, _)| f.clone()),
-        max_footprint_lineno: fp.peak_at.as_ref().map(|&(_, l)| l).filter(|&l| l > 0),
+        max_footprint_fname: fp.peak_at.as_ref().map(|at| at.file.clone()),
+        max_footprint_lineno: fp.peak_at.as_ref().map(|at| at.line).filter(|&l| l > 0),
         files: Files(files),
         gpu: p.gpu.is_some(),
         // Scalene's schema knows the kinds "GPU" (NVIDIA) and "Neuron"; the devices' names
@@ -312,6 +313,23 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
             })
         })
         .collect();
+    // The rows with no line number, which Scalene's `lines` cannot hold, with their file
+    // and Scalene's figures of a line: a native function without debug line info (named
+    // by `line`), and the pseudo-files' time and memory (frameless, undefined: `line` is
+    // the pseudo-file).
+    let unnumbered: Vec<Value> = p
+        .files
+        .iter()
+        .flat_map(|f| f.lines.iter().map(move |l| (f, l)))
+        .filter(|(_, l)| l.line == 0)
+        .map(|(f, l)| {
+            let name = l.function.clone().unwrap_or_else(|| f.path.clone());
+            let d = detail(p, name, 0, &l.times, &l.memory, &l.gpu);
+            let mut v = serde_json::to_value(d).expect("a plain struct serializes");
+            v["file"] = json!(f.path);
+            v
+        })
+        .collect();
     let modes = crate::model::figures::modes_on(h.modes);
     let mut extras = json!({
         "format_version": FORMAT_VERSION,
@@ -339,6 +357,7 @@ fn rprof_extras(p: &Profile, src: &Sources, advice: &Advice) -> Value {
         "warnings": p.warnings.iter().chain(src.warnings()).chain(&advice.warnings).collect::<Vec<_>>(),
         "threads": threads,
         "functions": functions,
+        "lines_without_number": unnumbered,
         "counters": p.counters.map(|c| json!({
             "allocs": c.allocs,
             "frees": c.frees,
@@ -459,6 +478,7 @@ fn memory_extras(p: &Profile) -> Value {
             Some(json!({
                 "file": f.path,
                 "line": l.line,
+                "function": l.function,
                 "likelihood": leak.likelihood,
                 "velocity_mb_s": mib_f64(leak.velocity),
                 "r2": leak.r2,

@@ -2,7 +2,7 @@
 //! sampled profile per thread, weighted by sampled time in nanoseconds, and, when memory
 //! was profiled, one weighted by bytes allocated (memory is not split by thread).
 
-use crate::model::{Profile, StackProfile, NO_PYTHON_FRAME, UNDEFINED};
+use crate::model::{Profile, StackProfile, FRAMELESS, UNDEFINED};
 use serde_json::{json, Value};
 
 /// The speedscope JSON of `p`.
@@ -20,15 +20,17 @@ pub fn render(p: &Profile) -> String {
             v
         })
         .collect();
+    // A pseudo-frame per pseudo-file of frameless time (its phase's), then the undefined.
     let no_frame = frames.len();
-    frames.push(json!({"name": NO_PYTHON_FRAME}));
+    frames.extend(FRAMELESS.iter().map(|name| json!({"name": name})));
     let undefined = frames.len();
     frames.push(json!({"name": UNDEFINED}));
     let stack = |s: &StackProfile| -> Vec<usize> {
         if s.undefined {
             vec![undefined]
         } else if s.frames.is_empty() {
-            vec![no_frame]
+            let phase = FRAMELESS.iter().position(|&f| f == s.no_frame);
+            vec![no_frame + phase.unwrap_or(0)]
         } else {
             s.frames.iter().rev().map(|&i| i as usize).collect()
         }

@@ -361,6 +361,14 @@ impl Writer {
                 file,
                 first_line: sym.line,
             });
+            if let Some((build_id, addr)) = &sym.address {
+                let build_id = self.string(build_id);
+                self.enc.push(&Record::NativeAddress {
+                    func: id,
+                    build_id,
+                    addr: *addr,
+                });
+            }
         }
     }
 

@@ -20,6 +20,8 @@ struct Module {
     /// File offset to virtual address, per loadable segment: (offset, size, address).
     segments: Vec<(u64, u64, u64)>,
     lines: Option<addr2line::Context<gimli::EndianSlice<'static, gimli::RunTimeEndian>>>,
+    /// The GNU build id, lowercase hex, where the file has one.
+    build_id: Option<String>,
 }
 
 /// Modules by path; `None` for a file that cannot be read or parsed.
@@ -61,6 +63,11 @@ impl LateModules {
             .is_none_or(|f| f.section_by_name(".debug_info").is_some());
         self.own_dwarf.insert(path.to_owned(), has);
         has
+    }
+
+    /// The build id (lowercase hex) of the module at `path`, if it has one.
+    pub fn build_id(&mut self, path: &str) -> Option<String> {
+        self.module(path)?.build_id.clone()
     }
 
     fn module(&mut self, path: &str) -> Option<&Module> {
@@ -130,6 +137,7 @@ impl Module {
             functions,
             segments,
             lines: dwarf(&file),
+            build_id: build_id(&file),
         })
     }
 }
@@ -159,13 +167,16 @@ fn map(path: &str) -> Option<&'static [u8]> {
     }
 }
 
-/// The separate debug file of a stripped module, by its build id.
-fn debug_file(file: &object::File<'static>) -> Option<&'static [u8]> {
+/// A module's GNU build id, lowercase hex.
+fn build_id(file: &object::File<'static>) -> Option<String> {
     let id = file.build_id().ok()??;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    if hex.len() < 3 {
-        return None;
-    }
+    (hex.len() >= 3).then_some(hex)
+}
+
+/// The separate debug file of a stripped module, by its build id.
+fn debug_file(file: &object::File<'static>) -> Option<&'static [u8]> {
+    let hex = build_id(file)?;
     map(&format!(
         "/usr/lib/debug/.build-id/{}/{}.debug",
         &hex[..2],

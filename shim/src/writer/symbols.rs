@@ -63,6 +63,10 @@ pub struct Symbol {
     /// The source file when debug info has one, else the module's path.
     pub file: String,
     pub line: u32,
+    /// For a PC named without its module's DWARF (a stripped C library, whose debug file's
+    /// DWARF is not inflated here): the module's build id (hex) and the PC's address as
+    /// the file numbers it, for the report to find the line.
+    pub address: Option<(String, u64)>,
 }
 
 /// Resolves `pc`; a return address (`exact` false) is looked up one byte back, inside the
@@ -77,11 +81,13 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
                 name: n.name,
                 file: n.file.unwrap_or(module),
                 line: n.line,
+                address: None,
             },
             None => Symbol {
                 name: format!("{}+0x{offset:x}", basename(&module)),
                 file: module,
                 line: 0,
+                address: None,
             },
         };
     }
@@ -89,10 +95,15 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
     if let Some((module, bias)) = &loaded {
         if !late.own_dwarf(module) {
             if let Some(n) = late.name_at(module, addr - bias) {
+                let address = (n.line == 0)
+                    .then(|| late.build_id(module))
+                    .flatten()
+                    .map(|id| (id, addr - bias));
                 return Symbol {
                     name: n.name,
                     file: n.file.unwrap_or_else(|| module.clone()),
                     line: n.line,
+                    address,
                 };
             }
         }
@@ -116,6 +127,7 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
                     .map(|f| f.to_string_lossy().into_owned())
                     .unwrap_or_default(),
                 line: s.lineno().unwrap_or(0),
+                address: None,
             });
         }
     });
@@ -123,6 +135,7 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
         name: String::new(),
         file: String::new(),
         line: 0,
+        address: None,
     });
     if sym.file.is_empty() || sym.name.is_empty() {
         let (mapped, offset) = module_of(program, addr);
@@ -229,5 +242,15 @@ mod tests {
         let s = resolve(std::process::id(), addr, true, &mut late);
         assert!(s.name.contains("getpid"), "{}", s.name);
         assert!(!s.file.is_empty());
+        // With no line, its build id and address for the report: the address the module's
+        // symbol table gives getpid.
+        if s.line == 0 {
+            let (id, at) = s.address.expect("a stripped module's PC has its address");
+            assert!(
+                id.len() >= 3 && id.chars().all(|c| c.is_ascii_hexdigit()),
+                "{id}"
+            );
+            assert_eq!(at, addr - bias);
+        }
     }
 }

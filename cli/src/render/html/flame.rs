@@ -3,14 +3,37 @@
 
 use super::{round, MAX_NODES};
 use crate::model::figures::{mib, percent};
-use crate::model::{Profile, StackProfile};
+use crate::model::{frameless_file, Profile, StackProfile, FRAMELESS};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 /// A node's label: a function (an index in the profile's functions, as the page's
 /// `functions` list has them), or one of these for a stack without frames.
+/// Below them, the other pseudo-files of frameless time, in [`FRAMELESS`]'s order (the
+/// page names label -n by [`Flame::pseudo`]'s n-th).
 const NO_FRAME: i64 = -1;
 const UNDEFINED: i64 = -2;
+
+/// The label of a stack without frames shown under pseudo-file `no_frame`.
+fn frameless_label(no_frame: &str) -> i64 {
+    match FRAMELESS.iter().position(|&f| f == no_frame) {
+        Some(i) if i > 0 => UNDEFINED - i as i64,
+        _ => NO_FRAME,
+    }
+}
+
+/// The names of the negative labels, -1 first.
+fn pseudo_names() -> Vec<String> {
+    let mut names = vec![
+        "(no Python frame)".to_string(),
+        "(undefined stack)".to_string(),
+    ];
+    names.extend(FRAMELESS[1..].iter().map(|f| {
+        let what = frameless_file(f).unwrap_or_default();
+        format!("{f} ({what})")
+    }));
+    names
+}
 
 #[derive(Default)]
 struct Tree {
@@ -60,6 +83,8 @@ pub struct Flame {
     sys: Vec<f64>,
     alloc: Vec<f64>,
     dropped: usize,
+    /// The name of label -n at n - 1.
+    pseudo: Vec<String>,
 }
 
 pub fn tree(p: &Profile) -> Flame {
@@ -72,7 +97,11 @@ pub fn tree(p: &Profile) -> Flame {
         t.add(0, s);
         let mut node = 0;
         if s.frames.is_empty() {
-            let label = if s.undefined { UNDEFINED } else { NO_FRAME };
+            let label = if s.undefined {
+                UNDEFINED
+            } else {
+                frameless_label(s.no_frame)
+            };
             node = t.child(node, label);
             t.add(node, s);
         }
@@ -99,6 +128,7 @@ pub fn tree(p: &Profile) -> Flame {
         alloc.push(round(mib(t.alloc[i]), 3));
     }
     Flame {
+        pseudo: pseudo_names(),
         dropped: t.parent.len() - parent.len(),
         parent,
         label,

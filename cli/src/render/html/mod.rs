@@ -259,6 +259,10 @@ fn line(p: &Profile, l: &LineProfile, shown: &Shown, mem: bool) -> Value {
         "cpu": cpu(p, &l.times),
         "hot": shown.line(l),
     });
+    // A row with no line stands for its function (page.js shows it as the source).
+    if let Some(name) = l.function.as_deref().filter(|_| l.line == 0) {
+        v["function"] = json!(clean(name));
+    }
     if p.gpu.is_some() {
         v["gpu"] = json!([
             round(p.gpu_share(&l.gpu), 1),
@@ -302,7 +306,7 @@ fn leaks(p: &Profile, src: &Sources) -> Vec<Value> {
             Some(json!({
                 "file": clean(&f.path),
                 "line": l.line,
-                "text": src.line(&f.path, l.line).map(clean),
+                "text": l.function.as_deref().or_else(|| src.line(&f.path, l.line)).map(clean),
                 "growth_mib": round(mib(l.memory.growth_bytes), 3),
                 "rate_mib_s": round(mib_f64(leak.velocity), 3),
                 "likelihood": round(100.0 * leak.likelihood, 1),
@@ -315,11 +319,11 @@ fn leaks(p: &Profile, src: &Sources) -> Vec<Value> {
 fn footprint(p: &Profile, src: &Sources) -> Value {
     let fp = &p.footprint;
     let exact = !fp.timeline.is_empty();
-    let peak_at = fp.peak_at.as_ref().map(|(file, line)| {
+    let peak_at = fp.peak_at.as_ref().map(|at| {
         json!({
-            "file": clean(file),
-            "line": line,
-            "text": src.line(file, *line).map(clean),
+            "file": clean(&at.file),
+            "line": at.line,
+            "text": at.function.as_deref().or_else(|| src.line(&at.file, at.line)).map(clean),
         })
     });
     json!({

@@ -174,7 +174,8 @@
       cols.push({ name: "Copy MiB/s", key: m(5), cell: (r) => r.l && r.l.mem ? mib(r.l.mem[5]) : "" });
       cols.push({ name: "Timeline", cell: (r) => r.l && r.l.spark ? spark(r.l.spark, r.l.mem[1], 80, 16) : "" });
     }
-    cols.push({ name: "Source", cls: "src", cell: (r) => sourceOf(file, r.l ? r.l.line : r.n) });
+    // A row with no line (a native function without debug line info) shows its function.
+    cols.push({ name: "Source", cls: "src", cell: (r) => (r.l && r.l.function) || sourceOf(file, r.l ? r.l.line : r.n) });
     return cols;
   }
   function sourceOf(file, n) {
@@ -223,7 +224,7 @@
       }
       const tr = el("tr", { class: r.l ? (r.l.hot ? "hot" : "") : "cold" });
       for (const c of cols) {
-        const v = c.cell ? c.cell(r) : (r.l ? (r.l.line || "?") : r.n);
+        const v = c.cell ? c.cell(r) : (r.l ? (r.l.line || "") : r.n);
         tr.appendChild(el("td", { class: c.cls || null }, v));
       }
       return tr;
@@ -326,8 +327,7 @@
     let maxDepth = 0;
     for (let i = 0; i < n; i++) maxDepth = Math.max(maxDepth, depth[i]);
     const cpu = Float64Array.from({ length: n }, (_, i) => F.py[i] + F.native[i] + F.sys[i]);
-    const name = (i) => i === 0 ? "all" : F.label[i] === -1 ? "(no Python frame)" : F.label[i] === -2 ?
-      "(undefined stack)" : D.functions[F.label[i]].name;
+    const name = (i) => i === 0 ? "all" : F.label[i] < 0 ? F.pseudo[-F.label[i] - 1] : D.functions[F.label[i]].name;
     const fn = (i) => (i > 0 && F.label[i] >= 0 ? D.functions[F.label[i]] : null);
     const st = { metric: "cpu", zoom: 0, term: "", rows: [], drawn: [] };
     const weight = (i) => (st.metric === "cpu" ? cpu[i] : F.alloc[i]);

@@ -21,7 +21,7 @@
 mod proto;
 
 use crate::model::figures::{clock_name, mode_names, python_version};
-use crate::model::{Profile, NO_PYTHON_FRAME, UNDEFINED};
+use crate::model::{Profile, FRAMELESS, UNDEFINED};
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 use rprof_format::FuncKind;
@@ -125,7 +125,11 @@ fn build(p: &Profile) -> proto::Profile {
         });
         id
     };
-    let no_frame_fn = pseudo(NO_PYTHON_FRAME, &mut st, &mut function);
+    // A pseudo-function per pseudo-file of frameless time (its phase's).
+    let no_frame_fns: Vec<u64> = FRAMELESS
+        .iter()
+        .map(|name| pseudo(name, &mut st, &mut function))
+        .collect();
     let undefined_fn = pseudo(UNDEFINED, &mut st, &mut function);
 
     // Mappings: one per native module the trace names.
@@ -174,7 +178,7 @@ fn build(p: &Profile) -> proto::Profile {
         });
         id
     };
-    let no_frame_loc = pseudo_location(no_frame_fn);
+    let no_frame_locs: Vec<u64> = no_frame_fns.into_iter().map(&mut pseudo_location).collect();
     let undefined_loc = pseudo_location(undefined_fn);
 
     let h = &p.header;
@@ -187,7 +191,8 @@ fn build(p: &Profile) -> proto::Profile {
         let location_id: Vec<u64> = if s.undefined {
             vec![undefined_loc]
         } else if s.frames.is_empty() {
-            vec![no_frame_loc]
+            let phase = FRAMELESS.iter().position(|&f| f == s.no_frame);
+            vec![no_frame_locs[phase.unwrap_or(0)]]
         } else {
             s.frames.iter().map(|&i| u64::from(i) + 1).collect()
         };
@@ -367,6 +372,76 @@ mod tests {
         assert_eq!(
             pb.function[inner.line[0].function_id as usize - 1].start_line,
             6
+        );
+    }
+
+    /// Time with no frame is a pseudo-function per phase, as the report splits it: before
+    /// the first Python frame `<start-up>`, from the finalizing mark on `<teardown>`.
+    #[test]
+    fn frameless_time_is_named_by_its_phase() {
+        use rprof_format::{encode_header, CpuSample, Encoder, Exec, Frame, FuncKind, Record};
+        let mut enc = Encoder::new();
+        let strings = ["a.py", "f", rprof_format::marks::PYTHON_FINALIZING];
+        for (i, text) in strings.iter().enumerate() {
+            enc.push(&Record::String {
+                id: i as u32 + 1,
+                text: text.to_string(),
+            });
+        }
+        enc.push(&Record::Function {
+            id: 1,
+            kind: FuncKind::Python,
+            name: 2,
+            file: 1,
+            first_line: 1,
+        });
+        enc.push(&Record::Stack {
+            id: 1,
+            frames: vec![Frame { func: 1, line: 2 }],
+        });
+        for (t_ns, stack, cpu_ns) in [(1, 0, 3_000_000), (2, 1, 5_000_000), (9, 0, 7_000_000)] {
+            enc.push(&Record::Cpu(CpuSample {
+                t_ns,
+                tid: 1,
+                stack,
+                cpu_ns,
+                sys_ns: 0,
+                exec: Exec::Native,
+            }));
+        }
+        enc.push(&Record::Mark { t_ns: 8, label: 3 });
+        let header = rprof_format::Header {
+            pid: 1,
+            sample_hz: 100,
+            modes: rprof_format::mode::CPU,
+            python_version: 0x030B07F0,
+            ..Default::default()
+        };
+        let mut trace = encode_header(&header);
+        trace.extend_from_slice(enc.finish_chunk().expect("records"));
+        let p = crate::model::aggregate(&trace).expect("a trace");
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(&render(&p)[..])
+            .read_to_end(&mut bytes)
+            .expect("gzip");
+        let pb = proto::Profile::decode(&bytes[..]).expect("profile.proto");
+        let s = |i: i64| pb.string_table[i as usize].as_str();
+        let mut frameless: Vec<(&str, i64)> = pb
+            .sample
+            .iter()
+            .filter_map(|x| {
+                let loc = &pb.location[*x.location_id.first()? as usize - 1];
+                let name = s(pb.function[loc.line[0].function_id as usize - 1].name);
+                name.starts_with("<").then_some((name, x.value[1]))
+            })
+            .collect();
+        frameless.sort();
+        assert_eq!(
+            frameless,
+            [
+                (crate::model::START_UP, 3_000_000),
+                (crate::model::TEARDOWN, 7_000_000)
+            ]
         );
     }
 

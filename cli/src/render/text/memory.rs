@@ -142,10 +142,10 @@ fn footprint(out: &mut Out, p: &Profile, src: &Sources) {
             mib(fp.max_bytes)
         ));
     }
-    if let Some((file, line)) = &fp.peak_at {
+    if let Some(at) = &fp.peak_at {
         out.line(&format!(
             "  Reached   at {} (estimated peak {} at {})",
-            location(src, file, *line, 60),
+            location(src, &at.file, at.line, at.function.as_deref(), 60),
             mib(fp.peak_bytes),
             seconds(fp.peak_ns)
         ));
@@ -200,7 +200,7 @@ fn top(out: &mut Out, p: &Profile, src: &Sources) {
                 "{:>10}{:>8}  {}",
                 mib_number(v as f64),
                 format!("{:.1}%", percent(v, whole as f64)),
-                location(src, &f.path, l.line, 80),
+                location(src, &f.path, l.line, l.function.as_deref(), 80),
             ));
         }
     };
@@ -238,21 +238,26 @@ fn leaks(out: &mut Out, p: &Profile, src: &Sources) {
             mib(l.memory.growth_bytes),
             mib_number(leak.velocity),
             100.0 * leak.likelihood,
-            location(src, &f.path, l.line, 60),
+            location(src, &f.path, l.line, l.function.as_deref(), 60),
         ));
     }
 }
 
 /// `file:line  source text`, the path cut to `width` from the left.
-fn location(src: &Sources, file: &str, line: u32, width: usize) -> String {
+/// `file:line  source`; for a row with no line, `file  function` (the function it stands
+/// for, where the source would be).
+fn location(src: &Sources, file: &str, line: u32, function: Option<&str>, width: usize) -> String {
     let at = if line == 0 {
         fit_left(&clean(file), width)
     } else {
         let n = format!(":{line}");
         format!("{}{n}", fit_left(&clean(file), width - n.len()))
     };
-    match src.line(file, line) {
-        Some(text) => format!("{at}  {}", expand_tabs(text.trim())),
+    match function
+        .map(clean)
+        .or_else(|| src.line(file, line).map(|t| expand_tabs(t.trim())))
+    {
+        Some(text) => format!("{at}  {text}"),
         None => at,
     }
 }

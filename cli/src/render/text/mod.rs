@@ -266,15 +266,19 @@ fn file(
     }
     for l in rows {
         let t = &l.times;
-        let lineno = if l.line == 0 {
-            "?".to_string()
-        } else {
-            l.line.to_string()
+        // A row with no line (a native function without debug line info) is its
+        // function: the name where the source would be, the line column left blank.
+        let (lineno, text) = match &l.function {
+            Some(name) if l.line == 0 => (String::new(), clean(name)),
+            // A pseudo-file's line 0 (a stack never defined): no number either.
+            _ if l.line == 0 => (String::new(), String::new()),
+            _ => (
+                l.line.to_string(),
+                src.line(&f.path, l.line)
+                    .map(expand_tabs)
+                    .unwrap_or_default(),
+            ),
         };
-        let text = src
-            .line(&f.path, l.line)
-            .map(expand_tabs)
-            .unwrap_or_default();
         let mut cpu = format!(
             "{lineno:>6}{}{}{}{}",
             pct(t.python_ns, total),
