@@ -169,6 +169,20 @@ macro_rules! records {
         wrapped { $( $wtag:ident = $wnum:literal => $wvar:ident ( $wst:ident ) {
             $( $wf:ident : $wty:ty $([$check:path])? ),* } )* }
     ) => {
+        // Two records with one tag would decode as the first: refused at compile time.
+        const _: () = {
+            let tags = [$( $inum, )* $( $wnum, )*];
+            let mut i = 0;
+            while i < tags.len() {
+                let mut j = i + 1;
+                while j < tags.len() {
+                    assert!(tags[i] != tags[j], "two records share a tag");
+                    j += 1;
+                }
+                i += 1;
+            }
+        };
+
         /// Record tags on disk. Never reuse a number.
         pub mod tag {
             $( pub const $itag: u8 = $inum; )*
@@ -211,7 +225,7 @@ records! {
         STACK = 3 => Stack { id: u32, frames: Vec<Frame> }
         THREAD = 4 => Thread { tid: u32, name: u32 }
         MARK = 11 => Mark { t_ns: u64, label: u32 }
-        NATIVE_ADDRESS = 16 => NativeAddress { func: u32, build_id: u32, addr: u64 }
+        NATIVE_ADDRESS = 17 => NativeAddress { func: u32, build_id: u32, addr: u64 }
     }
     wrapped {
         CPU = 5 => Cpu(CpuSample) { t_ns: u64, tid: u32, stack: u32, cpu_ns: u64, sys_ns: u64, exec: Exec }
