@@ -5,7 +5,7 @@
 mod common;
 
 use common::{check_scalene_schema, TraceBuilder, MS};
-use rprof_format::{mode, AllocSample, Domain, Exec, FuncKind, Header, Record};
+use rprof_format::{mode, AllocSample, Domain, Exec, FuncKind, Header, Record, ShortLived};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -342,4 +342,51 @@ fn memory_without_a_frame_is_split_by_phase_in_every_output() {
     rows.sort();
     let expect: Vec<(String, u64, u64)> = expect.into_iter().map(|(l, m)| (l, m, m)).collect();
     assert_eq!(rows, expect);
+}
+
+/// Blocks the writer folded into `ShortLived` records, with no frame, follow the same
+/// split by their time: their thread is not recorded, so never "native threads".
+#[test]
+fn folded_memory_without_a_frame_is_split_by_phase_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = TraceBuilder::new(&header(dir.path(), true, mode::CPU | mode::MEMORY));
+    t.string(1, "main.py")
+        .string(2, "f")
+        .function(1, 2, 1, 1)
+        .stack(1, &[(1, 2)]);
+    let folded = |t_ms: u64, mib: u64| {
+        Record::ShortLived(ShortLived {
+            t_ns: t_ms * MS,
+            span_ns: MS / 2,
+            stack: 0,
+            size: 256,
+            domain: Domain::Python,
+            count: 4,
+            weight: mib << 20,
+            peak: 1 << 20,
+            held_us: 0,
+        })
+    };
+    t.push(folded(1, 1))
+        .sample(2, 1, 1, 20, 0, Exec::Python)
+        .push(folded(4, 2))
+        .sample(6, 1, 1, 20, 0, Exec::Python)
+        .finalizing(8, 9)
+        .push(folded(9, 8))
+        .sample(10, 1, 0, 5, 0, Exec::Native);
+    let trace = dir.path().join("t.trace");
+    std::fs::write(&trace, t.finish()).unwrap();
+    let out = dir.path().join("memory.txt");
+    report(&trace, &["--collapsed-memory", out.to_str().unwrap()]);
+    let mut got: Vec<(String, u64)> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (stack, w) = l.rsplit_once(' ').unwrap();
+            (stack.to_string(), w.parse::<u64>().unwrap() >> 20)
+        })
+        .collect();
+    got.sort();
+    let want = [("<native>", 2), ("<start-up>", 1), ("<teardown>", 8)];
+    assert_eq!(got, want.map(|(l, m)| (l.to_string(), m)));
 }

@@ -22,7 +22,8 @@ use super::types::{
 };
 use rprof_format::marks::{self, PYTHON_FINALIZING};
 use rprof_format::{
-    read_trace_from, AllocSample, CopySample, Counters, End, Exec, Frame, Record, Trace, TraceError,
+    read_trace_from, AllocSample, CopySample, Counters, End, Exec, Frame, Record, ShortLived,
+    Trace, TraceError,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::io::Read;
@@ -168,7 +169,13 @@ struct FramelessMemory {
 enum MemorySample {
     Alloc(AllocSample),
     Copy(CopySample),
+    ShortLived(ShortLived),
 }
+
+/// The thread of a frameless memory sample whose thread is not known (a `ShortLived`
+/// record folds blocks of one stack from any thread): its phase is told by its time alone,
+/// never "native threads".
+const ANY_THREAD: u32 = u32::MAX;
 
 /// Marks a stack slot of the memory replay as a frameless memory sample's, pending its
 /// phase: no run has 2^31 stack slots.
@@ -488,8 +495,20 @@ impl Accumulator {
             Record::ShortLived(f) => {
                 self.last_t_ns = self.last_t_ns.max(f.t_ns.saturating_add(f.span_ns));
                 let slot = self.slot(f.stack);
-                self.slots[slot as usize].memory.short_lived(&f);
-                self.memory.short_lived(&f, slot);
+                if self.shape(slot, f.stack) == Shape::Empty {
+                    let pending = PENDING | self.frameless_memory.len() as u32;
+                    self.memory.short_lived(&f, pending);
+                    self.frameless_memory.push(FramelessMemory {
+                        t_ns: f.t_ns,
+                        // Folded blocks may be of several threads: phased by time alone.
+                        tid: ANY_THREAD,
+                        slot,
+                        sample: MemorySample::ShortLived(f),
+                    });
+                } else {
+                    self.slots[slot as usize].memory.short_lived(&f);
+                    self.memory.short_lived(&f, slot);
+                }
             }
             Record::Copy(c) => {
                 self.last_t_ns = self.last_t_ns.max(c.t_ns);
@@ -586,7 +605,7 @@ impl Accumulator {
                 t_ns,
                 first_python.get(&p).copied(),
                 processes.finalizing.get(&p).copied(),
-                self.first_python.contains_key(&tid),
+                tid == ANY_THREAD || self.first_python.contains_key(&tid),
             );
             if phase == Phase::Run {
                 return slot;
@@ -616,6 +635,7 @@ impl Accumulator {
             match &m.sample {
                 MemorySample::Alloc(a) => sums.alloc(a),
                 MemorySample::Copy(c) => sums.copy(c),
+                MemorySample::ShortLived(f) => sums.short_lived(f),
             }
             pending.push(slot);
         }

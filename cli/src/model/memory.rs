@@ -147,12 +147,15 @@ impl MemoryAccumulator {
         self.copy_samples += 1;
     }
 
-    /// Moves each live-bytes change to the stack slot `to` gives for its own: the
-    /// frameless samples' slots are known only once the run's phases are (see
-    /// [`super::accumulate`]'s `charge_frameless`).
+    /// Moves each live-bytes change (and each folded record) to the stack slot `to` gives
+    /// for its own: the frameless samples' slots are known only once the run's phases are
+    /// (see [`super::accumulate`]'s `charge_frameless`).
     pub(super) fn reslot(&mut self, to: impl Fn(u32) -> u32) {
         for e in &mut self.events {
             e.stack = to(e.stack);
+        }
+        for f in &mut self.folds {
+            f.stack = to(f.stack);
         }
     }
 
