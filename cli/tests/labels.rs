@@ -185,6 +185,22 @@ fn a_native_function_without_lines_is_its_function_in_every_output() {
     assert!(std::fs::metadata(&pprof).unwrap().len() > 0);
 }
 
+/// The collapsed memory export of `trace`: each folded stack with its MiB, sorted.
+fn collapsed_memory_mib(trace: &Path, dir: &Path) -> Vec<(String, u64)> {
+    let out = dir.join("memory.txt");
+    report(trace, &["--collapsed-memory", out.to_str().unwrap()]);
+    let mut got: Vec<(String, u64)> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (stack, w) = l.rsplit_once(' ').unwrap();
+            (stack.to_string(), w.parse::<u64>().unwrap() >> 20)
+        })
+        .collect();
+    got.sort();
+    got
+}
+
 /// A Python run whose allocations with no frame at all fall in each phase: before the
 /// first Python frame (start-up), in a thread that never ran Python (native threads), in
 /// the main thread between Python frames (`<native>`), and after finalizing began
@@ -243,17 +259,7 @@ fn memory_without_a_frame_is_split_by_phase_in_every_output() {
     }
 
     // The collapsed memory export: one folded stack per phase, weighted by its bytes.
-    let folded = dir.path().join("memory.txt");
-    report(&trace, &["--collapsed-memory", folded.to_str().unwrap()]);
-    let mut got: Vec<(String, u64)> = std::fs::read_to_string(&folded)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (stack, w) = l.rsplit_once(' ').unwrap();
-            (stack.to_string(), w.parse::<u64>().unwrap() >> 20)
-        })
-        .collect();
-    got.sort();
+    let got = collapsed_memory_mib(&trace, dir.path());
     let mut expect: Vec<(String, u64)> = want.iter().map(|&(l, m)| (l.to_string(), m)).collect();
     expect.sort();
     assert_eq!(got, expect);
@@ -376,17 +382,7 @@ fn folded_memory_without_a_frame_is_split_by_phase_too() {
         .sample(10, 1, 0, 5, 0, Exec::Native);
     let trace = dir.path().join("t.trace");
     std::fs::write(&trace, t.finish()).unwrap();
-    let out = dir.path().join("memory.txt");
-    report(&trace, &["--collapsed-memory", out.to_str().unwrap()]);
-    let mut got: Vec<(String, u64)> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (stack, w) = l.rsplit_once(' ').unwrap();
-            (stack.to_string(), w.parse::<u64>().unwrap() >> 20)
-        })
-        .collect();
-    got.sort();
+    let got = collapsed_memory_mib(&trace, dir.path());
     let want = [("<native>", 2), ("<start-up>", 1), ("<teardown>", 8)];
     assert_eq!(got, want.map(|(l, m)| (l.to_string(), m)));
 }
