@@ -28,6 +28,24 @@ _Static_assert(sizeof(struct rprof_py_probe) <= 512, "STATE_BYTES");
 
 #define RPROF_FENCE() __atomic_signal_fence(__ATOMIC_SEQ_CST)
 
+/* A guarded entry point's prologue: arms the guard (saving the one it nests in) and, when a
+ * fault jumps back here, disarms it and runs `on_fault`, which must return. What `on_fault`
+ * reads that the guarded code changed must be volatile. RPROF_GUARD_LEAVE disarms it. */
+#define RPROF_GUARD_ENTER(on_fault)       \
+    sigjmp_buf env;                       \
+    sigjmp_buf *prev = rprof_guard;       \
+    if (sigsetjmp(env, 0)) {              \
+        rprof_guard = prev;               \
+        on_fault                          \
+    }                                     \
+    rprof_guard = &env;                   \
+    RPROF_FENCE()
+#define RPROF_GUARD_LEAVE()               \
+    do {                                  \
+        RPROF_FENCE();                    \
+        rprof_guard = prev;               \
+    } while (0)
+
 void rprof_probe_on_fault(void)
 {
     sigjmp_buf *env = rprof_guard;
@@ -162,19 +180,10 @@ int rprof_probe_is_interpreter_pc(const struct rprof_py_probe *p, uintptr_t pc)
 size_t rprof_probe_walk(const struct rprof_py_probe *p, struct rprof_raw_frame *out, size_t cap,
                         int *truncated)
 {
-    sigjmp_buf env;
     volatile size_t n = 0;
-    sigjmp_buf *prev = rprof_guard;
-    if (sigsetjmp(env, 0)) {
-        rprof_guard = prev;
-        *truncated = 1;
-        return n;
-    }
-    rprof_guard = &env;
-    RPROF_FENCE();
+    RPROF_GUARD_ENTER({ *truncated = 1; return n; });
     int t = rprof_py_walk(p, rprof_py_tstate(p), out, cap, &n);
-    RPROF_FENCE();
-    rprof_guard = prev;
+    RPROF_GUARD_LEAVE();
     *truncated = t;
     return n;
 }
@@ -183,17 +192,9 @@ size_t rprof_probe_walk(const struct rprof_py_probe *p, struct rprof_raw_frame *
 int rprof_probe_code_ref(const struct rprof_py_probe *p, uintptr_t code,
                          struct rprof_py_code_ref *out)
 {
-    sigjmp_buf env;
-    sigjmp_buf *prev = rprof_guard;
-    if (sigsetjmp(env, 0)) {
-        rprof_guard = prev;
-        return 0;
-    }
-    rprof_guard = &env;
-    RPROF_FENCE();
+    RPROF_GUARD_ENTER({ return 0; });
     int ok = rprof_py_code_ref(p, code, out);
-    RPROF_FENCE();
-    rprof_guard = prev;
+    RPROF_GUARD_LEAVE();
     return ok;
 }
 
@@ -206,14 +207,7 @@ int rprof_probe_code_ref(const struct rprof_py_probe *p, uintptr_t code,
 size_t rprof_probe_thread_name(const struct rprof_py_probe *p, uint8_t *out, size_t cap,
                                uint8_t *kind)
 {
-    sigjmp_buf env;
-    sigjmp_buf *prev = rprof_guard;
-    if (sigsetjmp(env, 0)) {
-        rprof_guard = prev;
-        return 0;
-    }
-    rprof_guard = &env;
-    RPROF_FENCE();
+    RPROF_GUARD_ENTER({ return 0; });
     size_t n = 0;
     struct rprof_py_str name;
     if (rprof_py_thread_name(p, &name)) {
@@ -221,8 +215,7 @@ size_t rprof_probe_thread_name(const struct rprof_py_probe *p, uint8_t *out, siz
         memcpy(out, (const void *)name.ptr, n);
         *kind = name.kind;
     }
-    RPROF_FENCE();
-    rprof_guard = prev;
+    RPROF_GUARD_LEAVE();
     return n;
 }
 
@@ -233,17 +226,9 @@ int rprof_probe_copy(uintptr_t src, void *dst, size_t len)
         return 1;
     if (src < 4096 || src + len < src)
         return 0;
-    sigjmp_buf env;
-    sigjmp_buf *prev = rprof_guard;
-    if (sigsetjmp(env, 0)) {
-        rprof_guard = prev;
-        return 0;
-    }
-    rprof_guard = &env;
-    RPROF_FENCE();
+    RPROF_GUARD_ENTER({ return 0; });
     memcpy(dst, (const void *)src, len);
-    RPROF_FENCE();
-    rprof_guard = prev;
+    RPROF_GUARD_LEAVE();
     return 1;
 }
 
@@ -255,16 +240,9 @@ int rprof_probe_copy(uintptr_t src, void *dst, size_t len)
 size_t rprof_fp_walk(uintptr_t start, uintptr_t lo, uintptr_t top, uintptr_t *out, size_t cap)
 {
     const volatile uintptr_t hi = top ? top : UINTPTR_MAX;
-    sigjmp_buf env;
     volatile uintptr_t fp = start;
     volatile size_t n = 0;
-    sigjmp_buf *prev = rprof_guard;
-    if (sigsetjmp(env, 0)) {
-        rprof_guard = prev;
-        return n;
-    }
-    rprof_guard = &env;
-    RPROF_FENCE();
+    RPROF_GUARD_ENTER({ return n; });
     while (n < cap && fp >= lo && fp >= 4096 && fp <= hi - 16 && !(fp & 7)) {
         uintptr_t next = ((const uintptr_t *)fp)[0];
         uintptr_t ret = ((const uintptr_t *)fp)[1];
@@ -276,8 +254,7 @@ size_t rprof_fp_walk(uintptr_t start, uintptr_t lo, uintptr_t top, uintptr_t *ou
             break;
         fp = next;
     }
-    RPROF_FENCE();
-    rprof_guard = prev;
+    RPROF_GUARD_LEAVE();
     return n;
 }
 
