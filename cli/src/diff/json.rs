@@ -1,5 +1,6 @@
 //! The diff as JSON, for tools: `{"before": run, "after": run, "mismatches": [...],
-//! "lines": [...], "functions": [...]}`, every figure absolute (seconds, MiB).
+//! "lines": [...], "functions": [...]}`, every figure absolute (seconds, MiB) but each row's
+//! `size`, the share of the run its change is, by which the rows are sorted.
 
 use super::{Cost, Diff, Row, Run};
 use crate::model::figures::{clock_name, mib, mode_names, python_version, secs};
@@ -62,5 +63,6 @@ fn row(r: &Row, line_key: &str, memory: bool) -> Value {
     v["before"] = cost(r.before, memory);
     v["after"] = cost(r.after, memory);
     v["change"] = change;
+    v["size"] = json!(r.size);
     v
 }

@@ -48,6 +48,9 @@ pub struct Row {
     pub function: String,
     pub before: Option<Cost>,
     pub after: Option<Cost>,
+    /// The size of the change, by which rows are sorted: the largest of its time, bytes
+    /// allocated and bytes at the peak, each as a share of the larger run's total (0..1).
+    pub size: f64,
 }
 
 impl Row {
@@ -140,10 +143,12 @@ pub fn compare(before: Run, after: Run, force: bool) -> Result<Diff, Refused> {
     let mut lines = merge(line_costs(b), line_costs(a));
     let mut functions = merge(function_costs(b), function_costs(a));
     for rows in [&mut lines, &mut functions] {
+        for r in rows.iter_mut() {
+            r.size = scale.size(r, memory);
+        }
         rows.sort_by(|x, y| {
-            scale
-                .size(y, memory)
-                .total_cmp(&scale.size(x, memory))
+            y.size
+                .total_cmp(&x.size)
                 .then_with(|| (&x.file, x.line).cmp(&(&y.file, y.line)))
         });
     }
@@ -264,6 +269,7 @@ fn merge(before: Vec<(Key, Cost)>, after: Vec<(Key, Cost)>) -> Vec<Row> {
             function,
             before: Some(c),
             after: None,
+            size: 0.0,
         });
     }
     for ((file, line, function), c) in after {
@@ -275,6 +281,7 @@ fn merge(before: Vec<(Key, Cost)>, after: Vec<(Key, Cost)>) -> Vec<Row> {
                 function,
                 before: None,
                 after: Some(c),
+                size: 0.0,
             }),
         }
     }
@@ -403,6 +410,7 @@ mod tests {
             function: "hot".into(),
             before: None,
             after: None,
+            size: 0.0,
         };
         assert_eq!(row(0).place(true), "/opt/libhot.so hot");
         assert_eq!(row(0).place(false), "hot (/opt/libhot.so)");
