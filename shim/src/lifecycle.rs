@@ -92,9 +92,10 @@ fn set_up() {
             allocator::foreign_name().unwrap_or_default()
         ));
     }
-    alloc_hooks::report(&alloc_hooks::attach(
-        config.mem_rate > 0 && allocator::sized(),
-    ));
+    let served = alloc_hooks::attach(config.mem_rate > 0 && allocator::sized());
+    alloc_hooks::report(&served);
+    // Every free that reaches malloc passes the shim's free path.
+    let frees_seen = memory::accounting() && !matches!(served, alloc_hooks::Served::Unseen(_));
     let root = output::is_root();
     if !root && !config.follow_children {
         // RPROF_FOLLOW_CHILDREN=0: only the run's first process (through its execs) is
@@ -129,7 +130,7 @@ fn set_up() {
         log::warn("cannot register the thread-exit hook; this process runs unprofiled");
         return;
     }
-    if probe.is_some() && config.mem_rate > 0 && !pyalloc::install() {
+    if probe.is_some() && config.mem_rate > 0 && !pyalloc::install(frees_seen) {
         log::warn("cannot wrap the Python allocator; Python objects' memory is not sampled");
     }
     let path = output::trace_path(&config.output, std::process::id(), root);

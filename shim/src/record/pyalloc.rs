@@ -5,6 +5,13 @@
 //!
 //! Installed from the library constructor, before the interpreter starts: CPython keeps
 //! allocators set before `Py_Initialize` unless `PYTHONMALLOC` asks for others.
+//!
+//! Frees cost nothing where it can be arranged (`raw_serves_sampled`): a sampled small
+//! block is served by the raw allocator (malloc) instead of pymalloc, as pymalloc serves a
+//! request it cannot take itself, so its free goes pymalloc → `PyMem_RawFree` → free, where
+//! the shim's own free path sees it. The domains' free is then pymalloc's own, unwrapped:
+//! one indirect call and a filter probe fewer for every Python object freed (an object's
+//! allocation and free took 24 of the shim's instructions; now 11).
 
 use crate::{record::memory, record::thread_state, shared::counters};
 use libc::{c_int, c_void, size_t};
@@ -41,13 +48,47 @@ static MEM: Saved<PyMemAllocatorEx> = Saved(UnsafeCell::new(None));
 static OBJ: Saved<PyMemAllocatorEx> = Saved(UnsafeCell::new(None));
 static ARENA: Saved<PyObjectArenaAllocator> = Saved(UnsafeCell::new(None));
 
+/// `PyMem_RawMalloc` and `PyMem_RawCalloc`, when sampled small blocks are served by them
+/// (None: they stay in pymalloc, and the domains' free is wrapped to see theirs).
+#[derive(Clone, Copy)]
+struct Raw {
+    malloc: unsafe extern "C" fn(size_t) -> *mut c_void,
+    calloc: unsafe extern "C" fn(size_t, size_t) -> *mut c_void,
+}
+static RAW: Saved<Raw> = Saved(UnsafeCell::new(None));
+
+#[inline(always)]
+fn raw() -> Option<Raw> {
+    // SAFETY: RAW is written once by `install`, before any hook that reads it is set.
+    unsafe { *RAW.0.get() }
+}
+
 unsafe fn sym<T>(name: &std::ffi::CStr) -> Option<T> {
     let p = libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr());
     (!p.is_null()).then(|| std::mem::transmute_copy(&p))
 }
 
+/// Whether a sampled small block can be served by the raw allocator. Its free reaches
+/// malloc's free only through an allocator that hands blocks it does not own to
+/// `PyMem_RawFree`: CPython's pymalloc does (its `address_in_range` test, 3.8 to 3.13), and
+/// so does its raw-malloc build (`--without-pymalloc`); both have no context (`ctx` null),
+/// and both ignore the one they are called with. The debug hooks (a debug build's default)
+/// have a context and a header of their own; mimalloc, the free-threaded builds' allocator
+/// (`python3.13t`), would free a foreign block. `frees_seen`: the shim sees malloc's frees
+/// (memory accounting is on and malloc is the shim's or hooked).
+fn raw_serves_sampled(frees_seen: bool, domains: &[PyMemAllocatorEx], set: usize) -> bool {
+    let name = crate::sys::allocator::object_name(set);
+    let base = name.rsplit('/').next().unwrap_or_default();
+    let free_threaded = base.split("python3.").nth(1).is_some_and(|v| {
+        v.trim_start_matches(|c: char| c.is_ascii_digit())
+            .starts_with('t')
+    });
+    frees_seen && !free_threaded && domains.iter().all(|d| d.ctx.is_null())
+}
+
 /// Wraps the interpreter's allocators. Init time only; false if they cannot be found.
-pub fn install() -> bool {
+/// `frees_seen`: the shim's free path sees every free that reaches malloc.
+pub fn install(frees_seen: bool) -> bool {
     type GetSet = unsafe extern "C" fn(c_int, *mut PyMemAllocatorEx);
     type ArenaGetSet = unsafe extern "C" fn(*mut PyObjectArenaAllocator);
     // SAFETY: the four functions are CPython's own, found by name in the loaded interpreter,
@@ -63,10 +104,23 @@ pub fn install() -> bool {
         ) else {
             return false;
         };
-        for (domain, saved) in [(PYMEM_DOMAIN_MEM, &MEM), (PYMEM_DOMAIN_OBJ, &OBJ)] {
+        let domains = [PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ].map(|domain| {
             let mut orig = std::mem::MaybeUninit::<PyMemAllocatorEx>::uninit();
             get(domain, orig.as_mut_ptr());
-            let kept = (*saved.0.get()).insert(orig.assume_init());
+            orig.assume_init()
+        });
+        if let (Some(malloc), Some(calloc), true) = (
+            sym(c"PyMem_RawMalloc"),
+            sym(c"PyMem_RawCalloc"),
+            raw_serves_sampled(frees_seen, &domains, set as usize),
+        ) {
+            *RAW.0.get() = Some(Raw { malloc, calloc });
+        }
+        for ((domain, saved), orig) in [(PYMEM_DOMAIN_MEM, &MEM), (PYMEM_DOMAIN_OBJ, &OBJ)]
+            .into_iter()
+            .zip(domains)
+        {
+            let kept = (*saved.0.get()).insert(orig);
             let mut ours = PyMemAllocatorEx {
                 // The original allocator itself, not the Option around it: `py_malloc`'s
                 // fast path reads its fields by offset.
@@ -74,7 +128,9 @@ pub fn install() -> bool {
                 malloc: py_malloc,
                 calloc: py_calloc,
                 realloc: py_realloc,
-                free: py_free,
+                // Unwrapped when no sampled block stays in it (`raw_serves_sampled`: it
+                // then ignores the context it gets, ours).
+                free: if raw().is_some() { orig.free } else { py_free },
             };
             set(domain, &mut ours);
         }
@@ -113,23 +169,25 @@ fn sampled(p: *mut c_void, n: usize) -> *mut c_void {
 /// stays within the thread's budget spends it first, then tail-calls pymalloc (no frame
 /// of ours around the call). Written out on x86-64: compiled from Rust (the same steps as
 /// `py_malloc_checked`) it took 18 instructions, a frame-pointer prologue included (the TLS
-/// block's inline asm keeps LLVM from shrink-wrapping it), against these 11.
+/// block's inline asm keeps LLVM from shrink-wrapping it), against these 10 (the TLS
+/// block's offset from the thread pointer is read from the GOT and used as `fs:`-relative,
+/// the initial-exec model's shortest form).
 #[cfg(target_arch = "x86_64")]
 #[unsafe(naked)]
 unsafe extern "C" fn py_malloc(ctx: *mut c_void, n: size_t) -> *mut c_void {
     // SAFETY: CPython calls this as its allocator with our `ctx`, which points at the
-    // original allocator `install` kept (it lives for the process); the TLS block is
-    // reached as `thread_state::with` does. rdi = ctx, rsi = n; rax, rcx and the flags
+    // original allocator `install` kept (it lives for the process); the thread's TLS block
+    // is at its initial-exec offset (from the GOT) from the thread pointer, as
+    // `thread_state::with` reaches it. rdi = ctx, rsi = n; rax, rcx and the flags
     // are caller-saved scratch; `py_malloc_checked` gets both arguments unchanged.
     core::arch::naked_asm!(
         "cmp rsi, {small}",
         "ja {checked}",
-        "mov rax, qword ptr fs:[0]",
-        "add rax, qword ptr [rip + rprof_tls_block@GOTTPOFF]",
-        "mov rcx, qword ptr [rax + {left}]",
+        "mov rax, qword ptr [rip + rprof_tls_block@GOTTPOFF]",
+        "mov rcx, qword ptr fs:[rax + {left}]",
         "sub rcx, rsi",
         "jle {checked}",
-        "mov qword ptr [rax + {left}], rcx",
+        "mov qword ptr fs:[rax + {left}], rcx",
         "mov rax, qword ptr [rdi + {malloc}]",
         "mov rdi, qword ptr [rdi + {ctx}]",
         "jmp rax",
@@ -159,6 +217,9 @@ unsafe extern "C" fn py_malloc_checked(ctx: *mut c_void, n: size_t) -> *mut c_vo
 #[inline(never)]
 unsafe fn py_malloc_slow(o: &PyMemAllocatorEx, n: size_t) -> *mut c_void {
     let p = if n <= SMALL_REQUEST {
+        if let Some(raw) = raw() {
+            return small(n, || (o.malloc)(o.ctx, n), || (raw.malloc)(n));
+        }
         (o.malloc)(o.ctx, n)
     } else {
         memory::inside_python_allocator(|| (o.malloc)(o.ctx, n))
@@ -166,10 +227,32 @@ unsafe fn py_malloc_slow(o: &PyMemAllocatorEx, n: size_t) -> *mut c_void {
     sampled(p, n)
 }
 
+/// A small request on the slow path when sampled blocks are served raw: `pooled` allocates
+/// it from the domain's allocator (pymalloc), `raw` from the raw one, where it goes when a
+/// sample point falls in its bytes.
+#[inline(always)]
+fn small(
+    n: usize,
+    pooled: impl FnOnce() -> *mut c_void,
+    raw: impl FnOnce() -> *mut c_void,
+) -> *mut c_void {
+    match thread_state::with(|t| memory::spend_deciding(t, n)) {
+        None => pooled(),
+        Some(weight) => {
+            let p = memory::inside_python_allocator(raw);
+            memory::record_sampled(p as usize, n, weight, true);
+            p
+        }
+    }
+}
+
 unsafe extern "C" fn py_calloc(ctx: *mut c_void, k: size_t, n: size_t) -> *mut c_void {
     let o = orig(ctx);
     let bytes = k.saturating_mul(n);
     let p = if bytes <= SMALL_REQUEST {
+        if let Some(raw) = raw() {
+            return small(bytes, || (o.calloc)(o.ctx, k, n), || (raw.calloc)(k, n));
+        }
         (o.calloc)(o.ctx, k, n)
     } else {
         memory::inside_python_allocator(|| (o.calloc)(o.ctx, k, n))
@@ -188,15 +271,43 @@ unsafe extern "C" fn py_realloc(ctx: *mut c_void, p: *mut c_void, n: size_t) -> 
         if !p.is_null() {
             memory::moved(p as usize, q as usize);
         }
-        thread_state::with(|t| {
-            let growth = match t.realloc_growth.get() {
-                u64::MAX => n,
-                g => g as usize,
-            };
-            memory::spend(t, q as usize, growth, true);
+        let growth = thread_state::with(|t| match t.realloc_growth.get() {
+            u64::MAX => n,
+            g => g as usize,
         });
+        match raw() {
+            Some(raw) if n <= SMALL_REQUEST => return small_realloc(o, raw, q, n, growth),
+            _ => thread_state::with(|t| memory::spend(t, q as usize, growth, true)),
+        }
     }
     q
+}
+
+/// A realloc's growth when sampled blocks are served raw and the new block `q` (`n` bytes)
+/// may be pymalloc's: sampled, it moves to a raw block of its own (a realloc may move any
+/// block), the samples it carried with it.
+#[inline(always)]
+unsafe fn small_realloc(
+    o: &PyMemAllocatorEx,
+    raw: Raw,
+    q: *mut c_void,
+    n: size_t,
+    growth: usize,
+) -> *mut c_void {
+    let Some(weight) = thread_state::with(|t| memory::spend_deciding(t, growth)) else {
+        return q;
+    };
+    let r = memory::inside_python_allocator(|| (raw.malloc)(n.max(1)));
+    if r.is_null() {
+        return q;
+    }
+    // SAFETY: q holds n bytes (the realloc's result) and r as many, a new block apart
+    // from q.
+    std::ptr::copy_nonoverlapping(q.cast::<u8>(), r.cast::<u8>(), n);
+    memory::moved(q as usize, r as usize);
+    (o.free)(o.ctx, q);
+    memory::record_sampled(r as usize, n, weight, true);
+    r
 }
 
 /// One call per Python object freed: a test of the sampled-block filter's summary bit,
