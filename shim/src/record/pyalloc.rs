@@ -11,7 +11,7 @@
 //! request it cannot take itself, so its free goes pymalloc → `PyMem_RawFree` → free, where
 //! the shim's own free path sees it. The domains' free is then pymalloc's own, unwrapped:
 //! one indirect call and a filter probe fewer for every Python object freed (an object's
-//! allocation and free took 24 of the shim's instructions; now 11).
+//! allocation and free took 24 of the shim's instructions; now 10).
 
 use crate::{record::memory, record::thread_state, shared::counters};
 use libc::{c_int, c_void, size_t};
@@ -73,17 +73,13 @@ unsafe fn sym<T>(name: &std::ffi::CStr) -> Option<T> {
 /// `PyMem_RawFree`: CPython's pymalloc does (its `address_in_range` test, 3.8 to 3.13), and
 /// so does its raw-malloc build (`--without-pymalloc`); both have no context (`ctx` null),
 /// and both ignore the one they are called with. The debug hooks (a debug build's default)
-/// have a context and a header of their own; mimalloc, the free-threaded builds' allocator
-/// (`python3.13t`), would free a foreign block. `frees_seen`: the shim sees malloc's frees
-/// (memory accounting is on and malloc is the shim's or hooked).
-fn raw_serves_sampled(frees_seen: bool, domains: &[PyMemAllocatorEx], set: usize) -> bool {
-    let name = crate::sys::allocator::object_name(set);
-    let base = name.rsplit('/').next().unwrap_or_default();
-    let free_threaded = base.split("python3.").nth(1).is_some_and(|v| {
-        v.trim_start_matches(|c: char| c.is_ascii_digit())
-            .starts_with('t')
-    });
-    frees_seen && !free_threaded && domains.iter().all(|d| d.ctx.is_null())
+/// have a context and a header of their own. (mimalloc, which would free a foreign block,
+/// is the allocator of the free-threaded builds, whose frames the probe refuses, so the
+/// wrap is never installed there; `PYTHONMALLOC=mimalloc` replaces the wrap at start-up,
+/// before any object is allocated.) `frees_seen`: the shim sees malloc's frees (memory
+/// accounting is on and malloc is the shim's or hooked).
+fn raw_serves_sampled(frees_seen: bool, domains: &[PyMemAllocatorEx]) -> bool {
+    frees_seen && domains.iter().all(|d| d.ctx.is_null())
 }
 
 /// Wraps the interpreter's allocators. Init time only; false if they cannot be found.
@@ -112,7 +108,7 @@ pub fn install(frees_seen: bool) -> bool {
         if let (Some(malloc), Some(calloc), true) = (
             sym(c"PyMem_RawMalloc"),
             sym(c"PyMem_RawCalloc"),
-            raw_serves_sampled(frees_seen, &domains, set as usize),
+            raw_serves_sampled(frees_seen, &domains),
         ) {
             *RAW.0.get() = Some(Raw { malloc, calloc });
         }
@@ -306,7 +302,8 @@ unsafe fn small_realloc(
     std::ptr::copy_nonoverlapping(q.cast::<u8>(), r.cast::<u8>(), n);
     memory::moved(q as usize, r as usize);
     (o.free)(o.ctx, q);
-    memory::record_sampled(r as usize, n, weight, true);
+    // Recorded as the growth it was drawn for, as `memory::spend` records a realloc.
+    memory::record_sampled(r as usize, growth, weight, true);
     r
 }
 
