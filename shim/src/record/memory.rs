@@ -7,10 +7,11 @@
 //! uniform on [M/2, 3M/2] (M: `mem_rate`, or a power-of-two multiple of it while a thread
 //! samples too fast), so an allocation of `n` ≤ M/2 bytes holds at most one point, with
 //! probability P = n/M exactly, and a sample stands for n / P bytes (see `weight`), an
-//! unbiased estimate of its bytes; blocks from M/4 up are counted exactly (`is_large`).
-//! Against exponential gaps (a Poisson process, whose P = 1 − e^(−n/M)), the count of
-//! points in a run of bytes varies twelve times less: a line of 166 MB of small objects
-//! reads within ±1 % instead of ±6 % (docs/DESIGN.md).
+//! unbiased estimate of its bytes; blocks of max(M/4, 256 KiB) and up are counted exactly
+//! (`is_large`). Against exponential gaps (a Poisson process, whose P = 1 − e^(−n/M)), the
+//! count of points in a run of bytes varies twelve times less: `alloc_heavy.py`'s kept
+//! line (166 MB of small ints) read −1.8 % to +1.4 % over 5 runs, where it read −4.1 % to
+//! +5.9 % (docs/DESIGN.md).
 
 use crate::record::sampled::Sampled;
 use crate::record::thread_state::{self, ThreadState};
@@ -379,9 +380,9 @@ fn slow_points(t: &ThreadState, n: usize) -> Option<u64> {
 /// 1.6 MB, so 100 of them read −4 % to +16 % across runs. Blocks below the threshold keep
 /// the sampled estimate: the points still run over every byte (those that fall in a large
 /// block are absorbed), and, stationary over the byte stream, they give every other block
-/// the same chance. Sampling every block of at least M / 4 bytes adds at most four samples per M
-/// bytes, and `adapt` still bounds the samples a second: they count in its window, and a
-/// larger mean raises the threshold with it.
+/// the same chance. Sampling every block of at least M / 4 bytes adds at most four
+/// samples per M bytes, and `adapt` still bounds the samples a second: they count in its
+/// window, and a larger mean raises the threshold with it.
 #[inline]
 fn is_large(n: usize, mean: u64) -> bool {
     n as u64 >= (mean / 4).max(FOLD_BYTES as u64)

@@ -264,10 +264,9 @@ fn line(p: &Profile, l: &LineProfile, shown: &Shown, mem: bool) -> Value {
         v["function"] = json!(clean(name));
     }
     if p.gpu.is_some() {
-        v["gpu"] = json!([
-            round(p.gpu_share(&l.gpu), 1),
-            round(mib_f64(l.gpu.avg_bytes()), 1)
-        ]);
+        // MiB unrounded: page.js rounds it once, to as many decimals as its size allows
+        // (0 from 1000 up); rounded here first, 1007.49 read 1007.5 and showed as 1008.
+        v["gpu"] = json!([round(p.gpu_share(&l.gpu), 1), mib_f64(l.gpu.avg_bytes())]);
     }
     if mem {
         v["mem"] = memory_cells(p, &l.memory);
