@@ -106,10 +106,11 @@ fn resolve(program: u32, pc: u64, exact: bool, late: &mut LateModules) -> Symbol
                     address,
                 };
             }
-            // No symbol names the PC (the dynamic loader's stubs, say): named by module
-            // and offset, its line left to the report. The in-process symbolizer would
-            // inflate the module's whole separate debug file for it (one PC in the
-            // loader cost the writer 330 M instructions, ~0.1 s, on alloc_heavy.py).
+            // No symbol names the PC: named by module and offset, its line left to the
+            // report. The in-process symbolizer would inflate the module's whole separate
+            // debug file for it: one such PC (in the C library or the loader, whose debug
+            // files are both compressed here) cost the writer 330 M instructions, ~0.1 s,
+            // on alloc_heavy.py.
             let (_, offset) = module_of(program, addr);
             return Symbol {
                 name: format!("{}+0x{offset:x}", basename(module)),
