@@ -26,7 +26,9 @@ The profiled runs use the default modes (cpu, memory, copy).
 """
 import os
 import re
+import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -35,7 +37,7 @@ import pytest
 from scalene.scalene_json import ScaleneJSONSchema
 
 import memory_truth as mt
-from harness import NO_SHARED, OWN, PYTHONS, SHARED, cached, profiled
+from harness import NO_SHARED, OWN, PYTHONS, SHARED, cached, profiled, report_json, shim_env, the_trace
 
 MIB = mt.MIB
 
@@ -173,6 +175,52 @@ def test_leak_flagged_with_rate(workload, python, mem_profile, alloc_truth, requ
     assert len(section) == 2, f"no 'Likely leaks' section in the text report:\n{prof.text}"
     rows = [r for r in section[1].split("\n\n", 1)[0].splitlines()[1:] if r.strip()]
     assert len(rows) == 1 and re.search(rf"{re.escape(workload.path.name)}:{t.leak_line}\b", rows[0]), rows
+
+
+# How long the stopped-run test holds its program stopped: longer than the ~1.2 s the
+# profiled run works, so that in wall time its leak is two ramps apart.
+STOP_S = 2.0
+
+
+def stopped(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.parametrize("python", [pytest.param(py, id=pyid) for pyid, py in PYTHONS.items()])
+def test_leak_survives_a_stop(python, tmp_path, request):
+    """A run stopped for a while keeps its leak: mem_alloc.py --stop-midway stops itself
+    (SIGSTOP) halfway through its 80 rounds of leaking and is resumed 2 s later, longer
+    than it works.  A loaded machine does the same to a program waiting for a core; the
+    leak rule once lost this leak that way, judging growth on wall time.  LINE C is still
+    the one line flagged, and its velocity is its bytes over the run's wall time (stop
+    included) within 15%."""
+    t = mt.own_alloc(MEM_ALLOC.path, python)
+    proc = subprocess.Popen([str(python), str(MEM_ALLOC.path), "--stop-midway"], cwd=tmp_path,
+                            env=shim_env(tmp_path, RPROF_MEM_RATE=str(MEM_ALLOC.rate)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not stopped(proc.pid):
+            assert proc.poll() is None, f"the run ended without stopping itself: {proc.communicate()}"
+            assert time.monotonic() < deadline, "the run never stopped itself"
+            time.sleep(0.01)
+        time.sleep(STOP_S)
+        os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    data = report_json(the_trace(tmp_path))
+    assert data["elapsed_time_sec"] > STOP_S, data["elapsed_time_sec"]
+    flagged = {(os.path.realpath(f), int(line)): leak
+               for f, entry in data["files"].items() for line, leak in entry["leaks"].items()}
+    where = (os.path.realpath(MEM_ALLOC.path), t.leak_line)
+    assert list(flagged) == [where], f"leaks flagged: {flagged}; expected line {t.leak_line} only"
+    want = t.leak_bytes / MIB / data["elapsed_time_sec"]
+    got = flagged[where]["velocity_mb_s"]
+    record(request, f"line {t.leak_line} leak after a {STOP_S:.0f} s stop: {got:6.2f} MiB/s, truth {want:6.2f} MiB/s (15%)")
+    assert within(got, want, 0.15), (flagged[where], want)
 
 
 @pytest.mark.parametrize(("workload", "python"), python_cases(SEED))

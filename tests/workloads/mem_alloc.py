@@ -45,10 +45,15 @@ def compute(n, acc):
     return acc
 
 
-def main():
+def main(stop_midway):
     keep = build_keep(N_KEEP)
     acc = 0
     for it in range(ROUNDS):
+        if stop_midway and it == ROUNDS // 2:
+            # --stop-midway: halfway through its leak the run stops itself (SIGSTOP) until
+            # whoever started it resumes it: tests/test_memory.py's stopped-run leak test.
+            import os, signal
+            os.kill(os.getpid(), signal.SIGSTOP)
         churn((it + 1) * 1000, CHURN_PER_ROUND)   # ints from 1000 up: none of the cached small ints
         leak(it)
         acc = compute(N_CPU, acc)
@@ -86,4 +91,4 @@ def check():
 
 
 if __name__ == "__main__":
-    check() if "--check" in sys.argv else main()
+    check() if "--check" in sys.argv else main("--stop-midway" in sys.argv)

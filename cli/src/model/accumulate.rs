@@ -397,11 +397,13 @@ impl Accumulator {
         match r {
             // The profiler's own overhead: kept apart, charged to no line.
             Record::Cpu(s) if s.exec == Exec::Profiler => {
+                self.memory.cpu_sample(s.t_ns, s.cpu_ns, s.sys_ns);
                 self.profiler_ns = self.profiler_ns.saturating_add(s.cpu_ns);
                 self.profiler_samples += 1;
                 self.last_t_ns = self.last_t_ns.max(s.t_ns);
             }
             Record::Cpu(s) => {
+                self.memory.cpu_sample(s.t_ns, s.cpu_ns, s.sys_ns);
                 let sys = if s.sys_ns > s.cpu_ns {
                     self.sys_clamped += 1;
                     s.cpu_ns

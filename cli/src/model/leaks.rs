@@ -4,6 +4,11 @@
 //! its allocations span most of the run, and what it kept is not negligible. A line that
 //! allocates once and keeps it (flat afterwards) fails (2); one that churns fails (1).
 //!
+//! Time in (2) is the program's own ([`super::program_time`]): its user time, which stands
+//! still while it is stopped, waits for a core or for the kernel, where wall time would
+//! break a steady growth into steps. The rate reported is per second of wall time, what a
+//! user waits.
+//!
 //! Everything is judged at the program's exit point (see [`super::memory`]): frees during
 //! interpreter or process teardown do not undo a leak.
 
@@ -12,7 +17,8 @@ pub const MIN_LIKELIHOOD: f64 = 0.95;
 /// How well a straight line must fit the live bytes over time (coefficient of
 /// determination of the least-squares fit).
 pub const MIN_R2: f64 = 0.8;
-/// The part of the run between the line's first and last sampled allocation.
+/// The part of the run (in program time) between the line's first and last sampled
+/// allocation.
 pub const MIN_SPAN: f64 = 0.5;
 /// What the line kept at exit, as a part of the peak footprint, and at least this much.
 pub const MIN_GROWTH_SHARE: f64 = 0.01;
@@ -73,18 +79,23 @@ impl Trend {
     }
 }
 
-/// What the leak rule looks at for one line, up to the program's exit point, besides the
-/// fit of its live bytes over time (from its first allocation to there).
+/// What the leak rule's first tests look at for one line, up to the program's exit point.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Evidence {
     /// Sampled allocations, and frees of them.
     pub allocs: u64,
     pub frees: u64,
-    /// The first and last sampled allocation.
-    pub first_ns: u64,
-    pub last_ns: u64,
     /// Estimated bytes still live at the exit point.
     pub kept_bytes: u64,
+}
+
+/// How a [`candidate`]'s live bytes grew, in program time, up to the exit point.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Growth {
+    /// The fit of its live bytes from its first sampled allocation.
+    pub fit: Fit,
+    /// From its first sampled allocation to its last, as a part of the run.
+    pub span: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -113,15 +124,14 @@ pub fn candidate(e: &Evidence, elapsed_ns: u64, footprint: u64) -> bool {
         && e.kept_bytes as f64 >= floor
 }
 
-/// The rest of the leak rule for a [`candidate`]: the span of its allocations, and its
-/// trend.
-pub fn assess(e: &Evidence, fit: Fit, elapsed_ns: u64) -> Option<Leak> {
-    let span = e.last_ns.saturating_sub(e.first_ns) as f64;
-    let grows = fit.slope > 0.0 && fit.r2 >= MIN_R2;
-    (grows && elapsed_ns > 0 && span >= MIN_SPAN * elapsed_ns as f64).then(|| Leak {
+/// The rest of the leak rule for a [`candidate`] of a run of `elapsed_ns` (wall time): the
+/// span of its allocations, and its trend.
+pub fn assess(e: &Evidence, g: Growth, elapsed_ns: u64) -> Option<Leak> {
+    let grows = g.fit.slope > 0.0 && g.fit.r2 >= MIN_R2;
+    (grows && elapsed_ns > 0 && g.span >= MIN_SPAN).then(|| Leak {
         likelihood: likelihood(e.allocs, e.frees),
         velocity: e.kept_bytes as f64 / (elapsed_ns as f64 / 1e9),
-        r2: fit.r2,
+        r2: g.fit.r2,
     })
 }
 
@@ -180,17 +190,16 @@ mod tests {
         let leak = Evidence {
             allocs: 100,
             frees: 0,
-            first_ns: 0,
-            last_ns: 6_000_000_000,
             kept_bytes: 100 << 20,
         };
         let fit = Fit {
             slope: 1.0,
             r2: 0.9,
         };
+        let growth = Growth { fit, span: 0.6 };
         let elapsed = 10_000_000_000;
         assert!(candidate(&leak, elapsed, 400 << 20));
-        let got = assess(&leak, fit, elapsed).unwrap();
+        let got = assess(&leak, growth, elapsed).unwrap();
         assert!(close(got.velocity, 10.0 * (1 << 20) as f64));
         assert!(close(got.likelihood, 1.0 - 1.0 / 102.0));
         let not_candidates = [
@@ -214,13 +223,14 @@ mod tests {
                 r2: 0.7,
             },
         ] {
-            assert_eq!(assess(&leak, bad, elapsed), None, "{bad:?}");
+            let g = Growth { fit: bad, ..growth };
+            assert_eq!(assess(&leak, g, elapsed), None, "{bad:?}");
         }
-        let short = Evidence {
-            last_ns: 4_000_000_000,
-            ..leak
+        let short = Growth {
+            span: 0.4,
+            ..growth
         };
-        assert_eq!(assess(&short, fit, elapsed), None);
+        assert_eq!(assess(&leak, short, elapsed), None);
         // The floor is 1 MiB for a small program.
         let small = |kept_bytes| Evidence { kept_bytes, ..leak };
         assert!(candidate(&small(1 << 20), elapsed, 1 << 20));

@@ -13,7 +13,8 @@
 //! ([`super::leaks`]) looks at the run up to there, so teardown does not hide a leak.
 
 use super::charge::Site;
-use super::leaks::{self, Evidence, Fit, Trend};
+use super::leaks::{self, Evidence, Growth, Trend};
+use super::program_time::{ProgramClock, ProgramTime};
 use super::timeline::Downsampler;
 use super::types::{Footprint, Memory};
 use rprof_format::{AllocSample, CopySample, Counters, Domain, FreeSample, ShortLived};
@@ -67,7 +68,8 @@ struct Event {
 }
 
 /// The streaming half: the live-bytes changes in file order, by stack slot (the sums per
-/// stack are kept with the stack's other sums, as [`StackTotals`]).
+/// stack are kept with the stack's other sums, as [`StackTotals`]), and the program time
+/// the leak rule judges them on.
 #[derive(Default)]
 pub(super) struct MemoryAccumulator {
     /// Sampled blocks not yet freed: sample id (`AllocSample::addr`) to (stack slot,
@@ -77,6 +79,7 @@ pub(super) struct MemoryAccumulator {
     /// The [`ShortLived`] records, each also two events in `events` (see `short_lived`).
     folds: Vec<Folded>,
     counters: Vec<Counters>,
+    program_time: ProgramTime,
     alloc_samples: u64,
     free_samples: u64,
     unmatched_frees: u64,
@@ -100,6 +103,12 @@ struct Folded {
 const NONE: u32 = u32::MAX;
 
 impl MemoryAccumulator {
+    /// A CPU sample (any): the program time it stands for.
+    #[inline]
+    pub(super) fn cpu_sample(&mut self, t_ns: u64, cpu_ns: u64, sys_ns: u64) {
+        self.program_time.sample(t_ns, cpu_ns, sys_ns);
+    }
+
     /// A sampled allocation in the stack of slot `i`.
     pub(super) fn alloc(&mut self, a: &AllocSample, i: u32) {
         self.alloc_samples += 1;
@@ -275,14 +284,21 @@ impl MemoryAccumulator {
             .iter()
             .map(|(_, e)| leaks::candidate(e, end_ns, fp.max_bytes))
             .collect();
-        let trends = trends(&self.events, &slots, &candidates, fp.exit_ns, end_ns);
+        let clock = self.program_time.finish();
+        let growths = growths(
+            &self.events,
+            &slots,
+            &candidates,
+            fp.exit_ns,
+            end_ns,
+            &clock,
+        );
         let mut line_memory: Vec<Memory> = line_figures
             .into_iter()
-            .zip(trends)
-            .map(|((mut m, mut e), trend)| {
-                if let Some((fit, first_ns, last_ns)) = trend {
-                    (e.first_ns, e.last_ns) = (first_ns, last_ns);
-                    m.leak = leaks::assess(&e, fit, end_ns);
+            .zip(growths)
+            .map(|((mut m, e), growth)| {
+                if let Some(g) = growth {
+                    m.leak = leaks::assess(&e, g, end_ns);
                 }
                 m
             })
@@ -440,23 +456,25 @@ fn twin_lines(slots: &[(u32, u32)], lines: usize, funcs: usize) -> Vec<Option<us
         .collect()
 }
 
-/// For each line marked in `lines` (by line slot), up to the exit point: the least-squares
-/// fit of its live bytes over time from its first allocation, and its first and last
-/// sampled allocation. A second pass over the changes, as only the few lines that may leak
-/// need it.
-fn trends(
+/// For each line marked in `lines` (by line slot), up to the exit point and in program
+/// time (`clock`): the least-squares fit of its live bytes from its first sampled
+/// allocation, and the span of its sampled allocations. A second pass over the changes, as
+/// only the few lines that may leak need it.
+fn growths(
     events: &[Event],
     slots: &[(u32, u32)],
     lines: &[bool],
     exit_ns: u64,
     end_ns: u64,
-) -> Vec<Option<(Fit, u64, u64)>> {
+    clock: &ProgramClock,
+) -> Vec<Option<Growth>> {
     #[derive(Clone)]
     struct State {
         live: u64,
-        last_change: u64,
-        first_alloc: u64,
-        last_alloc: u64,
+        /// Program seconds of its last change, first and last sampled allocation.
+        last_change: f64,
+        first_alloc: f64,
+        last_alloc: f64,
         trend: Trend,
     }
     let mut state: Vec<Option<State>> = vec![None; lines.len()];
@@ -471,38 +489,42 @@ fn trends(
             if !lines[line] {
                 continue;
             }
+            let t = clock.seconds(now);
             let s = state[line].get_or_insert(State {
                 live: 0,
-                last_change: now,
-                first_alloc: now,
-                last_alloc: now,
+                last_change: t,
+                first_alloc: t,
+                last_alloc: t,
                 trend: Trend::default(),
             });
-            let y = s.live as f64;
-            s.trend.hold(seconds(s.last_change), seconds(now), y);
-            s.last_change = now;
+            s.trend.hold(s.last_change, t, s.live as f64);
+            s.last_change = t;
             if e.alloc {
                 s.live = s.live.saturating_add(e.weight);
-                s.last_alloc = now;
+                s.last_alloc = t;
             } else {
                 s.live = s.live.saturating_sub(e.weight);
             }
         }
     }
+    let (exit, end) = (clock.seconds(exit_ns.min(end_ns)), clock.seconds(end_ns));
     state
         .into_iter()
         .map(|s| {
             s.map(|mut s| {
-                let y = s.live as f64;
-                s.trend.hold(seconds(s.last_change), seconds(exit_ns), y);
-                (s.trend.fit(), s.first_alloc, s.last_alloc)
+                s.trend.hold(s.last_change, exit, s.live as f64);
+                let span = if end > 0.0 {
+                    (s.last_alloc - s.first_alloc) / end
+                } else {
+                    0.0
+                };
+                Growth {
+                    fit: s.trend.fit(),
+                    span,
+                }
             })
         })
         .collect()
-}
-
-fn seconds(ns: u64) -> f64 {
-    ns as f64 / 1e9
 }
 
 /// Slots' live bytes as they change: what each change touches in one cache line, the rest
@@ -613,8 +635,8 @@ impl Curves {
         c.area = (c.area - (pulse - held)).max(0.0);
     }
 
-    /// Per slot, the figures and the evidence for the leak rule (its span left to
-    /// [`trends`]).
+    /// Per slot, the figures and the evidence for the leak rule's first tests (its growth
+    /// left to [`growths`]).
     fn finish(self, end_ns: u64) -> Vec<(Memory, Evidence)> {
         self.hot
             .into_iter()
@@ -643,7 +665,6 @@ impl Curves {
                     allocs: c.allocs.into(),
                     frees: c.frees.into(),
                     kept_bytes: kept,
-                    ..Default::default()
                 };
                 (memory, evidence)
             })

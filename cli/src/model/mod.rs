@@ -5,7 +5,8 @@
 //! - [`accumulate`]: the streaming accumulation from trace records, with one stack-id
 //!   index for CPU and memory samples;
 //! - [`charge`]: the charging policy (which line and function a sample is charged to);
-//! - [`memory`], [`leaks`], [`timeline`]: the memory replay, the leak rule, timelines;
+//! - [`memory`], [`leaks`], [`program_time`], [`timeline`]: the memory replay, the leak
+//!   rule and the time it judges growth on, timelines;
 //! - [`merge`]: one profile of a whole run, from its processes' traces;
 //! - [`gpu`]: GPU readings charged to the lines running when they were taken;
 //! - [`figures`]: the figures derived from it (shares, MiB, rates), in one place.
@@ -18,6 +19,7 @@ pub mod gpu;
 pub mod leaks;
 pub mod memory;
 pub mod merge;
+pub mod program_time;
 pub mod timeline;
 pub mod types;
 
