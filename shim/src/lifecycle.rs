@@ -25,6 +25,8 @@ use std::sync::Mutex;
 /// `path` and `argv` are null or what the exec itself will read.
 pub unsafe fn before_exec(path: *const libc::c_char, argv: *const *const libc::c_char) {
     if active().is_some() && this_process() {
+        // Its time since the last sample belongs to this image's trace.
+        sampler::last_sample();
         if let Some(s) = shared::get() {
             // SAFETY: as the caller promises.
             unsafe { s.set_exec_cmd(path, argv) };
@@ -49,11 +51,23 @@ pub fn before_exit(status: libc::c_int) {
     on_exit(status, std::ptr::null_mut());
 }
 
+/// `abort`: the process is about to die of SIGABRT, its trace read as killed (the writer
+/// sees it die); the calling thread's time since its last sample goes in first.
+pub fn before_abort() {
+    if this_process() && active().is_some() {
+        sampler::last_sample();
+    }
+}
+
 /// A signal whose default action would end the process silently (see `ending`): the trace
 /// is finished as ended by that signal before the default action happens. Async-signal-
 /// safe: no allocation, no lock; the only wait is the bounded futex wait for the writer.
 pub fn on_ending_signal(sig: libc::c_int) {
-    if !this_process() || active().is_none() || !ACTIVE.swap(false, AcqRel) {
+    if !this_process() || active().is_none() {
+        return;
+    }
+    sampler::last_sample();
+    if !ACTIVE.swap(false, AcqRel) {
         return;
     }
     sampler::disarm_current_thread();
@@ -199,6 +213,7 @@ extern "C" fn on_exit(status: libc::c_int, _: *mut libc::c_void) {
         return;
     }
     let Some(rt) = active() else { return };
+    sampler::last_sample();
     if !ACTIVE.swap(false, AcqRel) {
         return;
     }

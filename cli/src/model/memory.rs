@@ -284,21 +284,21 @@ impl MemoryAccumulator {
             .iter()
             .map(|(_, e)| leaks::candidate(e, end_ns, fp.max_bytes))
             .collect();
-        let clock = self.program_time.finish();
+        // Wall time, and the program's own (`leaks`' module docs).
+        let (wall, program) = (ProgramClock::default(), self.program_time.finish());
         let growths = growths(
             &self.events,
             &slots,
             &candidates,
-            fp.exit_ns,
-            end_ns,
-            &clock,
+            (fp.exit_ns, end_ns),
+            [&wall, &program],
         );
         let mut line_memory: Vec<Memory> = line_figures
             .into_iter()
             .zip(growths)
             .map(|((mut m, e), growth)| {
                 if let Some(g) = growth {
-                    m.leak = leaks::assess(&e, g, end_ns);
+                    m.leak = leaks::assess(&e, &g, end_ns);
                 }
                 m
             })
@@ -456,28 +456,27 @@ fn twin_lines(slots: &[(u32, u32)], lines: usize, funcs: usize) -> Vec<Option<us
         .collect()
 }
 
-/// For each line marked in `lines` (by line slot), up to the exit point and in program
-/// time (`clock`): the least-squares fit of its live bytes from its first sampled
-/// allocation, and the span of its sampled allocations. A second pass over the changes, as
-/// only the few lines that may leak need it.
-fn growths(
+/// For each line marked in `lines` (by line slot), up to the exit point, on each of the
+/// `clocks`: the least-squares fit of its live bytes from its first sampled allocation, and
+/// the span of its sampled allocations. A second pass over the changes, as only the few
+/// lines that may leak need it.
+fn growths<const N: usize>(
     events: &[Event],
     slots: &[(u32, u32)],
     lines: &[bool],
-    exit_ns: u64,
-    end_ns: u64,
-    clock: &ProgramClock,
-) -> Vec<Option<Growth>> {
-    #[derive(Clone)]
-    struct State {
-        live: u64,
-        /// Program seconds of its last change, first and last sampled allocation.
+    (exit_ns, end_ns): (u64, u64),
+    clocks: [&ProgramClock; N],
+) -> Vec<Option<[Growth; N]>> {
+    /// One line on one clock: seconds of its last change, first and last sampled
+    /// allocation, and its fit so far.
+    #[derive(Clone, Copy, Default)]
+    struct Axis {
         last_change: f64,
         first_alloc: f64,
         last_alloc: f64,
         trend: Trend,
     }
-    let mut state: Vec<Option<State>> = vec![None; lines.len()];
+    let mut state: Vec<Option<(u64, [Axis; N])>> = vec![None; lines.len()];
     if lines.iter().any(|&l| l) {
         let mut now = 0u64;
         for e in events {
@@ -489,39 +488,51 @@ fn growths(
             if !lines[line] {
                 continue;
             }
-            let t = clock.seconds(now);
-            let s = state[line].get_or_insert(State {
-                live: 0,
-                last_change: t,
-                first_alloc: t,
-                last_alloc: t,
-                trend: Trend::default(),
+            let t = clocks.map(|c| c.seconds(now));
+            let (live, axes) = state[line].get_or_insert_with(|| {
+                (
+                    0,
+                    std::array::from_fn(|k| Axis {
+                        last_change: t[k],
+                        first_alloc: t[k],
+                        last_alloc: t[k],
+                        trend: Trend::default(),
+                    }),
+                )
             });
-            s.trend.hold(s.last_change, t, s.live as f64);
-            s.last_change = t;
-            if e.alloc {
-                s.live = s.live.saturating_add(e.weight);
-                s.last_alloc = t;
-            } else {
-                s.live = s.live.saturating_sub(e.weight);
+            for (a, &t) in axes.iter_mut().zip(&t) {
+                a.trend.hold(a.last_change, t, *live as f64);
+                a.last_change = t;
+                if e.alloc {
+                    a.last_alloc = t;
+                }
             }
+            *live = if e.alloc {
+                live.saturating_add(e.weight)
+            } else {
+                live.saturating_sub(e.weight)
+            };
         }
     }
-    let (exit, end) = (clock.seconds(exit_ns.min(end_ns)), clock.seconds(end_ns));
+    let exit = clocks.map(|c| c.seconds(exit_ns.min(end_ns)));
+    let end = clocks.map(|c| c.seconds(end_ns));
     state
         .into_iter()
         .map(|s| {
-            s.map(|mut s| {
-                s.trend.hold(s.last_change, exit, s.live as f64);
-                let span = if end > 0.0 {
-                    (s.last_alloc - s.first_alloc) / end
-                } else {
-                    0.0
-                };
-                Growth {
-                    fit: s.trend.fit(),
-                    span,
-                }
+            s.map(|(live, mut axes)| {
+                std::array::from_fn(|k| {
+                    let a = &mut axes[k];
+                    a.trend.hold(a.last_change, exit[k], live as f64);
+                    let span = if end[k] > 0.0 {
+                        (a.last_alloc - a.first_alloc) / end[k]
+                    } else {
+                        0.0
+                    };
+                    Growth {
+                        fit: a.trend.fit(),
+                        span,
+                    }
+                })
             })
         })
         .collect()

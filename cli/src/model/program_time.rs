@@ -1,15 +1,17 @@
-//! The program's own time, the axis the leak rule ([`super::leaks`]) judges growth on: the
-//! user-mode CPU time of all its threads (and, in a merged run, all its processes) as a
-//! function of wall time, from the CPU samples.
+//! The program's own time, the clock besides wall time that the leak rule
+//! ([`super::leaks`]) judges growth on: the user-mode CPU time of all its threads (and, in
+//! a merged run, all its processes) as a function of wall time, from the CPU samples.
 //!
 //! Wall time goes on while the program does not: stopped (SIGSTOP, a debugger), waiting
-//! for a core on a loaded machine. Kernel time swells with the machine too: a line that
-//! fills a fresh 78 MiB list spent 0.07 s in the kernel's page faults alone and 0.32 s
-//! with other tests using the memory, its user time the same 0.07-0.09 s. In wall or
-//! whole CPU time, a leak that grows steadily with the work done then looks like ramps
-//! with flat stretches between them, or spans less of the run: mem_alloc.py's leak lost
-//! the straight-line test to a 1 s stop in its 1.2 s run, and the span test to those
-//! page faults. The program's user time advances only with its own work.
+//! for a core on a loaded machine. Its system time swells with the machine too: the line
+//! of mem_alloc.py that fills a fresh 78 MiB list read 0.15 s of CPU (0.07 s system) run
+//! alone and 0.39 s (0.32 s system) beside other tests, its user time 0.07-0.09 s both
+//! times. In wall or whole CPU time, a leak that grows steadily with the work done then
+//! looks like ramps with flat stretches between them, or spans less of the run: that
+//! leak lost the straight-line test to a 1 s stop in its 1.2 s run, and the span test
+//! beside other tests. The user time advances only with the program's own work, as far
+//! as the kernel splits CPU time into user and system time by its ticks (which a loaded
+//! machine's ticks can miss): wall time stays the other clock.
 
 /// The CPU samples as they stream: (time, user time the sample stands for).
 #[derive(Default)]

@@ -2,8 +2,10 @@
 //! finished, and the writer reaped, before the process goes. (A forking server's workers
 //! and multiprocessing's children end this way; their writers would otherwise outlive
 //! them, and a PID 1 or subreaper program would reap them as unexpected children.)
+//! `abort`: the process dies of SIGABRT as ever, its trace ending as killed, but with the
+//! calling thread's time since its last sample in it.
 
-use crate::lifecycle;
+use crate::{lifecycle, sys::real};
 use libc::c_int;
 
 fn exit_group(status: c_int) -> ! {
@@ -25,4 +27,11 @@ pub extern "C" fn _exit(status: c_int) -> ! {
 pub extern "C" fn _Exit(status: c_int) -> ! {
     lifecycle::before_exit(status);
     exit_group(status)
+}
+
+/// Interposed `abort` (a failed `assert`, `std::terminate`, `Py_FatalError`).
+#[no_mangle]
+pub extern "C" fn abort() -> ! {
+    lifecycle::before_abort();
+    real::abort()
 }

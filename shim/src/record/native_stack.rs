@@ -93,6 +93,38 @@ fn in_allocation_path(pc: usize) -> bool {
     in_shim(pc) || within(&ALLOCATOR_TEXT, pc)
 }
 
+/// This function's PC, frame pointer and stack pointer (its caller's, once inlined): where
+/// a sample the shim takes itself starts its walk. The PC is the shim's, so the walk leaves
+/// the shim's frames out and goes on up the frame chain.
+#[inline(always)]
+pub fn here() -> (usize, usize, usize) {
+    let (pc, sp): (usize, usize);
+    // SAFETY: reads the instruction pointer and the stack pointer into locals; touches no
+    // memory.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::asm!(
+            "lea {pc}, [rip]",
+            "mov {sp}, rsp",
+            pc = out(reg) pc,
+            sp = out(reg) sp,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    // SAFETY: as above.
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        std::arch::asm!(
+            "adr {pc}, .",
+            "mov {sp}, sp",
+            pc = out(reg) pc,
+            sp = out(reg) sp,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    (pc, frame_pointer(), sp)
+}
+
 /// This function's frame pointer (its caller's, once inlined).
 #[inline(always)]
 pub fn frame_pointer() -> usize {

@@ -11,15 +11,19 @@ type PthreadCreate = unsafe extern "C" fn(
     *mut c_void,
 ) -> c_int;
 type Sigaction = unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+type Abort = unsafe extern "C" fn() -> !;
 
 static PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
 static SIGACTION: AtomicUsize = AtomicUsize::new(0);
+static ABORT: AtomicUsize = AtomicUsize::new(0);
 
 /// Resolves the next definitions of the symbols the shim interposes (not the allocator).
 /// Runs in the library constructor, before any other thread exists.
 pub fn resolve() {
     next(&PTHREAD_CREATE, c"pthread_create");
     next(&SIGACTION, c"sigaction");
+    // Now, not when the program aborts: its heap or the loader's lock may be what failed.
+    next(&ABORT, c"abort");
 }
 
 /// The next definition of `name`, resolved on first use if the constructor has not run yet
@@ -59,4 +63,21 @@ pub unsafe fn sigaction(
         return -1;
     }
     std::mem::transmute::<usize, Sigaction>(f)(sig, act, old)
+}
+
+/// The C library's `abort`: it never returns. Should it be missing, SIGABRT at its default
+/// action ends the process all the same.
+pub fn abort() -> ! {
+    let f = next(&ABORT, c"abort");
+    if f != 0 {
+        // SAFETY: `f` is the next definition of `abort`, which has this signature.
+        unsafe { std::mem::transmute::<usize, Abort>(f)() }
+    }
+    loop {
+        // SAFETY: plain calls: the default action back, then the signal to this thread.
+        unsafe {
+            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            libc::raise(libc::SIGABRT);
+        }
+    }
 }
