@@ -236,13 +236,18 @@ def test_pprof_export_has_a_gpu_sample_type_go_tool_pprof_reads(tmp_path, fake_n
     text, rows = top("gpu_time", "ms")
     busy_ms = rows.get("busy_phase", (0.0, 0.0))[1]
     idle_ms = rows.get("idle_phase", (0.0, 0.0))[1]
-    # gpu_time is GPU-busy ns of one fully busy GPU: the busy line's utilisation percent of
-    # the run's GPU time, times the run's GPU busy time. The JSON says the same from the
-    # model; the export must agree with it to rounding.
-    busy_line = file_lines(run.data, WORKLOAD)[BUSY_LINE]
+    # gpu_time is GPU-busy ns of one fully busy GPU: each line's utilisation percent of
+    # the run's GPU time, times the run's GPU busy time. The JSON says the same of every
+    # line from the model; busy_phase's inclusive time in the export must agree with its
+    # lines' sum to rounding (not with the loop's line alone: a loaded machine puts a few
+    # of its samples on the `pass` beneath it, 2.4 points once).
+    lines = file_lines(run.data, WORKLOAD)
+    body = range(line_of("def busy_phase"), line_of("def idle_phase"))
+    busy_lines = sum(lines[n]["n_gpu_percent"] for n in body if n in lines)
+    assert lines[BUSY_LINE]["n_gpu_percent"] >= 0.85 * busy_lines, lines[BUSY_LINE]
     total_ms = sum(flat for flat, _ in rows.values())
     assert total_ms > 0, text
     assert busy_ms >= 0.85 * total_ms, text
     assert idle_ms <= 0.05 * total_ms, text
     share = 100 * busy_ms / total_ms * charged / 100
-    assert abs(share - busy_line["n_gpu_percent"]) <= 2.0, (share, busy_line, text)
+    assert abs(share - busy_lines) <= 1.0, (share, busy_lines, text)
