@@ -4,6 +4,7 @@
 //! lies, which `rprof run` puts on the profiled program's `PYTHONPATH`.
 
 use crate::launch;
+use rprof_format::mode;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -193,16 +194,16 @@ fn path_text(p: &Path, var: &str) -> Result<String, String> {
 }
 
 fn check_modes(s: &str) -> Result<(), String> {
-    let known = ["cpu", "memory", "copy", "gpu"];
     let words: Vec<&str> = s
         .split(',')
         .map(str::trim)
         .filter(|w| !w.is_empty())
         .collect();
-    match words.iter().find(|w| !known.contains(w)) {
-        _ if words.is_empty() => Err("--mode: no mode named (cpu, memory, copy, gpu)".into()),
+    match words.iter().find(|w| mode::bit(w).is_none()) {
+        _ if words.is_empty() => Err(format!("--mode: no mode named ({})", mode::known())),
         Some(w) => Err(format!(
-            "--mode: unknown mode {w:?} (known: cpu, memory, copy, gpu)"
+            "--mode: unknown mode {w:?} (known: {})",
+            mode::known()
         )),
         None => Ok(()),
     }

@@ -33,6 +33,28 @@ pub mod mode {
     pub const MEMORY: u32 = 2;
     pub const COPY: u32 = 4;
     pub const GPU: u32 = 8;
+
+    /// Each mode's name, as `RPROF_MODE` and `--mode` spell it, with its bit: the one list
+    /// the shim's setting, the launcher's check and the report's header all read.
+    pub const NAMES: [(&str, u32); 4] = [
+        ("cpu", CPU),
+        ("memory", MEMORY),
+        ("copy", COPY),
+        ("gpu", GPU),
+    ];
+
+    /// The bit of the mode named `word`.
+    pub fn bit(word: &str) -> Option<u32> {
+        NAMES
+            .iter()
+            .find(|(name, _)| *name == word)
+            .map(|&(_, b)| b)
+    }
+
+    /// The names, for a message: "cpu, memory, copy, gpu".
+    pub fn known() -> String {
+        NAMES.map(|(name, _)| name).join(", ")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

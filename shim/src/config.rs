@@ -211,17 +211,12 @@ fn modes() -> u32 {
     };
     let mut bits = 0;
     for word in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-        let bit = match word {
-            "cpu" => mode::CPU,
-            "memory" => mode::MEMORY,
-            "copy" => mode::COPY,
-            "gpu" => mode::GPU,
-            _ => {
-                warn(&format!(
-                    "RPROF_MODE={s:?}: unknown mode {word:?} (known: cpu, memory, copy, gpu); using the default"
-                ));
-                return SUPPORTED;
-            }
+        let Some(bit) = mode::bit(word) else {
+            warn(&format!(
+                "RPROF_MODE={s:?}: unknown mode {word:?} (known: {}); using the default",
+                mode::known()
+            ));
+            return SUPPORTED;
         };
         bits |= bit;
     }

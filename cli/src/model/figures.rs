@@ -65,16 +65,11 @@ pub fn clock_name(h: &Header) -> String {
 
 /// The modes switched on, each as `RPROF_MODE` spells it.
 pub fn modes_on(modes: u32) -> Vec<&'static str> {
-    [
-        (mode::CPU, "cpu"),
-        (mode::MEMORY, "memory"),
-        (mode::COPY, "copy"),
-        (mode::GPU, "gpu"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| modes & bit != 0)
-    .map(|(_, name)| name)
-    .collect()
+    mode::NAMES
+        .into_iter()
+        .filter(|(_, bit)| modes & bit != 0)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// The modes switched on, as `RPROF_MODE` spells them ("cpu,memory").
