@@ -19,7 +19,7 @@ pub const MIN_LIKELIHOOD: f64 = 0.95;
 /// How well a straight line must fit the live bytes over time (coefficient of
 /// determination of the least-squares fit).
 pub const MIN_R2: f64 = 0.8;
-/// The part of the run (in program time) between the line's first and last sampled
+/// The part of the run (on the clock judged) between the line's first and last sampled
 /// allocation.
 pub const MIN_SPAN: f64 = 0.5;
 /// What the line kept at exit, as a part of the peak footprint, and at least this much.
@@ -91,7 +91,8 @@ pub struct Evidence {
     pub kept_bytes: u64,
 }
 
-/// How a [`candidate`]'s live bytes grew, in program time, up to the exit point.
+/// How a [`candidate`]'s live bytes grew on one clock (wall or program time), up to the
+/// exit point.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Growth {
     /// The fit of its live bytes from its first sampled allocation.

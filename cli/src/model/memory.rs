@@ -285,7 +285,7 @@ impl MemoryAccumulator {
             .map(|(_, e)| leaks::candidate(e, end_ns, fp.max_bytes))
             .collect();
         // Wall time, and the program's own (`leaks`' module docs).
-        let (wall, program) = (ProgramClock::default(), self.program_time.finish());
+        let (wall, program) = (ProgramClock::wall(), self.program_time.finish());
         let growths = growths(
             &self.events,
             &slots,
@@ -469,7 +469,7 @@ fn growths<const N: usize>(
 ) -> Vec<Option<[Growth; N]>> {
     /// One line on one clock: seconds of its last change, first and last sampled
     /// allocation, and its fit so far.
-    #[derive(Clone, Copy, Default)]
+    #[derive(Clone, Copy)]
     struct Axis {
         last_change: f64,
         first_alloc: f64,

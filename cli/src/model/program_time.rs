@@ -31,7 +31,7 @@ impl ProgramTime {
     /// memory-only mode).
     pub(super) fn finish(mut self) -> ProgramClock {
         if self.samples.iter().all(|&(_, user)| user == 0) {
-            return ProgramClock::default();
+            return ProgramClock::wall();
         }
         self.samples.sort_unstable_by_key(|&(t, _)| t);
         let mut points: Vec<(u64, u64)> = Vec::with_capacity(self.samples.len());
@@ -52,11 +52,18 @@ impl ProgramTime {
 /// one), from (0, 0) to the first, and past the last at the run's mean rate.
 #[derive(Debug, Default)]
 pub struct ProgramClock {
-    /// (time, user time of every sample up to then), strictly increasing in time.
+    /// (time, user time of every sample up to then), strictly increasing in time; none
+    /// for wall time itself.
     points: Vec<(u64, u64)>,
 }
 
 impl ProgramClock {
+    /// Wall time itself, in seconds: the leak rule's other clock.
+    pub fn wall() -> Self {
+        Self::default()
+    }
+
+    /// The clock's seconds at `t_ns` of wall time since the start.
     pub fn seconds(&self, t_ns: u64) -> f64 {
         let Some(&(t_last, c_last)) = self.points.last() else {
             return t_ns as f64 / 1e9;

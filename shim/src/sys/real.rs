@@ -74,9 +74,11 @@ pub fn abort() -> ! {
         unsafe { std::mem::transmute::<usize, Abort>(f)() }
     }
     loop {
-        // SAFETY: plain calls: the default action back, then the signal to this thread.
+        // SAFETY: a zeroed sigaction is SIG_DFL with no flags; the real sigaction (not the
+        // program's view, `api/signal.rs`) puts the default back, then the signal is raised.
         unsafe {
-            libc::signal(libc::SIGABRT, libc::SIG_DFL);
+            let dfl: libc::sigaction = std::mem::zeroed();
+            sigaction(libc::SIGABRT, &dfl, std::ptr::null_mut());
             libc::raise(libc::SIGABRT);
         }
     }
